@@ -1,0 +1,29 @@
+# The two commands the README opens with: `make demo` and `make test`.
+CARGO ?= cargo
+
+.PHONY: demo test tools build docs lint unit e2e bench
+
+demo: tools
+	$(CARGO) build --release --quiet
+	scripts/demo.sh
+
+test: tools lint
+	$(CARGO) test --all-targets --no-fail-fast
+
+# Debian packages, both Terraform versions, the simulator (idempotent).
+tools:
+	scripts/install-tools.sh
+
+build:
+	$(CARGO) build --release
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --quiet -- -D warnings
+
+# Regenerates docs/ from the schema descriptions and examples/.
+docs:
+	UPDATE_DOCS=1 $(CARGO) test --test docs
+
+bench: tools
+	$(CARGO) bench

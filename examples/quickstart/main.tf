@@ -1,0 +1,54 @@
+# Quickstart: the provider reads its vCenter settings from VSPHERE_SERVER, VSPHERE_USER,
+# VSPHERE_PASSWORD and VSPHERE_ALLOW_UNVERIFIED_SSL, like the vSphere provider.
+terraform {
+  required_providers {
+    vsphereipam = { source = "vsphereipam/vsphereipam" }
+  }
+}
+
+provider "vsphereipam" {}
+
+locals {
+  port_groups = ["pg-app", "pg-db", "pg-std-web"]
+}
+
+data "vsphereipam_wire" "wire" {
+  for_each = toset(local.port_groups)
+  name     = each.key
+}
+
+# An IPv4 subnet on the pg-app wire. Addresses VMware Tools reports on the port group, and
+# those of VMs on other port groups inside the range, are found automatically.
+resource "vsphereipam_ipsubnet" "app" {
+  name        = "app"
+  wire_id     = data.vsphereipam_wire.wire["pg-app"].id
+  cidr        = "10.20.0.0/24"
+  start_ip    = "10.20.0.10"
+  end_ip      = "10.20.0.250"
+  gateway     = "10.20.0.1"
+  dns_servers = ["10.20.0.2"]
+}
+
+output "subnet" {
+  value = {
+    id                  = vsphereipam_ipsubnet.app.id
+    cidr                = vsphereipam_ipsubnet.app.cidr
+    range               = "${vsphereipam_ipsubnet.app.start_ip}-${vsphereipam_ipsubnet.app.end_ip}"
+    additional_wire_ids = vsphereipam_ipsubnet.app.additional_wire_ids
+  }
+}
+
+output "wires" {
+  description = "Every wire the quickstart looked up, with what vCenter reports on it."
+  value = {
+    for name, w in data.vsphereipam_wire.wire : name => {
+      id           = w.id
+      type         = w.type
+      vlan_id      = w.vlan_id
+      switch       = w.switch_name
+      hosts        = length(w.host_ids)
+      vm_ips       = w.vm_ips
+      vmkernel_ips = w.vmkernel_ips
+    }
+  }
+}

@@ -1,0 +1,6 @@
+//! The IPAM domain: IPv4 ranges, subnet rules, and address allocation. Pure: no vCenter, no
+//! Terraform, no SQL, so it can be read and tested alone.
+
+pub mod alloc;
+pub mod ranges;
+pub mod subnet;

@@ -1,0 +1,694 @@
+//! An IPv4 subnet definition and every rule the contract sets on it, each broken rule an error
+//! naming the attribute at fault. Rules run on what is known: at plan time some inputs may
+//! still be unknown, and the rules that need them wait for apply.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use ipnet::Ipv4Net;
+
+use super::ranges::{Range, RangeSet};
+
+/// An input as Terraform may give it: unset, not yet known (plan time), or a value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Field<T> {
+    #[default]
+    Null,
+    Unknown,
+    Value(T),
+}
+
+impl<T> Field<T> {
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Field::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, Field::Unknown)
+    }
+}
+
+/// How the next free address is picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Highest free address first (the default: gateways usually sit at the bottom).
+    #[default]
+    StepDown,
+    /// Lowest free address first.
+    StepUp,
+    /// A random free address.
+    Random,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::StepDown => "stepdown",
+            Policy::StepUp => "stepup",
+            Policy::Random => "random",
+        }
+    }
+}
+
+impl FromStr for Policy {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "stepdown" => Ok(Policy::StepDown),
+            "stepup" => Ok(Policy::StepUp),
+            "random" => Ok(Policy::Random),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The subnet's attributes as written in the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct SubnetInput {
+    pub cidr: Field<String>,
+    pub start_ip: Field<String>,
+    pub end_ip: Field<String>,
+    pub gateway: Field<String>,
+    pub dns_servers: Field<Vec<Field<String>>>,
+    pub vlan_id: Field<i64>,
+    pub alloc_policy: Field<String>,
+    pub reserved_ranges: Field<Vec<Field<String>>>,
+}
+
+/// A valid subnet, every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetSpec {
+    pub cidr: Ipv4Net,
+    pub start: Ipv4Addr,
+    pub end: Ipv4Addr,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns_servers: Vec<Ipv4Addr>,
+    pub vlan_id: Option<u16>,
+    pub policy: Policy,
+    pub reserved: Vec<Range>,
+}
+
+impl SubnetSpec {
+    /// `[start_ip, end_ip]`.
+    pub fn allocatable(&self) -> Range {
+        Range::new(self.start, self.end)
+    }
+
+    /// Addresses of the range that are never handed out: reserved ranges and the gateway.
+    pub fn static_exclusions(&self) -> RangeSet {
+        let mut set = RangeSet::from_ranges(self.reserved.iter().copied());
+        if let Some(gw) = self.gateway {
+            if self.allocatable().contains(u32::from(gw)) {
+                set.insert(Range::single(gw));
+            }
+        }
+        set
+    }
+
+    /// Why `ip` can never be handed out by this subnet, if it cannot.
+    pub fn refusal(&self, ip: Ipv4Addr) -> Option<String> {
+        if !self.allocatable().contains(u32::from(ip)) {
+            return Some(format!(
+                "{ip} is outside the allocatable range {}",
+                self.allocatable()
+            ));
+        }
+        if self.gateway == Some(ip) {
+            return Some(format!("{ip} is the subnet's gateway"));
+        }
+        self.reserved
+            .iter()
+            .find(|r| r.contains(u32::from(ip)))
+            .map(|r| format!("{ip} is in the reserved range {r}"))
+    }
+}
+
+/// One broken rule: the attribute (and list index) at fault, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub attribute: &'static str,
+    pub index: Option<usize>,
+    pub summary: String,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            Some(i) => write!(
+                f,
+                "{}[{i}]: {}: {}",
+                self.attribute, self.summary, self.detail
+            ),
+            None => write!(f, "{}: {}: {}", self.attribute, self.summary, self.detail),
+        }
+    }
+}
+
+fn violation(
+    attribute: &'static str,
+    summary: impl Into<String>,
+    detail: impl Into<String>,
+) -> Violation {
+    Violation {
+        attribute,
+        index: None,
+        summary: summary.into(),
+        detail: detail.into(),
+    }
+}
+
+/// Checks every rule whose inputs are known. `Ok(Some(spec))` when everything is known and
+/// valid, `Ok(None)` when valid so far but some input is still unknown.
+pub fn validate(input: &SubnetInput) -> Result<Option<SubnetSpec>, Vec<Violation>> {
+    let mut errors = Vec::new();
+    let cidr = input.cidr.value().and_then(|c| match parse_cidr(c) {
+        Ok(net) => Some(net),
+        Err(v) => {
+            errors.push(v);
+            None
+        }
+    });
+
+    let mut host_address = |attribute: &'static str, field: &Field<String>| -> Option<Ipv4Addr> {
+        let text = field.value()?;
+        let Ok(ip) = Ipv4Addr::from_str(text) else {
+            errors.push(violation(
+                attribute,
+                format!("Invalid {attribute}"),
+                format!("{text:?} is not an IPv4 address."),
+            ));
+            return None;
+        };
+        if let Some(net) = cidr {
+            if !net.contains(&ip) {
+                errors.push(violation(
+                    attribute,
+                    format!("{attribute} outside cidr"),
+                    format!("{ip} is not inside {net}."),
+                ));
+                return None;
+            }
+            if ip == net.network() || ip == net.broadcast() {
+                let which = if ip == net.network() {
+                    "network"
+                } else {
+                    "broadcast"
+                };
+                errors.push(violation(
+                    attribute,
+                    format!("{attribute} is the {which} address"),
+                    format!("{ip} is the {which} address of {net}; use a host address."),
+                ));
+                return None;
+            }
+        }
+        Some(ip)
+    };
+    let start = host_address("start_ip", &input.start_ip);
+    let end = host_address("end_ip", &input.end_ip);
+    let gateway = host_address("gateway", &input.gateway);
+
+    // Unset start/end default to the first and last host address of the network.
+    let start = match input.start_ip {
+        Field::Null => cidr.map(first_host),
+        _ => start,
+    };
+    let end = match input.end_ip {
+        Field::Null => cidr.map(last_host),
+        _ => end,
+    };
+    if let (Some(s), Some(e)) = (start, end) {
+        if s > e {
+            errors.push(violation(
+                "end_ip",
+                "end_ip before start_ip",
+                format!("The range must not be empty: end_ip {e} is lower than start_ip {s}."),
+            ));
+        }
+    }
+
+    let dns_servers = list(
+        "dns_servers",
+        &input.dns_servers,
+        |i, text| {
+            Ipv4Addr::from_str(text).map_err(|_| Violation {
+                index: Some(i),
+                ..violation(
+                    "dns_servers",
+                    "Invalid DNS server",
+                    format!("{text:?} is not an IPv4 address."),
+                )
+            })
+        },
+        &mut errors,
+    );
+
+    let vlan_id = match input.vlan_id.value() {
+        Some(&v) if (1..=4094).contains(&v) => Some(v as u16),
+        Some(&v) => {
+            errors.push(violation(
+                "vlan_id",
+                "Invalid vlan_id",
+                format!("{v} is not a VLAN id; use 1 to 4094."),
+            ));
+            None
+        }
+        None => None,
+    };
+
+    let policy = match input.alloc_policy.value() {
+        None => Policy::default(),
+        Some(p) => p.parse().unwrap_or_else(|_| {
+            errors.push(violation(
+                "alloc_policy",
+                "Invalid alloc_policy",
+                format!(
+                    "{p:?} is not a policy; use \"stepdown\" (default), \"stepup\" or \"random\"."
+                ),
+            ));
+            Policy::default()
+        }),
+    };
+
+    let range = match (start, end) {
+        (Some(s), Some(e)) if s <= e => Some(Range::new(s, e)),
+        _ => None,
+    };
+    let reserved = list(
+        "reserved_ranges",
+        &input.reserved_ranges,
+        |i, text| {
+            let r: Range = text.parse().map_err(|e| Violation {
+                index: Some(i),
+                ..violation(
+                    "reserved_ranges",
+                    "Invalid reserved range",
+                    format!("{e}; write \"a.b.c.d\" or \"a.b.c.d-e.f.g.h\"."),
+                )
+            })?;
+            match range {
+                Some(allocatable) if !allocatable.contains_range(&r) => Err(Violation {
+                    index: Some(i),
+                    ..violation(
+                        "reserved_ranges",
+                        "Reserved range outside the allocatable range",
+                        format!("{r} is not inside [start_ip, end_ip] = {allocatable}."),
+                    )
+                }),
+                _ => Ok(r),
+            }
+        },
+        &mut errors,
+    );
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let (Some(cidr), Some(range), Some(dns_servers), Some(reserved)) =
+        (cidr, range, dns_servers, reserved)
+    else {
+        return Ok(None);
+    };
+    if input.gateway.is_unknown() || input.vlan_id.is_unknown() || input.alloc_policy.is_unknown() {
+        return Ok(None);
+    }
+    Ok(Some(SubnetSpec {
+        cidr,
+        start: range.first(),
+        end: range.last(),
+        gateway,
+        dns_servers,
+        vlan_id,
+        policy,
+        reserved,
+    }))
+}
+
+/// Parses each known element; `None` while the list or an element is unknown.
+fn list<T>(
+    attribute: &'static str,
+    field: &Field<Vec<Field<String>>>,
+    parse: impl Fn(usize, &str) -> Result<T, Violation>,
+    errors: &mut Vec<Violation>,
+) -> Option<Vec<T>> {
+    let items = match field {
+        Field::Null => return Some(Vec::new()),
+        Field::Unknown => return None,
+        Field::Value(items) => items,
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut complete = true;
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            Field::Value(text) => match parse(i, text) {
+                Ok(v) => out.push(v),
+                Err(v) => errors.push(v),
+            },
+            Field::Unknown => complete = false,
+            Field::Null => errors.push(Violation {
+                index: Some(i),
+                ..violation(attribute, "Null list element", "Remove the null element.")
+            }),
+        }
+    }
+    complete.then_some(out)
+}
+
+fn parse_cidr(text: &str) -> Result<Ipv4Net, Violation> {
+    let net = Ipv4Net::from_str(text).map_err(|_| {
+        violation(
+            "cidr",
+            "Invalid cidr",
+            format!("{text:?} is not an IPv4 network such as \"10.20.0.0/24\"."),
+        )
+    })?;
+    if !(8..=30).contains(&net.prefix_len()) {
+        return Err(violation(
+            "cidr",
+            "Unsupported prefix length",
+            format!(
+                "{net} has a /{} prefix; use a prefix from /8 to /30.",
+                net.prefix_len()
+            ),
+        ));
+    }
+    if net.addr() != net.network() {
+        return Err(violation(
+            "cidr",
+            "cidr is not a network address",
+            format!(
+                "Write the network as {}/{} (its network address), not {text}.",
+                net.network(),
+                net.prefix_len()
+            ),
+        ));
+    }
+    Ok(net)
+}
+
+pub fn first_host(net: Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(net.network()) + 1)
+}
+
+pub fn last_host(net: Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(net.broadcast()) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Field<String> {
+        Field::Value(s.to_string())
+    }
+    fn vs(items: &[&str]) -> Field<Vec<Field<String>>> {
+        Field::Value(items.iter().map(|s| v(s)).collect())
+    }
+    fn base() -> SubnetInput {
+        SubnetInput {
+            cidr: v("10.20.0.0/24"),
+            ..Default::default()
+        }
+    }
+    fn spec(input: SubnetInput) -> SubnetSpec {
+        validate(&input).expect("valid").expect("complete")
+    }
+    fn fails(input: SubnetInput) -> Vec<(&'static str, Option<usize>)> {
+        validate(&input)
+            .expect_err("should be invalid")
+            .into_iter()
+            .map(|e| (e.attribute, e.index))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_first_and_last_host() {
+        let s = spec(base());
+        assert_eq!(s.start.to_string(), "10.20.0.1");
+        assert_eq!(s.end.to_string(), "10.20.0.254");
+        assert_eq!(s.policy, Policy::StepDown);
+        assert!(s.reserved.is_empty() && s.dns_servers.is_empty() && s.gateway.is_none());
+    }
+
+    #[test]
+    fn cidr_rules() {
+        for bad in ["10.20.0.0", "10.20.0.0/33", "fe80::/64", "x"] {
+            assert_eq!(
+                fails(SubnetInput {
+                    cidr: v(bad),
+                    ..base()
+                }),
+                [("cidr", None)],
+                "{bad}"
+            );
+        }
+        for (bad, why) in [
+            ("10.0.0.0/7", "/7"),
+            ("10.0.0.0/31", "/31"),
+            ("10.20.0.5/24", "network address"),
+        ] {
+            let err = validate(&SubnetInput {
+                cidr: v(bad),
+                ..base()
+            })
+            .unwrap_err();
+            assert_eq!(err[0].attribute, "cidr");
+            assert!(format!("{}", err[0]).contains(why), "{bad}: {}", err[0]);
+        }
+        let s = spec(SubnetInput {
+            cidr: v("10.0.0.0/8"),
+            ..base()
+        });
+        assert_eq!(s.allocatable().len(), (1 << 24) - 2);
+        let s = spec(SubnetInput {
+            cidr: v("10.0.0.0/30"),
+            ..base()
+        });
+        assert_eq!(
+            (s.start.to_string(), s.end.to_string()),
+            ("10.0.0.1".into(), "10.0.0.2".into())
+        );
+    }
+
+    #[test]
+    fn start_and_end_rules() {
+        assert_eq!(
+            fails(SubnetInput {
+                start_ip: v("10.20.1.5"),
+                ..base()
+            }),
+            [("start_ip", None)]
+        );
+        assert_eq!(
+            fails(SubnetInput {
+                start_ip: v("10.20.0.0"),
+                ..base()
+            }),
+            [("start_ip", None)]
+        );
+        assert_eq!(
+            fails(SubnetInput {
+                end_ip: v("10.20.0.255"),
+                ..base()
+            }),
+            [("end_ip", None)]
+        );
+        assert_eq!(
+            fails(SubnetInput {
+                end_ip: v("nope"),
+                ..base()
+            }),
+            [("end_ip", None)]
+        );
+        assert_eq!(
+            fails(SubnetInput {
+                start_ip: v("10.20.0.50"),
+                end_ip: v("10.20.0.40"),
+                ..base()
+            }),
+            [("end_ip", None)]
+        );
+        let s = spec(SubnetInput {
+            start_ip: v("10.20.0.40"),
+            end_ip: v("10.20.0.40"),
+            ..base()
+        });
+        assert_eq!(s.allocatable().len(), 1);
+    }
+
+    #[test]
+    fn gateway_rules() {
+        assert_eq!(
+            fails(SubnetInput {
+                gateway: v("10.21.0.1"),
+                ..base()
+            }),
+            [("gateway", None)]
+        );
+        assert_eq!(
+            fails(SubnetInput {
+                gateway: v("10.20.0.255"),
+                ..base()
+            }),
+            [("gateway", None)]
+        );
+        assert_eq!(
+            fails(SubnetInput {
+                gateway: v("10.20.0.0"),
+                ..base()
+            }),
+            [("gateway", None)]
+        );
+        // Inside the range: reserved automatically.
+        let s = spec(SubnetInput {
+            gateway: v("10.20.0.1"),
+            ..base()
+        });
+        assert!(s
+            .static_exclusions()
+            .contains(u32::from(Ipv4Addr::new(10, 20, 0, 1))));
+        assert!(s
+            .refusal(Ipv4Addr::new(10, 20, 0, 1))
+            .unwrap()
+            .contains("gateway"));
+        // Outside the range (but inside cidr): allowed and not an exclusion.
+        let s = spec(SubnetInput {
+            gateway: v("10.20.0.1"),
+            start_ip: v("10.20.0.10"),
+            ..base()
+        });
+        assert!(s.static_exclusions().is_empty());
+    }
+
+    #[test]
+    fn reserved_range_rules() {
+        let s = spec(SubnetInput {
+            start_ip: v("10.20.0.10"),
+            end_ip: v("10.20.0.250"),
+            reserved_ranges: vs(&[
+                "10.20.0.100-10.20.0.119",
+                "10.20.0.200",
+                "10.20.0.10",
+                "10.20.0.250",
+            ]),
+            ..base()
+        });
+        assert_eq!(s.static_exclusions().count_within(s.allocatable()), 23);
+        assert!(s
+            .refusal(Ipv4Addr::new(10, 20, 0, 105))
+            .unwrap()
+            .contains("reserved"));
+        assert_eq!(s.refusal(Ipv4Addr::new(10, 20, 0, 99)), None);
+        assert!(s
+            .refusal(Ipv4Addr::new(10, 20, 0, 9))
+            .unwrap()
+            .contains("outside"));
+        assert_eq!(
+            fails(SubnetInput {
+                start_ip: v("10.20.0.10"),
+                reserved_ranges: vs(&[
+                    "10.20.0.20",
+                    "10.20.0.5-10.20.0.12",
+                    "10.20.0.9-10.20.0.1",
+                    "bad"
+                ]),
+                ..base()
+            }),
+            [
+                ("reserved_ranges", Some(1)),
+                ("reserved_ranges", Some(2)),
+                ("reserved_ranges", Some(3))
+            ]
+        );
+    }
+
+    #[test]
+    fn other_attribute_rules() {
+        assert_eq!(
+            fails(SubnetInput {
+                vlan_id: Field::Value(0),
+                ..base()
+            }),
+            [("vlan_id", None)]
+        );
+        assert_eq!(
+            fails(SubnetInput {
+                vlan_id: Field::Value(4095),
+                ..base()
+            }),
+            [("vlan_id", None)]
+        );
+        assert_eq!(
+            spec(SubnetInput {
+                vlan_id: Field::Value(4094),
+                ..base()
+            })
+            .vlan_id,
+            Some(4094)
+        );
+        assert_eq!(
+            fails(SubnetInput {
+                alloc_policy: v("first"),
+                ..base()
+            }),
+            [("alloc_policy", None)]
+        );
+        assert_eq!(
+            spec(SubnetInput {
+                alloc_policy: v("random"),
+                ..base()
+            })
+            .policy,
+            Policy::Random
+        );
+        assert_eq!(
+            fails(SubnetInput {
+                dns_servers: vs(&["10.0.0.2", "dns.example"]),
+                ..base()
+            }),
+            [("dns_servers", Some(1))]
+        );
+    }
+
+    #[test]
+    fn unknown_inputs_defer_the_rules_that_need_them() {
+        // cidr unknown: nothing can be checked against it, and the spec is incomplete.
+        let input = SubnetInput {
+            cidr: Field::Unknown,
+            start_ip: v("10.20.0.5"),
+            ..base()
+        };
+        assert_eq!(validate(&input), Ok(None));
+        // Known parts are still checked.
+        let input = SubnetInput {
+            cidr: Field::Unknown,
+            vlan_id: Field::Value(9999),
+            ..base()
+        };
+        assert_eq!(fails(input), [("vlan_id", None)]);
+        let input = SubnetInput {
+            reserved_ranges: Field::Value(vec![Field::Unknown]),
+            ..base()
+        };
+        assert_eq!(validate(&input), Ok(None));
+    }
+
+    #[test]
+    fn several_broken_rules_are_all_reported() {
+        let errs = fails(SubnetInput {
+            start_ip: v("10.99.0.1"),
+            gateway: v("x"),
+            vlan_id: Field::Value(-1),
+            ..base()
+        });
+        assert_eq!(
+            errs,
+            [("start_ip", None), ("gateway", None), ("vlan_id", None)]
+        );
+    }
+}

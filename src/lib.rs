@@ -1,0 +1,8 @@
+//! terraform-provider-vsphereipam: IP address management for VMware vSphere, as a Terraform
+//! provider. See ARCHITECTURE.md for the map of the layers below.
+
+pub mod ipam;
+pub mod logging;
+pub mod provider;
+pub mod store;
+pub mod vsphere;

@@ -1,0 +1,202 @@
+//! Terraform Registry docs rendered from the schema, the way tfplugindocs does it for Go
+//! providers: descriptions come from the schema only, examples from `examples/`.
+//! `make docs` writes them; `tests/docs.rs` fails when `docs/` is stale.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use tf_provider::schema::{
+    Attribute, AttributeConstraint, AttributeType, Block, NestedBlock, Schema,
+};
+use tf_provider::{Diagnostics, Provider};
+
+use super::{VsphereIpamProvider, PROVIDER_NAME};
+
+/// Every docs page: path relative to the repository root, and its content.
+pub fn render_all(repo: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let provider = VsphereIpamProvider::default();
+    let mut diags = Diagnostics::default();
+    let mut pages = Vec::new();
+
+    let schema = provider
+        .schema(&mut diags)
+        .ok_or_else(|| anyhow::anyhow!("no provider schema"))?;
+    pages.push((PathBuf::from("docs/index.md"), index_page(repo, &schema)?));
+
+    let data_sources: BTreeMap<_, _> = provider
+        .get_data_sources(&mut diags)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for (name, ds) in data_sources {
+        let schema = ds
+            .schema(&mut diags)
+            .ok_or_else(|| anyhow::anyhow!("no schema for {name}"))?;
+        let page = type_page(repo, &name, "Data Source", &schema)?;
+        pages.push((PathBuf::from(format!("docs/data-sources/{name}.md")), page));
+    }
+    let resources: BTreeMap<_, _> = provider
+        .get_resources(&mut diags)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for (name, res) in resources {
+        let schema = res
+            .schema(&mut diags)
+            .ok_or_else(|| anyhow::anyhow!("no schema for {name}"))?;
+        let page = type_page(repo, &name, "Resource", &schema)?;
+        pages.push((PathBuf::from(format!("docs/resources/{name}.md")), page));
+    }
+    Ok(pages)
+}
+
+fn read_example(repo: &Path, rel: &str) -> anyhow::Result<Option<String>> {
+    let path = repo.join(rel);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(Some(s.trim_end().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+    }
+}
+
+fn first_sentence(text: &str) -> String {
+    text.split(". ")
+        .next()
+        .unwrap_or(text)
+        .trim_end_matches('.')
+        .to_string()
+        + "."
+}
+
+fn index_page(repo: &Path, schema: &Schema) -> anyhow::Result<String> {
+    let desc = schema.block.description.content.clone();
+    let mut out = format!(
+        "---\npage_title: \"{PROVIDER_NAME} Provider\"\ndescription: |-\n  {}\n---\n\n# {PROVIDER_NAME} Provider\n\n{desc}\n\n",
+        first_sentence(&desc)
+    );
+    if let Some(example) = read_example(repo, "examples/provider/provider.tf")? {
+        write!(out, "## Example Usage\n\n```terraform\n{example}\n```\n\n")?;
+    }
+    out.push_str("<!-- generated from the provider schema by `make docs`; do not edit -->\n");
+    render_block(&mut out, &schema.block, None);
+    Ok(out)
+}
+
+fn type_page(repo: &Path, short: &str, kind: &str, schema: &Schema) -> anyhow::Result<String> {
+    let full = format!("{PROVIDER_NAME}_{short}");
+    let desc = schema.block.description.content.clone();
+    let mut out = format!(
+        "---\npage_title: \"{full} {kind} - {PROVIDER_NAME}\"\nsubcategory: \"\"\ndescription: |-\n  {}\n---\n\n# {full} ({kind})\n\n{desc}\n\n",
+        first_sentence(&desc)
+    );
+    let dir = if kind == "Resource" {
+        "resources"
+    } else {
+        "data-sources"
+    };
+    let file = if kind == "Resource" {
+        "resource.tf"
+    } else {
+        "data-source.tf"
+    };
+    if let Some(example) = read_example(repo, &format!("examples/{dir}/{full}/{file}"))? {
+        write!(out, "## Example Usage\n\n```terraform\n{example}\n```\n\n")?;
+    }
+    out.push_str("<!-- generated from the provider schema by `make docs`; do not edit -->\n");
+    render_block(&mut out, &schema.block, None);
+    if let Some(import) = read_example(repo, &format!("examples/{dir}/{full}/import.sh"))? {
+        write!(out, "\n## Import\n\nImport is supported using the following syntax:\n\n```shell\n{import}\n```\n")?;
+    }
+    Ok(out)
+}
+
+fn render_block(out: &mut String, block: &Block, nested_name: Option<&str>) {
+    match nested_name {
+        None => out.push_str("## Schema\n"),
+        Some(name) => {
+            let _ = write!(
+                out,
+                "\n<a id=\"nestedblock--{name}\"></a>\n### Nested Schema for `{name}`\n"
+            );
+        }
+    }
+    let sorted: BTreeMap<_, _> = block.attributes.iter().collect();
+    let blocks: BTreeMap<_, _> = block.blocks.iter().collect();
+    let sections = [
+        ("Required", AttributeConstraint::Required),
+        ("Optional", AttributeConstraint::Optional),
+        ("Read-Only", AttributeConstraint::Computed),
+    ];
+    for (title, constraint) in sections {
+        let mut lines: Vec<String> = sorted
+            .iter()
+            .filter(|(_, a)| section_of(a) == constraint)
+            .map(|(name, a)| attribute_line(name, a))
+            .collect();
+        if constraint == AttributeConstraint::Optional {
+            lines.extend(blocks.iter().map(|(name, b)| block_line(name, b)));
+            lines.sort();
+        }
+        if !lines.is_empty() {
+            let _ = write!(out, "\n### {title}\n\n{}\n", lines.join("\n"));
+        }
+    }
+    for (name, nested) in blocks {
+        render_block(out, nested_block(nested), Some(name));
+    }
+}
+
+/// Optional+computed attributes are inputs: the docs list them as Optional.
+fn section_of(a: &Attribute) -> AttributeConstraint {
+    match a.constraint {
+        AttributeConstraint::OptionalComputed => AttributeConstraint::Optional,
+        ref c => c.clone(),
+    }
+}
+
+fn attribute_line(name: &str, a: &Attribute) -> String {
+    let sensitive = if a.sensitive { ", Sensitive" } else { "" };
+    format!(
+        "- `{name}` ({}{sensitive}) {}",
+        type_name(&a.attr_type),
+        a.description.content
+    )
+}
+
+fn nested_block(b: &NestedBlock) -> &Block {
+    match b {
+        NestedBlock::Single(b)
+        | NestedBlock::List(b)
+        | NestedBlock::Set(b)
+        | NestedBlock::Map(b)
+        | NestedBlock::Group(b)
+        | NestedBlock::Optional(b) => b,
+    }
+}
+
+fn block_line(name: &str, b: &NestedBlock) -> String {
+    let kind = match b {
+        NestedBlock::List(_) => "Block List",
+        NestedBlock::Set(_) => "Block Set",
+        NestedBlock::Map(_) => "Block Map",
+        _ => "Block",
+    };
+    format!(
+        "- `{name}` ({kind}) {} (see [below for nested schema](#nestedblock--{name}))",
+        nested_block(b).description.content
+    )
+}
+
+fn type_name(t: &AttributeType) -> String {
+    match t {
+        AttributeType::String => "String".into(),
+        AttributeType::Number => "Number".into(),
+        AttributeType::Bool => "Boolean".into(),
+        AttributeType::List(inner) => format!("List of {}", type_name(inner)),
+        AttributeType::Set(inner) => format!("Set of {}", type_name(inner)),
+        AttributeType::Map(inner) => format!("Map of {}", type_name(inner)),
+        AttributeType::Any => "Dynamic".into(),
+        _ => "Object".into(),
+    }
+}

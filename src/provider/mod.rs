@@ -1,0 +1,276 @@
+//! The Terraform edge: the provider block, its resources and data sources, one file each with
+//! its schema next to its CRUD. tf-provider types stay in this module; everything below it
+//! (`vsphere`, later `ipam` and `store`) is plain Rust.
+
+pub mod additional_wire;
+pub mod config;
+pub mod docs;
+pub mod ipsubnet;
+mod schema;
+mod values;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::{AttributeType, Block, Description, Schema};
+use tf_provider::value::{ValueBool, ValueEmpty, ValueString};
+use tf_provider::{map, AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
+
+use crate::store::Store;
+use crate::vsphere::cache::InventoryCache;
+use crate::vsphere::client::{self, ConnectError};
+use crate::vsphere::model::Inventory;
+use config::{RawSettings, Settings};
+use schema::optional;
+use values::known;
+
+pub const PROVIDER_NAME: &str = "vsphereipam";
+
+/// What a configured provider holds: the vCenter connection, its inventory snapshot, and the
+/// IPAM store.
+pub struct Session {
+    pub settings: Settings,
+    pub inventory: InventoryCache,
+    pub store: Store,
+}
+
+impl Session {
+    /// The inventory snapshot, or an error diagnostic when vCenter cannot deliver it.
+    pub async fn inventory_or_diag(&self, diags: &mut Diagnostics) -> Option<Arc<Inventory>> {
+        match self.inventory.get().await {
+            Ok(i) => Some(i),
+            Err(e) => {
+                diags.root_error(
+                    "Cannot load the vCenter inventory",
+                    format!("{e:#}. Retry; if it persists, check the vCenter service health."),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Filled by `configure`, read by every resource and data source.
+#[derive(Default)]
+pub struct Shared {
+    session: RwLock<Option<Arc<Session>>>,
+}
+
+impl Shared {
+    /// The configured session, or an error diagnostic when `configure` did not succeed.
+    pub fn session(&self, diags: &mut Diagnostics) -> Option<Arc<Session>> {
+        let session = self.session.read().ok().and_then(|s| s.clone());
+        if session.is_none() {
+            diags.root_error(
+                "Provider not configured",
+                "The vsphereipam provider has no vCenter session; see the earlier configuration error.",
+            );
+        }
+        session
+    }
+}
+
+#[derive(Default, Clone)]
+pub struct VsphereIpamProvider {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ProviderConfig<'a> {
+    pub vsphere_server: ValueString<'a>,
+    pub user: ValueString<'a>,
+    pub password: ValueString<'a>,
+    pub allow_unverified_ssl: ValueBool,
+    pub api_transport: ValueString<'a>,
+    pub store: ValueString<'a>,
+}
+
+pub(crate) fn provider_schema() -> Schema {
+    Schema {
+        version: 1,
+        block: Block {
+            version: 1,
+            description: Description::markdown(
+                "IP address management for VMware vSphere: port groups become wires, IPv4 subnets \
+                 live on wires in an IPAM store, and VMs get free addresses on hosts that reach them.",
+            ),
+            attributes: map! {
+                "vsphere_server" => optional(AttributeType::String,
+                    "vCenter server name, optionally with `:port` and an `https://` prefix. \
+                     Environment: `VSPHERE_SERVER`."),
+                "user" => optional(AttributeType::String,
+                    "vCenter user name. Environment: `VSPHERE_USER`."),
+                "password" => tf_provider::schema::Attribute {
+                    sensitive: true,
+                    ..optional(AttributeType::String,
+                        "vCenter password. Environment: `VSPHERE_PASSWORD`. Never logged.")
+                },
+                "allow_unverified_ssl" => optional(AttributeType::Bool,
+                    "Accept a vCenter certificate that is not trusted by this machine. The \
+                     certificate is verified unless this is `true`. Environment: \
+                     `VSPHERE_ALLOW_UNVERIFIED_SSL`."),
+                "api_transport" => optional(AttributeType::String,
+                    "`auto` (default: VI/JSON on vCenter 8.0U1 and later, SOAP elsewhere), \
+                     `soap` or `json`."),
+                "store" => optional(AttributeType::String,
+                    "IPAM store URL: `sqlite:///path/ipam.db` (embedded, the default is a per-user \
+                     file) or `postgres://user@host/db` for a store shared by many machines. \
+                     Environment: `VSPHEREIPAM_STORE`.")
+            },
+            ..Default::default()
+        },
+    }
+}
+
+#[async_trait]
+impl Provider for VsphereIpamProvider {
+    type Config<'a> = ProviderConfig<'a>;
+    type MetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(provider_schema())
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::Config<'a>) -> Option<()> {
+        if let Some(t) = known(&config.api_transport) {
+            if client::Transport::parse(&t).is_none() {
+                diags.error(
+                    format!("Invalid api_transport {t:?}"),
+                    "api_transport must be \"auto\", \"soap\" or \"json\".",
+                    AttributePath::new("api_transport"),
+                );
+            }
+        }
+        Some(())
+    }
+
+    async fn configure<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        terraform_version: String,
+        config: Self::Config<'a>,
+    ) -> Option<()> {
+        let raw = RawSettings {
+            vsphere_server: known(&config.vsphere_server),
+            user: known(&config.user),
+            password: known(&config.password),
+            allow_unverified_ssl: config.allow_unverified_ssl.as_option(),
+            api_transport: known(&config.api_transport),
+            store: known(&config.store),
+        };
+        let settings = match config::resolve(raw, |name| std::env::var(name).ok()) {
+            Ok(s) => s,
+            Err(errors) => {
+                for e in errors {
+                    diags.error(e.summary, e.detail, AttributePath::new(e.attribute));
+                }
+                return None;
+            }
+        };
+        tracing::info!(
+            terraform_version,
+            server = %settings.connect.server,
+            user = %settings.connect.user,
+            "configuring provider"
+        );
+        // Both are checked, so one run reports every setting to fix.
+        let store_url = settings.store.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&store_url)).await;
+        let client = client::connect(&settings.connect).await;
+        let store = match store {
+            Ok(Ok(store)) => Some(store),
+            Ok(Err(e)) => {
+                diags.error(
+                    "Cannot open the IPAM store",
+                    format!(
+                        "{e}. Check `store` (VSPHEREIPAM_STORE): {}.",
+                        crate::logging::redact_url(&settings.store)
+                    ),
+                    AttributePath::new("store"),
+                );
+                None
+            }
+            Err(e) => {
+                diags.root_error("Cannot open the IPAM store", e.to_string());
+                None
+            }
+        };
+        let client = match client {
+            Ok(c) => Some(c),
+            Err(e) => {
+                connect_error(diags, &settings, e);
+                None
+            }
+        };
+        let (Some(store), Some(client)) = (store, client) else {
+            return None;
+        };
+        tracing::info!(store = %store.describe(), "provider configured");
+        let session = Arc::new(Session {
+            settings,
+            inventory: InventoryCache::new(client),
+            store,
+        });
+        if let Ok(mut slot) = self.shared.session.write() {
+            *slot = Some(session);
+        }
+        Some(())
+    }
+
+    fn get_resources(
+        &self,
+        _diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
+        Some(map! {
+            "ipsubnet" => ipsubnet::IpSubnetResource::new(self.shared.clone()),
+            "subnet_additional_wire" => additional_wire::AdditionalWireResource::new(self.shared.clone()),
+        })
+    }
+
+    fn get_data_sources(
+        &self,
+        _diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
+        Some(map! {
+            "wire" => wire::WireDataSource::new(self.shared.clone()),
+        })
+    }
+}
+
+/// One diagnostic per connection failure, on the setting the user has to change.
+fn connect_error(diags: &mut Diagnostics, settings: &Settings, error: ConnectError) {
+    let server = &settings.connect.server;
+    let (attribute, summary, detail) = match &error {
+        ConnectError::Unreachable { reason, .. } => (
+            "vsphere_server",
+            format!("Cannot reach vCenter server {server:?}"),
+            format!(
+                "{reason}. Check `vsphere_server` (VSPHERE_SERVER): the host name, the port, and \
+                 that this machine can reach it over HTTPS."
+            ),
+        ),
+        ConnectError::UntrustedCertificate { reason, .. } => (
+            "allow_unverified_ssl",
+            format!("The TLS certificate of vCenter server {server:?} is not trusted"),
+            format!(
+                "{reason}. Install a certificate signed by a CA this machine trusts, or for a lab \
+                 set `allow_unverified_ssl = true` (VSPHERE_ALLOW_UNVERIFIED_SSL=true)."
+            ),
+        ),
+        ConnectError::InvalidLogin { user } => (
+            "password",
+            format!("vCenter rejected the login of user {user:?}"),
+            "Check `user` (VSPHERE_USER) and `password` (VSPHERE_PASSWORD).".to_string(),
+        ),
+        ConnectError::Other(reason) => (
+            "vsphere_server",
+            format!("Cannot connect to vCenter server {server:?}"),
+            format!("{reason}. Check `vsphere_server` and `api_transport`."),
+        ),
+    };
+    tracing::warn!(%server, "{summary}");
+    diags.error(summary, detail, AttributePath::new(attribute));
+}

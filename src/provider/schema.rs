@@ -1,0 +1,34 @@
+//! Short constructors for schema attributes. Descriptions are Markdown and are the single
+//! source of the Registry docs (`src/provider/docs.rs` renders them).
+
+use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Description};
+
+fn attribute(constraint: AttributeConstraint, attr_type: AttributeType, doc: &str) -> Attribute {
+    Attribute {
+        attr_type,
+        description: Description::markdown(doc),
+        constraint,
+        sensitive: false,
+        deprecated: false,
+    }
+}
+
+pub fn required(attr_type: AttributeType, doc: &str) -> Attribute {
+    attribute(AttributeConstraint::Required, attr_type, doc)
+}
+
+pub fn optional(attr_type: AttributeType, doc: &str) -> Attribute {
+    attribute(AttributeConstraint::Optional, attr_type, doc)
+}
+
+pub fn computed(attr_type: AttributeType, doc: &str) -> Attribute {
+    attribute(AttributeConstraint::Computed, attr_type, doc)
+}
+
+pub fn optional_computed(attr_type: AttributeType, doc: &str) -> Attribute {
+    attribute(AttributeConstraint::OptionalComputed, attr_type, doc)
+}
+
+pub fn string_list() -> AttributeType {
+    AttributeType::List(Box::new(AttributeType::String))
+}

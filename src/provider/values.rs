@@ -1,0 +1,78 @@
+//! Conversions between Terraform values and plain Rust, and diagnostics for domain errors.
+
+use std::borrow::Cow;
+
+use tf_provider::value::{Value, ValueList, ValueNumber, ValueString};
+use tf_provider::{AttributePath, Diagnostics};
+
+use crate::ipam::subnet::{Field, Violation};
+use crate::store::StoreError;
+
+pub fn field_str(v: &ValueString<'_>) -> Field<String> {
+    match v {
+        Value::Value(s) => Field::Value(s.to_string()),
+        Value::Null => Field::Null,
+        Value::Unknown => Field::Unknown,
+    }
+}
+
+pub fn field_num(v: &ValueNumber) -> Field<i64> {
+    match v {
+        Value::Value(n) => Field::Value(*n),
+        Value::Null => Field::Null,
+        Value::Unknown => Field::Unknown,
+    }
+}
+
+pub fn field_list(v: &ValueList<ValueString<'_>>) -> Field<Vec<Field<String>>> {
+    match v {
+        Value::Value(items) => Field::Value(items.iter().map(field_str).collect()),
+        Value::Null => Field::Null,
+        Value::Unknown => Field::Unknown,
+    }
+}
+
+pub fn string<'a>(s: impl Into<String>) -> ValueString<'a> {
+    Value::Value(Cow::Owned(s.into()))
+}
+
+pub fn opt_string<'a, T: ToString>(s: Option<T>) -> ValueString<'a> {
+    s.map(|s| Cow::Owned(s.to_string())).into()
+}
+
+pub fn strings<'a, T: ToString>(items: impl IntoIterator<Item = T>) -> ValueList<ValueString<'a>> {
+    Value::Value(items.into_iter().map(|i| string(i.to_string())).collect())
+}
+
+pub fn known(v: &ValueString<'_>) -> Option<String> {
+    v.as_ref_option().map(|s| s.to_string())
+}
+
+pub fn violation(diags: &mut Diagnostics, v: &Violation) {
+    let mut path = AttributePath::new(v.attribute);
+    if let Some(i) = v.index {
+        path = path.index(i as i64);
+    }
+    diags.error(v.summary.clone(), v.detail.clone(), path);
+}
+
+/// A store failure as a diagnostic on `attribute` (or the whole resource when `None`).
+pub fn store_error(diags: &mut Diagnostics, e: &StoreError, attribute: Option<&'static str>) {
+    let (summary, detail) = match e {
+        StoreError::Overlap { .. } => ("Subnet range overlaps another subnet", format!("{e}. Choose a range that no other subnet of this vCenter uses.")),
+        StoreError::InUse { .. } => ("Subnet still in use", format!("The {e}. Destroy or change those resources first.")),
+        StoreError::InTheWay { .. } => ("Held addresses would leave the range", format!("The {e}. Release them first or keep them allocatable.")),
+        StoreError::AddressTaken { .. } => ("Address already taken", format!("{e}.")),
+        StoreError::SubnetFull { .. } => ("Subnet full", format!("The {e}.")),
+        StoreError::NotFound(_) => ("Not found in the IPAM store", format!("{e}.")),
+        StoreError::Refused(_) => ("Refused by the IPAM", format!("{e}.")),
+        StoreError::Unavailable(_) | StoreError::Corrupt(_) => (
+            "IPAM store error",
+            format!("{e}. Check the provider's `store` setting and that the database is reachable; nothing was changed."),
+        ),
+    };
+    match attribute {
+        Some(a) => diags.error(summary, detail, AttributePath::new(a)),
+        None => diags.root_error(summary, detail),
+    }
+}

@@ -1,0 +1,220 @@
+//! The IPAM store: subnets, their wires, and address records, behind one interface whatever
+//! the database. A backend ([`sqlite`], later PostgreSQL) only implements the primitive queries
+//! of [`Tx`] inside a transaction; the IPAM rules that combine them live once, in [`ops`].
+
+pub mod ops;
+pub mod sqlite;
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::ipam::ranges::Range;
+use crate::ipam::subnet::SubnetSpec;
+
+/// A subnet as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetRecord {
+    pub id: String,
+    /// Instance UUID of the vCenter the subnet's wires belong to.
+    pub vcenter: String,
+    pub name: String,
+    pub wire_id: String,
+    pub domain: Option<String>,
+    pub spec: SubnetSpec,
+}
+
+/// Another wire whose VMs may take addresses from a subnet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireLink {
+    pub wire_id: String,
+    /// Found on create: VMs on the wire reported addresses inside the range.
+    pub detected: bool,
+    /// Attached by a `vsphereipam_subnet_additional_wire` resource.
+    pub attached: bool,
+}
+
+/// Who holds an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OwnerKind {
+    /// A `vsphereipam_vm` resource (owner id: VM UUID).
+    Vm,
+    /// A `vsphereipam_vm_nic_fix` resource (owner id: VM UUID).
+    NicFix,
+    /// Reported in use by VMware Tools; no resource owns it.
+    Observed,
+    /// Taken directly through the store API (tests, admin commands).
+    Manual,
+}
+
+impl OwnerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerKind::Vm => "vsphereipam_vm",
+            OwnerKind::NicFix => "vsphereipam_vm_nic_fix",
+            OwnerKind::Observed => "observed",
+            OwnerKind::Manual => "manual",
+        }
+    }
+}
+
+impl FromStr for OwnerKind {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "vsphereipam_vm" => Ok(OwnerKind::Vm),
+            "vsphereipam_vm_nic_fix" => Ok(OwnerKind::NicFix),
+            "observed" => Ok(OwnerKind::Observed),
+            "manual" => Ok(OwnerKind::Manual),
+            other => Err(StoreError::Corrupt(format!("unknown owner kind {other:?}"))),
+        }
+    }
+}
+
+/// One held address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressRecord {
+    pub subnet_id: String,
+    pub ip: Ipv4Addr,
+    pub owner_kind: OwnerKind,
+    pub owner_id: String,
+    pub vm_uuid: Option<String>,
+    pub mac: Option<String>,
+    pub wire_id: Option<String>,
+    /// Taken by an operation that has not finished yet (see ARCHITECTURE.md).
+    pub pending: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl AddressRecord {
+    /// "vsphereipam_vm 4213a6f2-... (00:50:56:aa:bb:cc)" for diagnostics.
+    pub fn holder(&self) -> String {
+        let mut s = format!("{} {}", self.owner_kind.as_str(), self.owner_id);
+        if let Some(mac) = &self.mac {
+            s.push_str(&format!(" (MAC {mac})"));
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("the allocatable range {range} overlaps subnet {other_name:?} ({other_id}), range {other_range}")]
+    Overlap {
+        range: String,
+        other_id: String,
+        other_name: String,
+        other_range: String,
+    },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{ip} is already held by {holder}")]
+    AddressTaken { ip: Ipv4Addr, holder: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error("subnet {name:?} ({id}) has no free address left in {range}")]
+    SubnetFull {
+        id: String,
+        name: String,
+        range: String,
+    },
+    #[error("subnet still holds addresses owned by: {}", owners.join(", "))]
+    InUse { owners: Vec<String> },
+    #[error("addresses held in the subnet would no longer be allocatable: {}", addresses.join(", "))]
+    InTheWay { addresses: Vec<String> },
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the store holds unexpected data: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The primitive queries a backend offers inside one transaction.
+pub trait Tx {
+    fn subnets(&mut self, vcenter: Option<&str>) -> Result<Vec<SubnetRecord>>;
+    fn subnet(&mut self, id: &str) -> Result<Option<SubnetRecord>>;
+    /// Serializes allocations in one subnet against other processes until the transaction ends.
+    fn lock_subnet(&mut self, id: &str) -> Result<()>;
+    fn put_subnet(&mut self, subnet: &SubnetRecord) -> Result<()>;
+    /// Removes the subnet with its wire links, addresses and runs.
+    fn delete_subnet(&mut self, id: &str) -> Result<()>;
+    fn wire_links(&mut self, subnet_id: &str) -> Result<Vec<WireLink>>;
+    fn put_wire_link(&mut self, subnet_id: &str, link: &WireLink) -> Result<()>;
+    fn delete_wire_link(&mut self, subnet_id: &str, wire_id: &str) -> Result<()>;
+    fn addresses(&mut self, subnet_id: &str) -> Result<Vec<AddressRecord>>;
+    fn address(&mut self, subnet_id: &str, ip: Ipv4Addr) -> Result<Option<AddressRecord>>;
+    fn addresses_of_owner(&mut self, kind: OwnerKind, owner_id: &str)
+        -> Result<Vec<AddressRecord>>;
+    fn insert_address(&mut self, record: &AddressRecord) -> Result<()>;
+    fn delete_address(&mut self, subnet_id: &str, ip: Ipv4Addr) -> Result<()>;
+    /// The maximal run of consecutive held addresses that contains `ip`.
+    fn run_covering(&mut self, subnet_id: &str, ip: u32) -> Result<Option<Range>>;
+    fn insert_run(&mut self, subnet_id: &str, run: Range) -> Result<()>;
+    fn delete_run(&mut self, subnet_id: &str, start: u32) -> Result<()>;
+}
+
+/// A database that runs closures in transactions: committed when the closure returns `Ok`,
+/// rolled back otherwise.
+pub trait Backend: Send + Sync {
+    fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    /// What the store is, without credentials, for logs.
+    fn describe(&self) -> String;
+}
+
+/// Cheap to clone; every IPAM operation of the provider goes through it.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Store({})", self.backend.describe())
+    }
+}
+
+impl Store {
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        Self { backend }
+    }
+
+    /// Opens the store a URL names (`sqlite://<path>`), creating and migrating it as needed.
+    pub fn open(url: &str) -> Result<Store> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return Ok(Store::new(Arc::new(sqlite::SqliteBackend::open(path)?)));
+        }
+        Err(StoreError::Unavailable(format!(
+            "unsupported store URL {:?}: use sqlite://<path>",
+            crate::logging::redact_url(url)
+        )))
+    }
+
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// Runs `f` in one transaction (blocking).
+    pub fn transaction<R>(&self, mut f: impl FnMut(&mut dyn Tx) -> Result<R>) -> Result<R> {
+        let mut out = None;
+        self.backend.with_tx(&mut |tx| {
+            out = Some(f(tx)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| StoreError::Unavailable("transaction produced no result".into()))
+    }
+
+    /// Runs store work on a blocking thread, so a lock wait never stalls the async runtime
+    /// that serves Terraform.
+    pub async fn blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+}

@@ -1,0 +1,406 @@
+//! The IPAM operations, written once over the [`Tx`] primitives so every backend behaves the
+//! same. Each public function is one transaction: it checks and writes together, so no two
+//! callers, in one process or many, can hand out the same address.
+
+use std::net::Ipv4Addr;
+
+use rand::Rng;
+
+use super::{AddressRecord, OwnerKind, Result, Store, StoreError, SubnetRecord, Tx, WireLink};
+use crate::ipam::alloc::{self, Held};
+use crate::ipam::ranges::{Range, RangeSet};
+
+/// What an allocation asks for.
+#[derive(Debug, Clone)]
+pub struct AllocRequest {
+    pub subnet_id: String,
+    /// A specific address, or `None` for the next free one under the subnet's policy.
+    pub ip: Option<Ipv4Addr>,
+    pub owner_kind: OwnerKind,
+    pub owner_id: String,
+    pub vm_uuid: Option<String>,
+    pub mac: Option<String>,
+    pub wire_id: Option<String>,
+    pub pending: bool,
+}
+
+/// A subnet with its wire links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetView {
+    pub subnet: SubnetRecord,
+    pub links: Vec<WireLink>,
+}
+
+impl SubnetView {
+    /// Sorted additional wires: attached or detected.
+    pub fn additional_wire_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.links.iter().map(|l| l.wire_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Held runs of one subnet as the allocator sees them.
+struct TxHeld<'t> {
+    tx: &'t mut dyn Tx,
+    subnet_id: &'t str,
+}
+
+impl Held for TxHeld<'_> {
+    type Error = StoreError;
+    fn covering(&mut self, ip: u32) -> Result<Option<Range>> {
+        self.tx.run_covering(self.subnet_id, ip)
+    }
+}
+
+/// Marks `ip` held, merging it with the runs on either side.
+fn hold(tx: &mut dyn Tx, subnet_id: &str, ip: u32) -> Result<()> {
+    let mut run = Range { start: ip, end: ip };
+    if let Some(left) = ip
+        .checked_sub(1)
+        .map(|p| tx.run_covering(subnet_id, p))
+        .transpose()?
+        .flatten()
+    {
+        tx.delete_run(subnet_id, left.start)?;
+        run.start = left.start;
+    }
+    if let Some(right) = ip
+        .checked_add(1)
+        .map(|n| tx.run_covering(subnet_id, n))
+        .transpose()?
+        .flatten()
+    {
+        tx.delete_run(subnet_id, right.start)?;
+        run.end = right.end;
+    }
+    tx.insert_run(subnet_id, run)
+}
+
+/// Marks `ip` free, splitting its run.
+fn unhold(tx: &mut dyn Tx, subnet_id: &str, ip: u32) -> Result<()> {
+    let Some(run) = tx.run_covering(subnet_id, ip)? else {
+        return Ok(());
+    };
+    tx.delete_run(subnet_id, run.start)?;
+    if run.start < ip {
+        tx.insert_run(
+            subnet_id,
+            Range {
+                start: run.start,
+                end: ip - 1,
+            },
+        )?;
+    }
+    if ip < run.end {
+        tx.insert_run(
+            subnet_id,
+            Range {
+                start: ip + 1,
+                end: run.end,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The subnet of the same vCenter whose range overlaps `subnet`'s, other than itself.
+fn overlapping(tx: &mut dyn Tx, subnet: &SubnetRecord) -> Result<Option<SubnetRecord>> {
+    let range = subnet.spec.allocatable();
+    Ok(tx
+        .subnets(Some(&subnet.vcenter))?
+        .into_iter()
+        .find(|other| other.id != subnet.id && other.spec.allocatable().overlaps(&range)))
+}
+
+fn overlap_error(subnet: &SubnetRecord, other: &SubnetRecord) -> StoreError {
+    StoreError::Overlap {
+        range: subnet.spec.allocatable().to_string(),
+        other_id: other.id.clone(),
+        other_name: other.name.clone(),
+        other_range: other.spec.allocatable().to_string(),
+    }
+}
+
+fn get_subnet(tx: &mut dyn Tx, id: &str) -> Result<SubnetRecord> {
+    tx.subnet(id)?
+        .ok_or_else(|| StoreError::NotFound(format!("subnet {id}")))
+}
+
+impl Store {
+    /// A fresh subnet id.
+    pub fn new_subnet_id() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
+    /// Another subnet of the same vCenter whose range overlaps, without writing anything.
+    pub fn find_overlap(&self, subnet: &SubnetRecord) -> Result<Option<SubnetRecord>> {
+        self.transaction(|tx| overlapping(tx, subnet))
+    }
+
+    /// Stores a new subnet with the wires detected for it, refusing an overlapping range.
+    pub fn create_subnet(
+        &self,
+        subnet: &SubnetRecord,
+        detected_wires: &[String],
+    ) -> Result<SubnetView> {
+        self.transaction(|tx| {
+            if let Some(other) = overlapping(tx, subnet)? {
+                return Err(overlap_error(subnet, &other));
+            }
+            tx.put_subnet(subnet)?;
+            for wire_id in detected_wires.iter().filter(|w| **w != subnet.wire_id) {
+                tx.put_wire_link(
+                    &subnet.id,
+                    &WireLink {
+                        wire_id: wire_id.clone(),
+                        detected: true,
+                        attached: false,
+                    },
+                )?;
+            }
+            Ok(SubnetView {
+                subnet: subnet.clone(),
+                links: tx.wire_links(&subnet.id)?,
+            })
+        })
+    }
+
+    pub fn subnet(&self, id: &str) -> Result<Option<SubnetView>> {
+        self.transaction(|tx| {
+            let Some(subnet) = tx.subnet(id)? else {
+                return Ok(None);
+            };
+            Ok(Some(SubnetView {
+                links: tx.wire_links(id)?,
+                subnet,
+            }))
+        })
+    }
+
+    pub fn subnets(&self, vcenter: Option<&str>) -> Result<Vec<SubnetRecord>> {
+        self.transaction(|tx| tx.subnets(vcenter))
+    }
+
+    /// Addresses owned by resources (not observed ones) that `subnet` would no longer allow.
+    pub fn addresses_in_the_way(&self, subnet: &SubnetRecord) -> Result<Vec<AddressRecord>> {
+        self.transaction(|tx| in_the_way(tx, subnet))
+    }
+
+    /// Changes a subnet in place (cidr and wire are fixed: changing them replaces it).
+    pub fn update_subnet(&self, subnet: &SubnetRecord) -> Result<SubnetView> {
+        self.transaction(|tx| {
+            tx.lock_subnet(&subnet.id)?;
+            let old = get_subnet(tx, &subnet.id)?;
+            if old.spec.cidr != subnet.spec.cidr || old.wire_id != subnet.wire_id {
+                return Err(StoreError::Refused(
+                    "cidr and wire_id cannot change in place".into(),
+                ));
+            }
+            if let Some(other) = overlapping(tx, subnet)? {
+                return Err(overlap_error(subnet, &other));
+            }
+            let blocking = in_the_way(tx, subnet)?;
+            if !blocking.is_empty() {
+                return Err(StoreError::InTheWay {
+                    addresses: blocking
+                        .iter()
+                        .map(|a| format!("{} ({})", a.ip, a.holder()))
+                        .collect(),
+                });
+            }
+            // Observed addresses that fall outside the new range are no longer the subnet's.
+            for gone in tx
+                .addresses(&subnet.id)?
+                .into_iter()
+                .filter(|a| subnet.spec.refusal(a.ip).is_some())
+            {
+                tx.delete_address(&subnet.id, gone.ip)?;
+                unhold(tx, &subnet.id, u32::from(gone.ip))?;
+            }
+            tx.put_subnet(subnet)?;
+            Ok(SubnetView {
+                subnet: subnet.clone(),
+                links: tx.wire_links(&subnet.id)?,
+            })
+        })
+    }
+
+    /// Deletes a subnet unless resources still own addresses in it.
+    pub fn delete_subnet(&self, id: &str) -> Result<()> {
+        self.transaction(|tx| {
+            tx.lock_subnet(id)?;
+            let owners: Vec<String> = tx
+                .addresses(id)?
+                .iter()
+                .filter(|a| a.owner_kind != OwnerKind::Observed)
+                .map(|a| format!("{} {}", a.holder(), a.ip))
+                .collect();
+            if !owners.is_empty() {
+                return Err(StoreError::InUse { owners });
+            }
+            tx.delete_subnet(id)
+        })
+    }
+
+    /// Attaches a wire explicitly; an automatically detected link is kept as such.
+    pub fn attach_wire(&self, subnet_id: &str, wire_id: &str) -> Result<SubnetView> {
+        self.transaction(|tx| {
+            let subnet = get_subnet(tx, subnet_id)?;
+            if subnet.wire_id == wire_id {
+                return Err(StoreError::Refused(format!(
+                    "{wire_id} is the subnet's own wire; only other wires can be attached"
+                )));
+            }
+            let detected = tx
+                .wire_links(subnet_id)?
+                .iter()
+                .any(|l| l.wire_id == wire_id && l.detected);
+            tx.put_wire_link(
+                subnet_id,
+                &WireLink {
+                    wire_id: wire_id.into(),
+                    detected,
+                    attached: true,
+                },
+            )?;
+            Ok(SubnetView {
+                subnet,
+                links: tx.wire_links(subnet_id)?,
+            })
+        })
+    }
+
+    /// Removes an explicit attachment; a detected link stays.
+    pub fn detach_wire(&self, subnet_id: &str, wire_id: &str) -> Result<()> {
+        self.transaction(|tx| {
+            let link = tx
+                .wire_links(subnet_id)?
+                .into_iter()
+                .find(|l| l.wire_id == wire_id);
+            match link {
+                Some(l) if l.detected => tx.put_wire_link(
+                    subnet_id,
+                    &WireLink {
+                        attached: false,
+                        ..l
+                    },
+                ),
+                Some(_) => tx.delete_wire_link(subnet_id, wire_id),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// Takes an address: the requested one if it is free, else the next free one under the
+    /// subnet's policy. `observed` holds addresses vCenter reports in use on the subnet's
+    /// wires, which no resource owns but which must never be handed out.
+    pub fn allocate(&self, req: &AllocRequest, observed: &RangeSet) -> Result<AddressRecord> {
+        self.transaction(|tx| allocate_in(tx, req, observed, &mut rand::thread_rng()))
+    }
+
+    /// Releases every address an owner holds; returns what was released.
+    pub fn release_owner(&self, kind: OwnerKind, owner_id: &str) -> Result<Vec<AddressRecord>> {
+        self.transaction(|tx| {
+            let held = tx.addresses_of_owner(kind, owner_id)?;
+            for a in &held {
+                tx.delete_address(&a.subnet_id, a.ip)?;
+                unhold(tx, &a.subnet_id, u32::from(a.ip))?;
+            }
+            Ok(held)
+        })
+    }
+
+    pub fn addresses(&self, subnet_id: &str) -> Result<Vec<AddressRecord>> {
+        self.transaction(|tx| tx.addresses(subnet_id))
+    }
+
+    pub fn addresses_of_owner(
+        &self,
+        kind: OwnerKind,
+        owner_id: &str,
+    ) -> Result<Vec<AddressRecord>> {
+        self.transaction(|tx| tx.addresses_of_owner(kind, owner_id))
+    }
+}
+
+fn in_the_way(tx: &mut dyn Tx, subnet: &SubnetRecord) -> Result<Vec<AddressRecord>> {
+    Ok(tx
+        .addresses(&subnet.id)?
+        .into_iter()
+        .filter(|a| a.owner_kind != OwnerKind::Observed && subnet.spec.refusal(a.ip).is_some())
+        .collect())
+}
+
+fn allocate_in(
+    tx: &mut dyn Tx,
+    req: &AllocRequest,
+    observed: &RangeSet,
+    rng: &mut impl Rng,
+) -> Result<AddressRecord> {
+    tx.lock_subnet(&req.subnet_id)?;
+    let subnet = get_subnet(tx, &req.subnet_id)?;
+    let mut exclusions = subnet.spec.static_exclusions();
+    for r in observed.iter() {
+        exclusions.insert(r);
+    }
+    let ip = match req.ip {
+        Some(ip) => {
+            if let Some(why) = subnet.spec.refusal(ip) {
+                return Err(StoreError::Refused(format!(
+                    "{why} of subnet {:?}",
+                    subnet.name
+                )));
+            }
+            if let Some(holder) = tx.address(&subnet.id, ip)? {
+                return Err(StoreError::AddressTaken {
+                    ip,
+                    holder: holder.holder(),
+                });
+            }
+            if observed.contains(u32::from(ip)) {
+                return Err(StoreError::AddressTaken {
+                    ip,
+                    holder: "a VM whose VMware Tools report it".into(),
+                });
+            }
+            ip
+        }
+        None => {
+            let range = subnet.spec.allocatable();
+            let mut held = TxHeld {
+                tx: &mut *tx,
+                subnet_id: &subnet.id,
+            };
+            alloc::allocate(range, &exclusions, &mut held, subnet.spec.policy, rng)?.ok_or_else(
+                || StoreError::SubnetFull {
+                    id: subnet.id.clone(),
+                    name: subnet.name.clone(),
+                    range: range.to_string(),
+                },
+            )?
+        }
+    };
+    let record = AddressRecord {
+        subnet_id: subnet.id.clone(),
+        ip,
+        owner_kind: req.owner_kind,
+        owner_id: req.owner_id.clone(),
+        vm_uuid: req.vm_uuid.clone(),
+        mac: req.mac.clone(),
+        wire_id: req.wire_id.clone(),
+        pending: req.pending,
+        created_at: now(),
+    };
+    tx.insert_address(&record)?;
+    hold(tx, &subnet.id, u32::from(ip))?;
+    Ok(record)
+}

@@ -1,0 +1,471 @@
+//! The embedded store: one SQLite file shared by every Terraform run of a user on a machine.
+//!
+//! Created with mode 0600, WAL journal (readers never block the writer), a busy timeout so a
+//! second process waits instead of failing, and versioned migrations. Every transaction starts
+//! with `BEGIN IMMEDIATE`: it takes the write lock first, so the check and the write of an
+//! allocation can never interleave with another process's.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::{AddressRecord, Backend, OwnerKind, Result, StoreError, SubnetRecord, Tx, WireLink};
+use crate::ipam::ranges::Range;
+use crate::ipam::subnet::{Policy, SubnetSpec};
+
+/// Schema versions, applied in order; never edit a released one, add the next.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE subnets (
+    id          TEXT PRIMARY KEY,
+    vcenter     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    wire_id     TEXT NOT NULL,
+    cidr        TEXT NOT NULL,
+    start_ip    INTEGER NOT NULL,
+    end_ip      INTEGER NOT NULL,
+    gateway     INTEGER,
+    dns_servers TEXT NOT NULL,
+    domain      TEXT,
+    vlan_id     INTEGER,
+    policy      TEXT NOT NULL,
+    reserved    TEXT NOT NULL
+);
+CREATE INDEX subnets_vcenter ON subnets (vcenter);
+CREATE TABLE subnet_wires (
+    subnet_id TEXT NOT NULL REFERENCES subnets (id) ON DELETE CASCADE,
+    wire_id   TEXT NOT NULL,
+    detected  INTEGER NOT NULL,
+    attached  INTEGER NOT NULL,
+    PRIMARY KEY (subnet_id, wire_id)
+);
+CREATE TABLE addresses (
+    subnet_id  TEXT NOT NULL REFERENCES subnets (id) ON DELETE CASCADE,
+    ip         INTEGER NOT NULL,
+    owner_kind TEXT NOT NULL,
+    owner_id   TEXT NOT NULL,
+    vm_uuid    TEXT,
+    mac        TEXT,
+    wire_id    TEXT,
+    pending    INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (subnet_id, ip)
+);
+CREATE INDEX addresses_owner ON addresses (owner_kind, owner_id);
+CREATE TABLE held_runs (
+    subnet_id TEXT NOT NULL REFERENCES subnets (id) ON DELETE CASCADE,
+    start_ip  INTEGER NOT NULL,
+    end_ip    INTEGER NOT NULL,
+    PRIMARY KEY (subnet_id, start_ip)
+);
+"#];
+
+pub struct SqliteBackend {
+    path: String,
+    conn: Mutex<Connection>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl SqliteBackend {
+    pub fn open(path: &str) -> Result<Self> {
+        let file = Path::new(path);
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                unavailable(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
+        }
+        create_private(file)?;
+        let conn =
+            Connection::open(file).map_err(|e| unavailable(format!("cannot open {path}: {e}")))?;
+        conn.busy_timeout(Duration::from_secs(60))
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| unavailable(format!("cannot use {path}: {e}")))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(unavailable)?;
+        let backend = SqliteBackend {
+            path: path.to_string(),
+            conn: Mutex::new(conn),
+        };
+        backend.migrate()?;
+        Ok(backend)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut conn = self.conn.lock().map_err(unavailable)?;
+        // IMMEDIATE: two processes opening a new file at once migrate it one after the other.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            .map_err(unavailable)?;
+        let current: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(unavailable)?;
+        if current > MIGRATIONS.len() as i64 {
+            return Err(unavailable(format!(
+                "{} has schema version {current}, newer than this provider knows ({}); upgrade the provider",
+                self.path,
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            tx.execute_batch(sql).map_err(unavailable)?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [i as i64 + 1],
+            )
+            .map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)
+    }
+}
+
+/// Creates the file with mode 0600 if it does not exist: addresses and VM ids are nobody
+/// else's business.
+fn create_private(file: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(file)
+        .map(drop)
+        .map_err(|e| unavailable(format!("cannot open {}: {e}", file.display())))
+}
+
+impl Backend for SqliteBackend {
+    fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        let mut conn = self.conn.lock().map_err(unavailable)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let mut stx = SqliteTx { tx: &tx };
+        f(&mut stx)?;
+        tx.commit().map_err(unavailable)
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite://{}", self.path)
+    }
+}
+
+struct SqliteTx<'c> {
+    tx: &'c rusqlite::Transaction<'c>,
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    unavailable(e)
+}
+
+const SUBNET_COLUMNS: &str =
+    "id, vcenter, name, wire_id, cidr, start_ip, end_ip, gateway, dns_servers, domain, vlan_id, policy, reserved";
+const ADDRESS_COLUMNS: &str =
+    "subnet_id, ip, owner_kind, owner_id, vm_uuid, mac, wire_id, pending, created_at";
+
+fn ip_of(v: i64) -> Ipv4Addr {
+    Ipv4Addr::from(v as u32)
+}
+
+fn subnet_from_row(
+    row: &Row<'_>,
+) -> rusqlite::Result<std::result::Result<SubnetRecord, StoreError>> {
+    let cidr: String = row.get(4)?;
+    let dns: String = row.get(8)?;
+    let policy: String = row.get(11)?;
+    let reserved: String = row.get(12)?;
+    let parse = || -> std::result::Result<SubnetRecord, StoreError> {
+        let bad = |what: &str| StoreError::Corrupt(format!("subnet column {what}"));
+        Ok(SubnetRecord {
+            id: row.get(0).map_err(db)?,
+            vcenter: row.get(1).map_err(db)?,
+            name: row.get(2).map_err(db)?,
+            wire_id: row.get(3).map_err(db)?,
+            domain: row.get(9).map_err(db)?,
+            spec: SubnetSpec {
+                cidr: cidr.parse::<Ipv4Net>().map_err(|_| bad("cidr"))?,
+                start: ip_of(row.get(5).map_err(db)?),
+                end: ip_of(row.get(6).map_err(db)?),
+                gateway: row.get::<_, Option<i64>>(7).map_err(db)?.map(ip_of),
+                dns_servers: split(&dns)
+                    .map(|s| s.parse().map_err(|_| bad("dns_servers")))
+                    .collect::<std::result::Result<_, _>>()?,
+                vlan_id: row.get::<_, Option<i64>>(10).map_err(db)?.map(|v| v as u16),
+                policy: policy.parse::<Policy>().map_err(|_| bad("policy"))?,
+                reserved: split(&reserved)
+                    .map(|s| s.parse().map_err(|_| bad("reserved")))
+                    .collect::<std::result::Result<_, _>>()?,
+            },
+        })
+    };
+    Ok(parse())
+}
+
+fn split(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').filter(|s| !s.is_empty())
+}
+
+fn join<T: ToString>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn address_from_row(
+    row: &Row<'_>,
+) -> rusqlite::Result<std::result::Result<AddressRecord, StoreError>> {
+    let kind: String = row.get(2)?;
+    let Ok(owner_kind) = kind.parse::<OwnerKind>() else {
+        return Ok(Err(StoreError::Corrupt(format!(
+            "unknown owner kind {kind:?}"
+        ))));
+    };
+    Ok(Ok(AddressRecord {
+        subnet_id: row.get(0)?,
+        ip: ip_of(row.get(1)?),
+        owner_kind,
+        owner_id: row.get(3)?,
+        vm_uuid: row.get(4)?,
+        mac: row.get(5)?,
+        wire_id: row.get(6)?,
+        pending: row.get::<_, i64>(7)? != 0,
+        created_at: row.get(8)?,
+    }))
+}
+
+impl SqliteTx<'_> {
+    fn subnet_query(
+        &mut self,
+        sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<SubnetRecord>> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(db)?;
+        let rows = stmt.query_map(args, subnet_from_row).map_err(db)?;
+        rows.map(|r| r.map_err(db)?).collect()
+    }
+
+    fn address_query(
+        &mut self,
+        sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<AddressRecord>> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(db)?;
+        let rows = stmt.query_map(args, address_from_row).map_err(db)?;
+        rows.map(|r| r.map_err(db)?).collect()
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn subnets(&mut self, vcenter: Option<&str>) -> Result<Vec<SubnetRecord>> {
+        match vcenter {
+            Some(vc) => self.subnet_query(
+                &format!(
+                    "SELECT {SUBNET_COLUMNS} FROM subnets WHERE vcenter = ?1 ORDER BY start_ip"
+                ),
+                [vc],
+            ),
+            None => self.subnet_query(
+                &format!("SELECT {SUBNET_COLUMNS} FROM subnets ORDER BY start_ip"),
+                [],
+            ),
+        }
+    }
+
+    fn subnet(&mut self, id: &str) -> Result<Option<SubnetRecord>> {
+        Ok(self
+            .subnet_query(
+                &format!("SELECT {SUBNET_COLUMNS} FROM subnets WHERE id = ?1"),
+                [id],
+            )?
+            .pop())
+    }
+
+    fn lock_subnet(&mut self, _id: &str) -> Result<()> {
+        // BEGIN IMMEDIATE already holds the database's write lock.
+        Ok(())
+    }
+
+    fn put_subnet(&mut self, s: &SubnetRecord) -> Result<()> {
+        let spec = &s.spec;
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO subnets ({SUBNET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            ))
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    s.id,
+                    s.vcenter,
+                    s.name,
+                    s.wire_id,
+                    spec.cidr.to_string(),
+                    u32::from(spec.start),
+                    u32::from(spec.end),
+                    spec.gateway.map(u32::from),
+                    join(&spec.dns_servers),
+                    s.domain,
+                    spec.vlan_id,
+                    spec.policy.as_str(),
+                    join(&spec.reserved),
+                ])
+            })
+            .map(drop)
+            .map_err(db)
+    }
+
+    fn delete_subnet(&mut self, id: &str) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM subnets WHERE id = ?1", [id])
+            .map(drop)
+            .map_err(db)
+    }
+
+    fn wire_links(&mut self, subnet_id: &str) -> Result<Vec<WireLink>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT wire_id, detected, attached FROM subnet_wires WHERE subnet_id = ?1 ORDER BY wire_id")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([subnet_id], |r| {
+                Ok(WireLink {
+                    wire_id: r.get(0)?,
+                    detected: r.get::<_, i64>(1)? != 0,
+                    attached: r.get::<_, i64>(2)? != 0,
+                })
+            })
+            .map_err(db)?;
+        rows.map(|r| r.map_err(db)).collect()
+    }
+
+    fn put_wire_link(&mut self, subnet_id: &str, link: &WireLink) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT OR REPLACE INTO subnet_wires (subnet_id, wire_id, detected, attached) VALUES (?1, ?2, ?3, ?4)",
+                params![subnet_id, link.wire_id, link.detected, link.attached],
+            )
+            .map(drop)
+            .map_err(db)
+    }
+
+    fn delete_wire_link(&mut self, subnet_id: &str, wire_id: &str) -> Result<()> {
+        self.tx
+            .execute(
+                "DELETE FROM subnet_wires WHERE subnet_id = ?1 AND wire_id = ?2",
+                [subnet_id, wire_id],
+            )
+            .map(drop)
+            .map_err(db)
+    }
+
+    fn addresses(&mut self, subnet_id: &str) -> Result<Vec<AddressRecord>> {
+        self.address_query(
+            &format!("SELECT {ADDRESS_COLUMNS} FROM addresses WHERE subnet_id = ?1 ORDER BY ip"),
+            [subnet_id],
+        )
+    }
+
+    fn address(&mut self, subnet_id: &str, ip: Ipv4Addr) -> Result<Option<AddressRecord>> {
+        Ok(self
+            .address_query(
+                &format!(
+                    "SELECT {ADDRESS_COLUMNS} FROM addresses WHERE subnet_id = ?1 AND ip = ?2"
+                ),
+                params![subnet_id, u32::from(ip)],
+            )?
+            .pop())
+    }
+
+    fn addresses_of_owner(
+        &mut self,
+        kind: OwnerKind,
+        owner_id: &str,
+    ) -> Result<Vec<AddressRecord>> {
+        self.address_query(
+            &format!("SELECT {ADDRESS_COLUMNS} FROM addresses WHERE owner_kind = ?1 AND owner_id = ?2 ORDER BY subnet_id, ip"),
+            [kind.as_str(), owner_id],
+        )
+    }
+
+    fn insert_address(&mut self, a: &AddressRecord) -> Result<()> {
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO addresses ({ADDRESS_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ))
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    a.subnet_id,
+                    u32::from(a.ip),
+                    a.owner_kind.as_str(),
+                    a.owner_id,
+                    a.vm_uuid,
+                    a.mac,
+                    a.wire_id,
+                    a.pending,
+                    a.created_at
+                ])
+            })
+            .map(drop)
+            .map_err(db)
+    }
+
+    fn delete_address(&mut self, subnet_id: &str, ip: Ipv4Addr) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM addresses WHERE subnet_id = ?1 AND ip = ?2")
+            .and_then(|mut s| s.execute(params![subnet_id, u32::from(ip)]))
+            .map(drop)
+            .map_err(db)
+    }
+
+    fn run_covering(&mut self, subnet_id: &str, ip: u32) -> Result<Option<Range>> {
+        let run = self
+            .tx
+            .prepare_cached(
+                "SELECT start_ip, end_ip FROM held_runs WHERE subnet_id = ?1 AND start_ip <= ?2 ORDER BY start_ip DESC LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![subnet_id, ip], |r| {
+                    Ok(Range {
+                        start: r.get::<_, i64>(0)? as u32,
+                        end: r.get::<_, i64>(1)? as u32,
+                    })
+                })
+                .optional()
+            })
+            .map_err(db)?;
+        Ok(run.filter(|r| r.end >= ip))
+    }
+
+    fn insert_run(&mut self, subnet_id: &str, run: Range) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO held_runs (subnet_id, start_ip, end_ip) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![subnet_id, run.start, run.end]))
+            .map(drop)
+            .map_err(db)
+    }
+
+    fn delete_run(&mut self, subnet_id: &str, start: u32) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM held_runs WHERE subnet_id = ?1 AND start_ip = ?2")
+            .and_then(|mut s| s.execute(params![subnet_id, start]))
+            .map(drop)
+            .map_err(db)
+    }
+}

@@ -1,0 +1,6 @@
+//! Shared test harness: the vCenter simulator, Terraform runs, and our gRPC plugin client.
+#![allow(dead_code)]
+
+pub mod plugin;
+pub mod sim;
+pub mod terraform;

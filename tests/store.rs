@@ -1,0 +1,328 @@
+//! The IPAM store's behaviour, written once against `Store` so every backend runs the same
+//! suite. Includes several processes allocating from one SQLite file at once.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use vsphereipam::ipam::ranges::{Range, RangeSet};
+use vsphereipam::ipam::subnet::{validate, Field, SubnetInput};
+use vsphereipam::store::ops::AllocRequest;
+use vsphereipam::store::{OwnerKind, Store, StoreError, SubnetRecord};
+
+fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+    let url = format!("sqlite://{}", dir.path().join("ipam.db").display());
+    Store::open(&url).expect("open sqlite store")
+}
+
+fn subnet(id: &str, cidr: &str, extra: impl FnOnce(&mut SubnetInput)) -> SubnetRecord {
+    let mut input = SubnetInput {
+        cidr: Field::Value(cidr.into()),
+        ..Default::default()
+    };
+    extra(&mut input);
+    SubnetRecord {
+        id: id.into(),
+        vcenter: "vc-1".into(),
+        name: format!("name-{id}"),
+        wire_id: "vc-1/dvportgroup-1".into(),
+        domain: None,
+        spec: validate(&input).expect("valid").expect("complete"),
+    }
+}
+
+fn set(input: &mut SubnetInput, attr: &str, value: &str) {
+    let v = Field::Value(value.to_string());
+    match attr {
+        "start_ip" => input.start_ip = v,
+        "end_ip" => input.end_ip = v,
+        "gateway" => input.gateway = v,
+        "alloc_policy" => input.alloc_policy = v,
+        _ => unreachable!(),
+    }
+}
+
+fn req(subnet_id: &str, owner: &str, ip: Option<&str>) -> AllocRequest {
+    AllocRequest {
+        subnet_id: subnet_id.into(),
+        ip: ip.map(|i| i.parse().unwrap()),
+        owner_kind: OwnerKind::Vm,
+        owner_id: owner.into(),
+        vm_uuid: Some(owner.into()),
+        mac: None,
+        wire_id: None,
+        pending: false,
+    }
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+/// The suite every backend must pass.
+fn conformance(store: &Store) {
+    // Create, read, overlap.
+    let a = subnet("a", "10.20.0.0/24", |i| set(i, "gateway", "10.20.0.254"));
+    let view = store
+        .create_subnet(&a, &["vc-1/network-9".into(), a.wire_id.clone()])
+        .unwrap();
+    assert_eq!(
+        view.additional_wire_ids(),
+        ["vc-1/network-9"],
+        "own wire is never an additional wire"
+    );
+    assert_eq!(store.subnet("a").unwrap().unwrap().subnet, a);
+    let b = subnet("b", "10.20.0.0/25", |_| {});
+    match store.create_subnet(&b, &[]) {
+        Err(StoreError::Overlap {
+            other_id,
+            other_name,
+            ..
+        }) => {
+            assert_eq!((other_id.as_str(), other_name.as_str()), ("a", "name-a"))
+        }
+        other => panic!("expected overlap, got {other:?}"),
+    }
+    // Same range in another vCenter is fine.
+    let other_vc = SubnetRecord {
+        id: "c".into(),
+        vcenter: "vc-2".into(),
+        ..b.clone()
+    };
+    store.create_subnet(&other_vc, &[]).unwrap();
+
+    // stepdown skips the gateway; stepup takes the lowest.
+    let got = store
+        .allocate(&req("a", "vm-1", None), &RangeSet::new())
+        .unwrap();
+    assert_eq!(got.ip, ip("10.20.0.253"));
+    // Observed addresses are skipped too.
+    let observed = RangeSet::from_ranges([Range::single(ip("10.20.0.252"))]);
+    assert_eq!(
+        store
+            .allocate(&req("a", "vm-2", None), &observed)
+            .unwrap()
+            .ip,
+        ip("10.20.0.251")
+    );
+
+    // Requests: free, held, gateway, observed, outside.
+    assert_eq!(
+        store
+            .allocate(&req("a", "vm-3", Some("10.20.0.10")), &observed)
+            .unwrap()
+            .ip,
+        ip("10.20.0.10")
+    );
+    match store.allocate(&req("a", "vm-4", Some("10.20.0.10")), &observed) {
+        Err(StoreError::AddressTaken { holder, .. }) => {
+            assert!(holder.contains("vm-3"), "{holder}")
+        }
+        other => panic!("expected taken, got {other:?}"),
+    }
+    for (addr, why) in [("10.20.0.254", "gateway"), ("10.20.1.1", "outside")] {
+        match store.allocate(&req("a", "vm-4", Some(addr)), &observed) {
+            Err(StoreError::Refused(msg)) => assert!(msg.contains(why), "{msg}"),
+            other => panic!("expected refusal for {addr}, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        store.allocate(&req("a", "vm-4", Some("10.20.0.252")), &observed),
+        Err(StoreError::AddressTaken { .. })
+    ));
+
+    // In-place update: shrinking the range past a held address is refused with the list.
+    let mut shrunk = subnet("a", "10.20.0.0/24", |i| set(i, "start_ip", "10.20.0.20"));
+    match store.update_subnet(&shrunk) {
+        Err(StoreError::InTheWay { addresses }) => {
+            assert_eq!(addresses.len(), 1);
+            assert!(addresses[0].starts_with("10.20.0.10 "), "{addresses:?}");
+        }
+        other => panic!("expected in the way, got {other:?}"),
+    }
+    shrunk.spec.start = ip("10.20.0.5");
+    store.update_subnet(&shrunk).unwrap();
+
+    // Destroy refused while resources own addresses; allowed after release.
+    match store.delete_subnet("a") {
+        Err(StoreError::InUse { owners }) => assert_eq!(owners.len(), 3, "{owners:?}"),
+        other => panic!("expected in use, got {other:?}"),
+    }
+    for vm in ["vm-1", "vm-2", "vm-3"] {
+        assert_eq!(store.release_owner(OwnerKind::Vm, vm).unwrap().len(), 1);
+    }
+    // Released addresses are free again.
+    assert_eq!(
+        store
+            .allocate(&req("a", "vm-5", None), &RangeSet::new())
+            .unwrap()
+            .ip,
+        ip("10.20.0.253")
+    );
+    store.release_owner(OwnerKind::Vm, "vm-5").unwrap();
+    // Observed records do not block deletion.
+    let mut obs = req("a", "vm-x", Some("10.20.0.77"));
+    obs.owner_kind = OwnerKind::Observed;
+    store.allocate(&obs, &RangeSet::new()).unwrap();
+    store.delete_subnet("a").unwrap();
+    assert!(store.subnet("a").unwrap().is_none());
+    assert!(store.addresses("a").unwrap().is_empty());
+
+    // Wires: own wire refused; explicit + detected; detaching keeps the detected link.
+    let d = subnet("d", "10.30.0.0/24", |_| {});
+    store.create_subnet(&d, &["vc-1/network-5".into()]).unwrap();
+    assert!(matches!(
+        store.attach_wire("d", &d.wire_id),
+        Err(StoreError::Refused(_))
+    ));
+    store.attach_wire("d", "vc-1/network-5").unwrap();
+    let v = store.attach_wire("d", "vc-1/network-6").unwrap();
+    assert_eq!(
+        v.additional_wire_ids(),
+        ["vc-1/network-5", "vc-1/network-6"]
+    );
+    store.detach_wire("d", "vc-1/network-5").unwrap();
+    store.detach_wire("d", "vc-1/network-6").unwrap();
+    assert_eq!(
+        store.subnet("d").unwrap().unwrap().additional_wire_ids(),
+        ["vc-1/network-5"]
+    );
+
+    // A /30 fills up and says so.
+    let e = subnet("e", "10.40.0.0/30", |i| set(i, "alloc_policy", "stepup"));
+    store.create_subnet(&e, &[]).unwrap();
+    assert_eq!(
+        store
+            .allocate(&req("e", "x", None), &RangeSet::new())
+            .unwrap()
+            .ip,
+        ip("10.40.0.1")
+    );
+    assert_eq!(
+        store
+            .allocate(&req("e", "y", None), &RangeSet::new())
+            .unwrap()
+            .ip,
+        ip("10.40.0.2")
+    );
+    assert!(matches!(
+        store.allocate(&req("e", "z", None), &RangeSet::new()),
+        Err(StoreError::SubnetFull { .. })
+    ));
+}
+
+#[test]
+fn sqlite_conformance() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance(&sqlite_store(&dir));
+}
+
+#[test]
+fn sqlite_file_is_private_and_reopens_with_its_data() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/ipam.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = Store::open(&url).unwrap();
+    store
+        .create_subnet(&subnet("a", "10.20.0.0/24", |_| {}), &[])
+        .unwrap();
+    drop(store);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let again = Store::open(&url).unwrap();
+    assert!(again.subnet("a").unwrap().is_some());
+}
+
+#[test]
+fn unreadable_store_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let err = Store::open(&format!("sqlite://{}/ipam.db", file.display())).unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![b'z'; 8192]).unwrap();
+    let err = Store::open(&format!("sqlite://{}", garbage.display())).unwrap_err();
+    assert!(err.to_string().contains("garbage.db"), "{err}");
+}
+
+const CHILD_ENV: &str = "VSPHEREIPAM_TEST_ALLOC_CHILD";
+
+/// Child half of the multi-process test: allocates until the subnet is full and prints each
+/// address. Runs only when the parent starts it.
+#[test]
+fn child_allocator() {
+    let Ok(url) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let store = Store::open(&url).unwrap();
+    let me = std::process::id().to_string();
+    loop {
+        match store.allocate(&req("shared", &me, None), &RangeSet::new()) {
+            Ok(a) => println!("GOT {}", a.ip),
+            Err(StoreError::SubnetFull { .. }) => break,
+            Err(e) => panic!("allocation failed: {e}"),
+        }
+    }
+}
+
+#[test]
+fn processes_sharing_one_sqlite_file_never_get_the_same_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir);
+    // /23 minus network and broadcast: 510 addresses for 4 processes.
+    store
+        .create_subnet(
+            &subnet("shared", "10.60.0.0/23", |i| {
+                set(i, "alloc_policy", "random")
+            }),
+            &[],
+        )
+        .unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ipam.db").display());
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "child_allocator",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ENV, &url)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut per_child = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "child failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let got: Vec<Ipv4Addr> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("GOT ").map(|ip| ip.parse().unwrap()))
+            .collect();
+        per_child.push(got.len());
+        all.extend(got);
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(
+        all.len(),
+        510,
+        "every address handed out once: {per_child:?}"
+    );
+    assert_eq!(unique.len(), all.len(), "duplicates handed out");
+    assert!(
+        per_child.iter().filter(|&&n| n > 0).count() >= 2,
+        "processes really competed: {per_child:?}"
+    );
+    assert_eq!(store.addresses("shared").unwrap().len(), 510);
+}
