@@ -35,6 +35,7 @@ cp -r examples/quickstart "$work/quickstart"
 cd "$work/quickstart"
 tf=$repo/.tools/bin/terraform-1.15
 echo "== simulator at $VSPHERE_SERVER (demo inventory)"
+"$tf" init -input=false -no-color >/dev/null
 "$tf" apply -auto-approve -input=false -no-color | grep -v '^\s*$' | grep -iv 'warning\|override\|development\|provider_installation\|│' || true
 echo
 echo "== wires found"
@@ -46,4 +47,12 @@ for name, w in sorted(wires.items()):
     ips = ", ".join(w["vm_ips"]) or "-"
     vmk = ", ".join(w["vmkernel_ips"]) or "-"
     print(f"{name:<12} {w[\"type\"]:<12} {w[\"vlan_id\"]:>5} {w[\"switch\"]:<10} {w[\"hosts\"]:>5}  {ips} / {vmk}")
+'
+echo
+echo "== subnet allocated in the IPAM store ($VSPHEREIPAM_STORE)"
+"$tf" output -json subnet | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print(f"id {s[\"id\"]}  cidr {s[\"cidr\"]}  range {s[\"range\"]}")
+print("additional wires detected: " + (", ".join(s["additional_wire_ids"]) or "none"))
 '

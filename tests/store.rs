@@ -132,7 +132,10 @@ fn conformance(store: &Store) {
     ));
 
     // In-place update: shrinking the range past a held address is refused with the list.
-    let mut shrunk = subnet("a", "10.20.0.0/24", |i| set(i, "start_ip", "10.20.0.20"));
+    let mut shrunk = subnet("a", "10.20.0.0/24", |i| {
+        set(i, "start_ip", "10.20.0.20");
+        set(i, "gateway", "10.20.0.254");
+    });
     match store.update_subnet(&shrunk) {
         Err(StoreError::InTheWay { addresses }) => {
             assert_eq!(addresses.len(), 1);
@@ -308,7 +311,8 @@ fn processes_sharing_one_sqlite_file_never_get_the_same_address() {
         );
         let got: Vec<Ipv4Addr> = String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter_map(|l| l.strip_prefix("GOT ").map(|ip| ip.parse().unwrap()))
+            // The harness's "test child_allocator ... " has no newline: find the marker anywhere.
+            .filter_map(|l| l.split_once("GOT ").map(|(_, ip)| ip.trim().parse().unwrap()))
             .collect();
         per_child.push(got.len());
         all.extend(got);
@@ -325,4 +329,30 @@ fn processes_sharing_one_sqlite_file_never_get_the_same_address() {
         "processes really competed: {per_child:?}"
     );
     assert_eq!(store.addresses("shared").unwrap().len(), 510);
+}
+
+#[test]
+fn every_policy_fills_a_subnet_completely() {
+    for policy in ["stepdown", "stepup", "random"] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir);
+        store
+            .create_subnet(
+                &subnet("s", "10.70.0.0/24", |i| {
+                    set(i, "alloc_policy", policy);
+                    set(i, "gateway", "10.70.0.1");
+                }),
+                &[],
+            )
+            .unwrap();
+        let mut got = HashSet::new();
+        loop {
+            match store.allocate(&req("s", "o", None), &RangeSet::new()) {
+                Ok(a) => assert!(got.insert(a.ip), "{policy}: {} twice", a.ip),
+                Err(StoreError::SubnetFull { .. }) => break,
+                Err(e) => panic!("{policy}: {e}"),
+            }
+        }
+        assert_eq!(got.len(), 253, "{policy}: 254 hosts minus the gateway");
+    }
 }

@@ -331,15 +331,7 @@ async fn auto_transport_falls_back_to_soap() {
 async fn logs_in_again_once_when_the_session_is_lost() {
     let sim = Sim::start("test");
     let client = connected(&sim).await;
-    let session_manager = client
-        .service_content()
-        .session_manager
-        .clone()
-        .expect("session manager");
-    vim_rs::mo::SessionManager::new(client.vim(), &session_manager.value)
-        .logout()
-        .await
-        .expect("logout");
+    client.end_session().await.expect("logout");
     sim.reset_stats().await;
 
     // Many tasks hit NotAuthenticated together; only one of them may log in.

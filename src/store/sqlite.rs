@@ -306,7 +306,14 @@ impl Tx for SqliteTx<'_> {
         let spec = &s.spec;
         self.tx
             .prepare_cached(&format!(
-                "INSERT OR REPLACE INTO subnets ({SUBNET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                // An upsert, not INSERT OR REPLACE: a replace deletes the row first, and the
+                // foreign keys would cascade that to the subnet's addresses and wires.
+                "INSERT INTO subnets ({SUBNET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (id) DO UPDATE SET vcenter = excluded.vcenter, name = excluded.name,
+                 wire_id = excluded.wire_id, cidr = excluded.cidr, start_ip = excluded.start_ip,
+                 end_ip = excluded.end_ip, gateway = excluded.gateway, dns_servers = excluded.dns_servers,
+                 domain = excluded.domain, vlan_id = excluded.vlan_id, policy = excluded.policy,
+                 reserved = excluded.reserved"
             ))
             .and_then(|mut stmt| {
                 stmt.execute(params![

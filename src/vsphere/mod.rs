@@ -1,7 +1,8 @@
-//! Everything that talks to vCenter: the client, the inventory snapshot, wires, VM operations.
+//! Everything that talks to vCenter. The vim_rs session, the bulk inventory fetch and the
+//! snapshot model live in the `vsphereipam-vcenter` crate (`crates/vcenter`); this module adds
+//! the shared snapshot cache and the wire view of port groups.
+
+pub use vsphereipam_vcenter::{client, inventory, model};
 
 pub mod cache;
-pub mod client;
-pub mod inventory;
-pub mod model;
 pub mod wire;

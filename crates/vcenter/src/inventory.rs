@@ -28,8 +28,8 @@ use vim_rs::types::structs::{
 use vim_rs::types::traits::{DvPortSettingTrait, VirtualDeviceTrait, VirtualEthernetCardTrait};
 use vim_rs::vim_retrievable;
 
-use super::client::{describe_vim_error, VsphereClient};
-use super::model::{
+use crate::client::{describe_vim_error, VsphereClient};
+use crate::model::{
     Datacenter, Host, Inventory, PortGroup, PortGroupKind, Vlan, Vm, VmNic, VmkNic,
 };
 
@@ -646,7 +646,7 @@ fn most_common_vlan(configs: &[&HostPortGroup], name: &str) -> Vlan {
     best.map(standard_vlan).unwrap_or(Vlan::None)
 }
 
-fn standard_vlan(id: i32) -> Vlan {
+pub fn standard_vlan(id: i32) -> Vlan {
     match id {
         4095 => Vlan::Trunk {
             ranges: vec![(0, 4094)],
@@ -809,7 +809,7 @@ fn guest_family(row: &VmRow) -> Option<String> {
     Some(family_from_guest_id(id).to_string())
 }
 
-fn family_from_guest_id(id: &str) -> &'static str {
+pub fn family_from_guest_id(id: &str) -> &'static str {
     let lower = id.to_ascii_lowercase();
     if lower.starts_with("win") {
         "windowsGuest"
@@ -819,9 +819,11 @@ fn family_from_guest_id(id: &str) -> &'static str {
         "solarisGuest"
     } else if lower.starts_with("netware") {
         "netwareGuest"
-    } else if lower.starts_with("other") && !lower.contains("linux") {
-        "otherGuestFamily"
-    } else if lower.contains("bsd") || lower.starts_with("os2") || lower.starts_with("dos") {
+    } else if (lower.starts_with("other") && !lower.contains("linux"))
+        || lower.contains("bsd")
+        || lower.starts_with("os2")
+        || lower.starts_with("dos")
+    {
         "otherGuestFamily"
     } else {
         "linuxGuest"
@@ -857,7 +859,7 @@ fn guest_ips(row: &VmRow) -> BTreeMap<String, Vec<Ipv4Addr>> {
 
 /// An IPv4 address worth recording: not IPv6, unspecified or link-local (APIPA, which a guest
 /// without DHCP answer assigns itself and which belongs to no subnet we manage).
-fn usable_ipv4(text: &str) -> Option<Ipv4Addr> {
+pub fn usable_ipv4(text: &str) -> Option<Ipv4Addr> {
     // Some Tools versions append the prefix ("10.0.0.5/24").
     let addr = text.trim().split('/').next()?;
     let ip: Ipv4Addr = addr.parse().ok()?;
@@ -867,55 +869,4 @@ fn usable_ipv4(text: &str) -> Option<Ipv4Addr> {
 fn non_empty(s: &str) -> Option<&str> {
     let s = s.trim();
     (!s.is_empty()).then_some(s)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_guest_addresses() {
-        assert_eq!(usable_ipv4("10.0.0.5"), Some(Ipv4Addr::new(10, 0, 0, 5)));
-        assert_eq!(
-            usable_ipv4(" 10.0.0.5/24"),
-            Some(Ipv4Addr::new(10, 0, 0, 5))
-        );
-        assert_eq!(usable_ipv4("169.254.3.4"), None);
-        assert_eq!(usable_ipv4("0.0.0.0"), None);
-        assert_eq!(usable_ipv4("fe80::1"), None);
-        assert_eq!(usable_ipv4(""), None);
-        assert_eq!(usable_ipv4("garbage"), None);
-    }
-
-    #[test]
-    fn maps_standard_vlan_ids() {
-        assert_eq!(standard_vlan(0), Vlan::None);
-        assert_eq!(standard_vlan(120), Vlan::Id { id: 120 });
-        assert_eq!(
-            standard_vlan(4095),
-            Vlan::Trunk {
-                ranges: vec![(0, 4094)]
-            }
-        );
-        assert_eq!(standard_vlan(-3), Vlan::None);
-    }
-
-    #[test]
-    fn guesses_guest_family() {
-        assert_eq!(
-            family_from_guest_id("windows9Server64Guest"),
-            "windowsGuest"
-        );
-        assert_eq!(family_from_guest_id("ubuntu64Guest"), "linuxGuest");
-        assert_eq!(family_from_guest_id("otherLinux64Guest"), "linuxGuest");
-        assert_eq!(family_from_guest_id("otherGuest"), "otherGuestFamily");
-        assert_eq!(
-            family_from_guest_id("freebsd12_64Guest"),
-            "otherGuestFamily"
-        );
-        assert_eq!(
-            family_from_guest_id("darwin20_64Guest"),
-            "darwinGuestFamily"
-        );
-    }
 }

@@ -154,6 +154,16 @@ impl VsphereClient {
         self.session.calls.fetch_add(1, Ordering::Relaxed);
         self.session.vim.close().await
     }
+
+    /// Ends the vCenter session but keeps the client usable: the next request gets
+    /// `NotAuthenticated` and logs in again. Lets tests exercise session expiry without waiting
+    /// for vCenter's idle timeout.
+    pub async fn end_session(&self) -> Result<(), VimError> {
+        let Some(sm) = self.service_content().session_manager.as_ref() else {
+            return Ok(());
+        };
+        SessionManager::new(self.vim(), &sm.value).logout().await
+    }
 }
 
 /// Opens a session: builds the HTTP client, logs in once and reads the vCenter instance UUID.
@@ -199,7 +209,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<VsphereClient, ConnectErro
 }
 
 /// `vim_rs` builds the URLs itself from "host[:port]", so strip what users commonly paste.
-fn normalize_server(raw: &str) -> Result<String, ConnectError> {
+pub fn normalize_server(raw: &str) -> Result<String, ConnectError> {
     let mut s = raw.trim();
     for scheme in ["https://", "http://"] {
         if s.len() >= scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme) {
@@ -280,7 +290,7 @@ fn classify_http(err: &reqwest::Error, server: &str) -> ConnectError {
 
 /// rustls and the platform verifier report through io errors; their text is the only
 /// stable signal that survives the hyper/reqwest wrapping.
-fn looks_like_certificate_problem(reason: &str) -> bool {
+pub fn looks_like_certificate_problem(reason: &str) -> bool {
     let lower = reason.to_ascii_lowercase();
     [
         "certificate",
@@ -453,59 +463,5 @@ impl VimClient for Session {
     fn close(&self) -> BoxFuture<'_, VimResult<()>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         VimClient::close(&*self.vim)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalizes_server_forms() {
-        for (raw, want) in [
-            ("vc.example.com", "vc.example.com"),
-            ("vc.example.com:8443", "vc.example.com:8443"),
-            ("https://vc.example.com", "vc.example.com"),
-            ("HTTPS://vc.example.com:443/", "vc.example.com:443"),
-            ("https://vc.example.com/sdk", "vc.example.com"),
-            ("https://127.0.0.1:8989/sdk/", "127.0.0.1:8989"),
-            ("[::1]:443", "[::1]:443"),
-        ] {
-            assert_eq!(normalize_server(raw).unwrap(), want, "{raw}");
-        }
-        assert!(normalize_server("").is_err());
-        assert!(normalize_server("https://vc/x/y").is_err());
-    }
-
-    #[test]
-    fn debug_hides_password() {
-        let opts = ConnectOptions {
-            server: "vc".into(),
-            user: "admin".into(),
-            password: "s3cr3t-pw".into(),
-            allow_unverified_ssl: false,
-            transport: Transport::Soap,
-        };
-        let text = format!("{opts:?}");
-        assert!(!text.contains("s3cr3t-pw"), "{text}");
-        assert!(text.contains("admin"));
-    }
-
-    #[test]
-    fn parses_transport() {
-        assert_eq!(Transport::parse("SOAP"), Some(Transport::Soap));
-        assert_eq!(Transport::parse("json"), Some(Transport::Json));
-        assert_eq!(Transport::parse("auto"), Some(Transport::Auto));
-        assert_eq!(Transport::parse("rest"), None);
-    }
-
-    #[test]
-    fn recognizes_certificate_errors() {
-        assert!(looks_like_certificate_problem(
-            "error sending request: client error (Connect): invalid peer certificate: UnknownIssuer"
-        ));
-        assert!(!looks_like_certificate_problem(
-            "error sending request: client error (Connect): Connection refused (os error 111)"
-        ));
     }
 }

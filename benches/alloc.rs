@@ -1,0 +1,98 @@
+//! Allocation cost, store transaction included, in an empty subnet, a 99%-full /16 and a
+//! nearly full /8 (16.6 million held addresses). Prints `name value unit` lines.
+//!
+//! Run: `cargo bench --bench alloc`.
+
+use std::time::Instant;
+
+use rusqlite::params;
+use vsphereipam::ipam::ranges::RangeSet;
+use vsphereipam::ipam::subnet::{validate, Field, SubnetInput};
+use vsphereipam::store::ops::AllocRequest;
+use vsphereipam::store::{OwnerKind, Store, SubnetRecord};
+
+fn subnet(id: &str, cidr: &str) -> SubnetRecord {
+    let input = SubnetInput { cidr: Field::Value(cidr.into()), ..Default::default() };
+    SubnetRecord {
+        id: id.into(),
+        vcenter: "bench".into(),
+        name: id.into(),
+        wire_id: "bench/dvportgroup-1".into(),
+        domain: None,
+        spec: validate(&input).unwrap().unwrap(),
+    }
+}
+
+/// Marks the top `fraction` of the subnet's range held, the way a long series of stepdown
+/// allocations leaves it: one record per address plus the merged run the allocator reads.
+fn fill(path: &str, s: &SubnetRecord, fraction: f64) -> u64 {
+    let range = s.spec.allocatable();
+    let count = (range.len() as f64 * fraction) as u32;
+    let first = range.end - count + 1;
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut insert = tx
+            .prepare("INSERT INTO addresses (subnet_id, ip, owner_kind, owner_id, vm_uuid, mac, wire_id, pending, created_at) VALUES (?1, ?2, 'manual', ?3, NULL, NULL, NULL, 0, 0)")
+            .unwrap();
+        for ip in first..=range.end {
+            insert.execute(params![s.id, ip, format!("fill-{ip}")]).unwrap();
+        }
+        tx.execute(
+            "INSERT INTO held_runs (subnet_id, start_ip, end_ip) VALUES (?1, ?2, ?3)",
+            params![s.id, first, range.end],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    u64::from(count)
+}
+
+fn measure(store: &Store, subnet_id: &str, n: u32) -> f64 {
+    let observed = RangeSet::new();
+    let start = Instant::now();
+    for i in 0..n {
+        let req = AllocRequest {
+            subnet_id: subnet_id.into(),
+            ip: None,
+            owner_kind: OwnerKind::Manual,
+            owner_id: format!("bench-{i}"),
+            vm_uuid: None,
+            mac: None,
+            wire_id: None,
+            pending: false,
+        };
+        store.allocate(&req, &observed).unwrap();
+    }
+    start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = Store::open(&url).unwrap();
+    let path = path.display().to_string();
+    let n = 2000;
+
+    let empty = subnet("empty16", "10.1.0.0/16");
+    store.create_subnet(&empty, &[]).unwrap();
+    let alloc_empty = measure(&store, "empty16", n);
+
+    let full16 = subnet("full16", "10.2.0.0/16");
+    store.create_subnet(&full16, &[]).unwrap();
+    let held16 = fill(&path, &full16, 0.99);
+    let alloc_full_16 = measure(&store, "full16", n);
+
+    let full8 = subnet("full8", "11.0.0.0/8");
+    store.create_subnet(&full8, &[]).unwrap();
+    let t = Instant::now();
+    let held8 = fill(&path, &full8, 0.99);
+    eprintln!("filled the /8 with {held8} records in {:.1} s", t.elapsed().as_secs_f64());
+    let alloc_full_8 = measure(&store, "full8", n);
+
+    println!("alloc_empty_us {alloc_empty:.1} us");
+    println!("alloc_full_16_us {alloc_full_16:.1} us (held {held16})");
+    println!("alloc_full_8_us {alloc_full_8:.1} us (held {held8})");
+    println!("alloc_full_8_ratio {:.2} x", alloc_full_8 / alloc_empty);
+}
