@@ -12,7 +12,10 @@ use vsphereipam::store::ops::AllocRequest;
 use vsphereipam::store::{OwnerKind, Store, SubnetRecord};
 
 fn subnet(id: &str, cidr: &str) -> SubnetRecord {
-    let input = SubnetInput { cidr: Field::Value(cidr.into()), ..Default::default() };
+    let input = SubnetInput {
+        cidr: Field::Value(cidr.into()),
+        ..Default::default()
+    };
     SubnetRecord {
         id: id.into(),
         vcenter: "bench".into(),
@@ -36,7 +39,9 @@ fn fill(path: &str, s: &SubnetRecord, fraction: f64) -> u64 {
             .prepare("INSERT INTO addresses (subnet_id, ip, owner_kind, owner_id, vm_uuid, mac, wire_id, pending, created_at) VALUES (?1, ?2, 'manual', ?3, NULL, NULL, NULL, 0, 0)")
             .unwrap();
         for ip in first..=range.end {
-            insert.execute(params![s.id, ip, format!("fill-{ip}")]).unwrap();
+            insert
+                .execute(params![s.id, ip, format!("fill-{ip}")])
+                .unwrap();
         }
         tx.execute(
             "INSERT INTO held_runs (subnet_id, start_ip, end_ip) VALUES (?1, ?2, ?3)",
@@ -88,7 +93,10 @@ fn main() {
     store.create_subnet(&full8, &[]).unwrap();
     let t = Instant::now();
     let held8 = fill(&path, &full8, 0.99);
-    eprintln!("filled the /8 with {held8} records in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "filled the /8 with {held8} records in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let alloc_full_8 = measure(&store, "full8", n);
 
     println!("alloc_empty_us {alloc_empty:.1} us");

@@ -153,7 +153,7 @@ fn ambiguous_and_unknown_names_are_errors_that_list_what_to_do() {
             &sim,
             "data \"vsphereipam_wire\" \"dup\" {\n  name = \"pg-dup\"\n}\n",
         );
-        let out = wd.plan_err().all();
+        let out = wd.plan_err().flat();
         assert!(
             out.contains("Port group name is ambiguous"),
             "{}: {out}",
@@ -178,7 +178,7 @@ fn ambiguous_and_unknown_names_are_errors_that_list_what_to_do() {
             &sim,
             "data \"vsphereipam_wire\" \"nope\" {\n  name       = \"pg-app\"\n  datacenter = \"DC1\"\n}\n",
         );
-        let out = wd.plan_err().all();
+        let out = wd.plan_err().flat();
         assert!(
             out.contains("Port group not found"),
             "{}: {out}",
@@ -195,7 +195,7 @@ fn ambiguous_and_unknown_names_are_errors_that_list_what_to_do() {
             &sim,
             "data \"vsphereipam_wire\" \"none\" {\n  datacenter = \"DC0\"\n}\n",
         );
-        let out = wd.plan_err().all();
+        let out = wd.plan_err().flat();
         assert!(
             out.contains("Missing port group name"),
             "{}: {out}",
@@ -204,9 +204,11 @@ fn ambiguous_and_unknown_names_are_errors_that_list_what_to_do() {
     }
 }
 
-fn provider_block(server: &str, password: &str, unverified: bool) -> String {
+/// The password comes from a variable (`TF_VAR_pw`), as in real configurations, so Terraform's
+/// quote of the attribute line does not show it and any appearance of it is a leak.
+fn provider_block(server: &str, unverified: bool) -> String {
     format!(
-        "{}\nprovider \"vsphereipam\" {{\n  vsphere_server       = \"{server}\"\n  user                 = \"user\"\n  password             = \"{password}\"\n  allow_unverified_ssl = {unverified}\n}}\ndata \"vsphereipam_wire\" \"app\" {{\n  name = \"pg-app\"\n}}\n",
+        "{}\nvariable \"pw\" {{\n  type      = string\n  sensitive = true\n}}\nprovider \"vsphereipam\" {{\n  vsphere_server       = \"{server}\"\n  user                 = \"user\"\n  password             = var.pw\n  allow_unverified_ssl = {unverified}\n}}\ndata \"vsphereipam_wire\" \"app\" {{\n  name = \"pg-app\"\n}}\n",
         header()
     )
 }
@@ -232,8 +234,9 @@ fn connection_problems_name_the_setting_to_fix() {
     let secret = "Wr0ng-s3cret-pw";
     for tf in versions() {
         // Wrong password, with debug logging on: the secret must appear nowhere.
-        let wd =
-            Workdir::new(&tf, &provider_block(&sim.server(), secret, true)).env("TF_LOG", "DEBUG");
+        let wd = Workdir::new(&tf, &provider_block(&sim.server(), true))
+            .env("TF_VAR_pw", secret)
+            .env("TF_LOG", "DEBUG");
         let out = wd.plan_err().all();
         assert!(
             out.contains("vCenter rejected the login of user \"user\""),
@@ -241,7 +244,7 @@ fn connection_problems_name_the_setting_to_fix() {
             tf.version
         );
         assert!(
-            out.contains("password             = "),
+            out.contains("password             = var.pw"),
             "{}: attribute not pointed at:\n{out}",
             tf.version
         );
@@ -254,8 +257,9 @@ fn connection_problems_name_the_setting_to_fix() {
         // Nothing listening.
         let wd = Workdir::new(
             &tf,
-            &provider_block(&format!("127.0.0.1:{closed_port}"), secret, true),
-        );
+            &provider_block(&format!("127.0.0.1:{closed_port}"), true),
+        )
+        .env("TF_VAR_pw", secret);
         let out = wd.plan_err().all();
         assert!(
             out.contains("Cannot reach vCenter server"),
@@ -270,10 +274,8 @@ fn connection_problems_name_the_setting_to_fix() {
         assert_clean_failure(tf.version, &out, secret);
 
         // Self-signed certificate and TLS verification on.
-        let wd = Workdir::new(
-            &tf,
-            &provider_block(&sim.server(), &sim.info.password, false),
-        );
+        let wd = Workdir::new(&tf, &provider_block(&sim.server(), false))
+            .env("TF_VAR_pw", &sim.info.password);
         let out = wd.plan_err().all();
         assert!(out.contains("is not trusted"), "{}: {out}", tf.version);
         assert!(

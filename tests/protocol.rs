@@ -109,7 +109,7 @@ async fn concurrent_reads_share_one_inventory_load() {
                 .read_data_source(proto::read_data_source::Request {
                     type_name: "vsphereipam_wire".into(),
                     config: dynamic(&wire_config(name)),
-                    provider_meta: None,
+                    provider_meta: dynamic(&Value::Null),
                 })
                 .await
                 .expect("ReadDataSource")
@@ -204,7 +204,7 @@ async fn malformed_requests_get_diagnostics_not_a_crash() {
             .read_data_source(proto::read_data_source::Request {
                 type_name: "vsphereipam_wire".into(),
                 config: Some(value),
-                provider_meta: None,
+                provider_meta: dynamic(&Value::Null),
             })
             .await
             .expect("the plugin answers")
@@ -217,7 +217,7 @@ async fn malformed_requests_get_diagnostics_not_a_crash() {
         .read_data_source(proto::read_data_source::Request {
             type_name: "vsphereipam_nope".into(),
             config: dynamic(&wire_config("pg-app")),
-            provider_meta: None,
+            provider_meta: dynamic(&Value::Null),
         })
         .await
         .expect("the plugin answers")
@@ -229,7 +229,7 @@ async fn malformed_requests_get_diagnostics_not_a_crash() {
         .read_data_source(proto::read_data_source::Request {
             type_name: "vsphereipam_wire".into(),
             config: dynamic(&wire_config("pg-app")),
-            provider_meta: None,
+            provider_meta: dynamic(&Value::Null),
         })
         .await
         .expect("the plugin still answers")

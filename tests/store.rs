@@ -312,7 +312,10 @@ fn processes_sharing_one_sqlite_file_never_get_the_same_address() {
         let got: Vec<Ipv4Addr> = String::from_utf8_lossy(&out.stdout)
             .lines()
             // The harness's "test child_allocator ... " has no newline: find the marker anywhere.
-            .filter_map(|l| l.split_once("GOT ").map(|(_, ip)| ip.trim().parse().unwrap()))
+            .filter_map(|l| {
+                l.split_once("GOT ")
+                    .map(|(_, ip)| ip.trim().parse().unwrap())
+            })
             .collect();
         per_child.push(got.len());
         all.extend(got);

@@ -56,7 +56,9 @@ impl Plugin {
         let mut child = cmd.spawn().expect("start provider");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("handshake line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("handshake line");
         let handshake = started.elapsed();
 
         // core-version|protocol-version|network|address|protocol|server-cert

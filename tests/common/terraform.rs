@@ -61,6 +61,16 @@ impl Run {
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
+
+    /// Both streams with Terraform's diagnostic frame and line wrapping removed, so a long
+    /// message can be matched whole.
+    pub fn flat(&self) -> String {
+        self.all()
+            .replace('│', " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 /// A Terraform working directory with its own CLI config, state and plugin cache.
@@ -68,6 +78,7 @@ pub struct Workdir {
     pub tf: Terraform,
     pub dir: TempDir,
     env: Vec<(String, String)>,
+    initialized: std::cell::Cell<bool>,
 }
 
 impl Workdir {
@@ -99,6 +110,7 @@ impl Workdir {
             tf: tf.clone(),
             dir,
             env,
+            initialized: std::cell::Cell::new(false),
         }
     }
 
@@ -110,7 +122,12 @@ impl Workdir {
             return;
         }
         let run = self.run(&["init", "-input=false", "-no-color"]);
-        assert!(run.success, "terraform {} init failed:\n{}", self.tf.version, run.all());
+        assert!(
+            run.success,
+            "terraform {} init failed:\n{}",
+            self.tf.version,
+            run.all()
+        );
     }
 
     pub fn path(&self) -> &Path {
@@ -153,7 +170,8 @@ impl Workdir {
 
     /// `terraform apply -auto-approve`, asserting success.
     pub fn apply_ok(&self) -> Run {
-        if !self.path().join(".terraform").exists() {
+        // Once: with a state, a second init would ask the registry about the provider.
+        if !self.initialized.replace(true) {
             self.init();
         }
         let run = self.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
