@@ -293,11 +293,16 @@ impl Resource for IpSubnetResource {
             String::new(),
             inventory.instance_uuid.clone(),
         );
+        let (name, wire_id) = (probe.name.clone(), probe.wire_id.clone());
         match store_of(&session)
             .blocking(move |s| s.find_overlap(&probe))
             .await
         {
             Ok(None) => {}
+            // A replacement is planned as a create while the old object still exists: a subnet
+            // of the same name on the same wire is that object. Create checks again, in the
+            // transaction, after the old one is gone.
+            Ok(Some(other)) if other.name == name && other.wire_id == wire_id => {}
             Ok(Some(other)) => {
                 diags.error(
                     "Subnet range overlaps another subnet",
