@@ -232,6 +232,7 @@ fn subnet_lifecycle_detection_update_replace_import() {
                 )
                 .as_str(),
         );
+        fresh.init();
         let run = fresh.run(&[
             "import",
             "-no-color",
@@ -240,6 +241,14 @@ fn subnet_lifecycle_detection_update_replace_import() {
             &id,
         ]);
         assert!(run.success, "{}: import failed:\n{}", tf.version, run.all());
+        // Outputs are not imported: the apply writes them and must change no resource.
+        let applied = fresh.apply_ok();
+        assert!(
+            applied.stdout.contains("0 added, 0 changed, 0 destroyed"),
+            "{}: import left a diff:\n{}",
+            tf.version,
+            applied.all()
+        );
         plan_no_changes(&fresh);
 
         // Destroy releases the subnet from the store.

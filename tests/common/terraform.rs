@@ -118,6 +118,7 @@ impl Workdir {
     /// `dev_overrides` (and this machine has no registry access), so there it is skipped, as
     /// HashiCorp documents for development overrides.
     pub fn init(&self) {
+        self.initialized.set(true);
         if self.tf.version == "1.0.3" {
             return;
         }
