@@ -4,7 +4,7 @@ CARGO ?= cargo
 .PHONY: demo test tools build docs lint unit e2e bench
 
 demo: tools
-	$(CARGO) build --release --quiet
+	$(CARGO) build --workspace --quiet
 	scripts/demo.sh
 
 # Lint stays out of `make test` so CI spends its time on tests; run `make lint` before a commit.

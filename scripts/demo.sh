@@ -25,7 +25,7 @@ export TF_CLI_CONFIG_FILE=$work/terraformrc CHECKPOINT_DISABLE=1 TF_IN_AUTOMATIO
 cat >"$TF_CLI_CONFIG_FILE" <<RC
 provider_installation {
   dev_overrides {
-    "registry.terraform.io/vsphereipam/vsphereipam" = "$repo/target/release"
+    "registry.terraform.io/vsphereipam/vsphereipam" = "$repo/target/debug"
   }
   direct {}
 }
@@ -36,23 +36,6 @@ cd "$work/quickstart"
 tf=$repo/.tools/bin/terraform-1.15
 echo "== simulator at $VSPHERE_SERVER (demo inventory)"
 "$tf" init -input=false -no-color >/dev/null
-"$tf" apply -auto-approve -input=false -no-color | grep -v '^\s*$' | grep -iv 'warning\|override\|development\|provider_installation\|│' || true
-echo
-echo "== wires found"
-"$tf" output -json wires | python3 -c '
-import json, sys
-wires = json.load(sys.stdin)
-print(f"{\"port group\":<12} {\"type\":<12} {\"vlan\":>5} {\"switch\":<10} {\"hosts\":>5}  vm_ips / vmkernel_ips")
-for name, w in sorted(wires.items()):
-    ips = ", ".join(w["vm_ips"]) or "-"
-    vmk = ", ".join(w["vmkernel_ips"]) or "-"
-    print(f"{name:<12} {w[\"type\"]:<12} {w[\"vlan_id\"]:>5} {w[\"switch\"]:<10} {w[\"hosts\"]:>5}  {ips} / {vmk}")
-'
-echo
-echo "== subnet allocated in the IPAM store ($VSPHEREIPAM_STORE)"
-"$tf" output -json subnet | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-print(f"id {s[\"id\"]}  cidr {s[\"cidr\"]}  range {s[\"range\"]}")
-print("additional wires detected: " + (", ".join(s["additional_wire_ids"]) or "none"))
-'
+"$tf" apply -auto-approve -input=false -no-color >"$work/apply.log" || { cat "$work/apply.log"; exit 1; }
+grep -E "^Apply complete|: Creation complete" "$work/apply.log" || true
+"$tf" output -json | python3 "$repo/scripts/demo_report.py"

@@ -71,16 +71,6 @@ impl<'s> Env<'s> {
     }
 }
 
-fn plan_no_changes(wd: &Workdir) {
-    let plan = wd.run(&["plan", "-detailed-exitcode", "-no-color", "-input=false"]);
-    assert!(
-        plan.success,
-        "terraform {}: plan after apply shows changes:\n{}",
-        wd.tf.version,
-        plan.all()
-    );
-}
-
 fn expect_error(run: &Run, version: &str, summary: &str, snippet: &str) {
     let out = run.all();
     assert!(
@@ -131,7 +121,7 @@ fn subnet_lifecycle_detection_update_replace_import() {
             "{}",
             tf.version
         );
-        plan_no_changes(&wd);
+        wd.plan_no_changes();
         let id = app["id"].as_str().unwrap().to_string();
         let stored = env
             .store()
@@ -249,7 +239,7 @@ fn subnet_lifecycle_detection_update_replace_import() {
             tf.version,
             applied.all()
         );
-        plan_no_changes(&fresh);
+        fresh.plan_no_changes();
 
         // Destroy releases the subnet from the store.
         let run = wd.run(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
@@ -423,7 +413,7 @@ fn additional_wires_attach_detach_and_import() {
             "{}",
             tf.version
         );
-        plan_no_changes(&wd);
+        wd.plan_no_changes();
 
         // Import of an attachment.
         let state_rm = wd.run(&[
@@ -442,7 +432,7 @@ fn additional_wires_attach_detach_and_import() {
             &import_id,
         ]);
         assert!(run.success, "{}: {}", tf.version, run.all());
-        plan_no_changes(&wd);
+        wd.plan_no_changes();
 
         // Destroying the explicit attachments keeps the detected one.
         wd.write(

@@ -185,6 +185,29 @@ impl Workdir {
         run
     }
 
+    /// `terraform plan -detailed-exitcode`, asserting it shows no change.
+    pub fn plan_no_changes(&self) {
+        let plan = self.run(&["plan", "-detailed-exitcode", "-no-color", "-input=false"]);
+        assert!(
+            plan.success,
+            "terraform {}: plan shows changes (or failed):\n{}",
+            self.tf.version,
+            plan.all()
+        );
+    }
+
+    /// `terraform destroy -auto-approve`, asserting success.
+    pub fn destroy_ok(&self) -> Run {
+        let run = self.run(&["destroy", "-auto-approve", "-input=false", "-no-color"]);
+        assert!(
+            run.success,
+            "terraform {} destroy failed:\n{}",
+            self.tf.version,
+            run.all()
+        );
+        run
+    }
+
     /// `terraform plan`, asserting failure, returning the output to check diagnostics.
     pub fn plan_err(&self) -> Run {
         let run = self.run(&["plan", "-input=false", "-no-color"]);

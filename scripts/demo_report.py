@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Prints the quickstart's outputs (`terraform output -json` on stdin) as tables for `make demo`."""
+import json
+import sys
+
+
+def table(title, header, rows):
+    print(f"\n== {title}")
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+outputs = {name: o["value"] for name, o in json.load(sys.stdin).items()}
+
+wires = outputs.get("wires", {})
+table(
+    "wires found",
+    ["port group", "type", "vlan", "switch", "hosts", "vm_ips", "vmkernel_ips"],
+    [
+        [name, w["type"], w["vlan_id"], w["switch"], w["hosts"],
+         ", ".join(w["vm_ips"]) or "-", ", ".join(w["vmkernel_ips"]) or "-"]
+        for name, w in sorted(wires.items())
+    ],
+)
+
+if "subnet" in outputs:
+    s = outputs["subnet"]
+    table(
+        "subnet in the IPAM store",
+        ["id", "cidr", "range", "additional wires"],
+        [[s["id"], s["cidr"], s["range"], ", ".join(s["additional_wire_ids"]) or "none"]],
+    )
+
+if "fixed" in outputs:
+    table(
+        "addresses recorded for existing VMs (vsphereipam_vm_nic_fix)",
+        ["vm", "mac", "ip", "subnet"],
+        [[f["vm"], n["mac"], n["ip_address"], n["subnet_id"]]
+         for f in outputs["fixed"] for n in f["nics"]],
+    )
+
+if "vms" in outputs:
+    table(
+        "VMs created (vsphereipam_vm)",
+        ["vm", "host", "port group", "address", "guest reports"],
+        [[v["name"], v["host"], n["port_group"], n["ip_address"], ", ".join(v["guest_ips"]) or "-"]
+         for v in outputs["vms"] for n in v["nics"]],
+    )
