@@ -435,15 +435,12 @@ fn additional_wires_attach_detach_and_import() {
         wd.plan_no_changes();
 
         // Destroying the explicit attachments keeps the detected one.
-        wd.write(
-            "main.tf",
-            &std::fs::read_to_string(wd.path().join("main.tf"))
-                .unwrap()
-                .split("resource \"vsphereipam_subnet_additional_wire\"")
-                .next()
-                .unwrap()
-                .to_string(),
-        );
+        let main_tf = std::fs::read_to_string(wd.path().join("main.tf")).unwrap();
+        let without_attachments = main_tf
+            .split("resource \"vsphereipam_subnet_additional_wire\"")
+            .next()
+            .unwrap();
+        wd.write("main.tf", without_attachments);
         wd.apply_ok();
         wd.apply_ok();
         assert_eq!(
