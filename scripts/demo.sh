@@ -20,6 +20,7 @@ done
 info() { python3 -c "import json,sys; print(json.load(open('$work/sim.json'))['$1'])"; }
 export VSPHERE_SERVER=$(info host) VSPHERE_USER=$(info user) VSPHERE_PASSWORD=$(info password)
 export VSPHERE_ALLOW_UNVERIFIED_SSL=true
+export TF_VAR_legacy_vm_uuid=$(python3 -c "import json; print(next(v['uuid'] for v in json.load(open('$work/sim.json'))['manifest']['vms'] if v['name'] == 'vm-app-legacy'))")
 export VSPHEREIPAM_STORE="sqlite://$work/ipam.db"
 export TF_CLI_CONFIG_FILE=$work/terraformrc CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
 cat >"$TF_CLI_CONFIG_FILE" <<RC

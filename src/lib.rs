@@ -3,6 +3,7 @@
 
 pub mod ipam;
 pub mod logging;
+pub mod nics;
 pub mod provider;
 pub mod store;
 pub mod vsphere;

@@ -29,9 +29,17 @@ fn example_dirs(kind: &str) -> Vec<PathBuf> {
     dirs
 }
 
-/// A working directory configured from the environment, as the README tells users to.
+/// A working directory configured from the environment, as the README tells users to, with the
+/// examples' variables set from the scenario.
 fn env_workdir(tf: &Terraform, sim: &Sim, main_tf: &str) -> Workdir {
+    let legacy = sim
+        .manifest()
+        .vms
+        .iter()
+        .find(|v| v.name == "vm-app-legacy" || v.name == "vm-app-noip")
+        .expect("a VM without Tools addresses on pg-app");
     Workdir::new(tf, main_tf)
+        .env("TF_VAR_legacy_vm_uuid", &legacy.uuid)
         .env("VSPHERE_SERVER", &sim.server())
         .env("VSPHERE_USER", &sim.info.user)
         .env("VSPHERE_PASSWORD", &sim.info.password)
@@ -145,7 +153,7 @@ fn resource_examples_apply_import_and_destroy() {
 
 #[test]
 fn quickstart_applies() {
-    let sim = Sim::start("test");
+    let sim = Sim::start("demo");
     for tf in versions() {
         let wd = env_workdir(
             &tf,
@@ -158,6 +166,11 @@ fn quickstart_applies() {
         assert_eq!(wires["pg-db"]["vlan_id"], 130, "{}: {wires}", tf.version);
         assert_eq!(wires["pg-std-web"]["type"], "standard", "{}", tf.version);
         assert_eq!(outs["subnet"]["cidr"], "10.20.0.0/24", "{}", tf.version);
+        assert_eq!(
+            outs["fixed"][0]["nics"][0]["ip_address"], "10.20.0.50",
+            "{}",
+            tf.version
+        );
         wd.plan_no_changes();
         wd.destroy_ok();
     }

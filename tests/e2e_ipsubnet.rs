@@ -3,11 +3,12 @@
 
 mod common;
 
+use common::env::Env;
 use common::sim::Sim;
-use common::terraform::{header, versions, Run, Terraform, Workdir};
+use common::terraform::{expect_error, versions};
 use vsphereipam::ipam::ranges::RangeSet;
 use vsphereipam::store::ops::AllocRequest;
-use vsphereipam::store::{OwnerKind, Store};
+use vsphereipam::store::OwnerKind;
 
 const WIRES: &str = r#"
 data "vsphereipam_wire" "app" {
@@ -23,69 +24,6 @@ data "vsphereipam_wire" "partial" {
   name = "pg-std-partial"
 }
 "#;
-
-struct Env<'s> {
-    sim: &'s Sim,
-    store_dir: tempfile::TempDir,
-}
-
-impl<'s> Env<'s> {
-    fn new(sim: &'s Sim) -> Self {
-        Env {
-            sim,
-            store_dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn store_url(&self) -> String {
-        format!(
-            "sqlite://{}",
-            self.store_dir.path().join("ipam.db").display()
-        )
-    }
-    fn workdir(&self, tf: &Terraform, body: &str) -> Workdir {
-        Workdir::new(
-            tf,
-            &format!(
-                "{}\nprovider \"vsphereipam\" {{}}\n{WIRES}\n{body}",
-                header()
-            ),
-        )
-        .env("VSPHERE_SERVER", &self.sim.server())
-        .env("VSPHERE_USER", &self.sim.info.user)
-        .env("VSPHERE_PASSWORD", &self.sim.info.password)
-        .env("VSPHERE_ALLOW_UNVERIFIED_SSL", "true")
-        .env("VSPHEREIPAM_STORE", &self.store_url())
-    }
-    fn store(&self) -> Store {
-        Store::open(&self.store_url()).unwrap()
-    }
-    fn wire_id(&self, name: &str) -> String {
-        let pg = self
-            .sim
-            .manifest()
-            .portgroups
-            .iter()
-            .find(|p| p.name == name)
-            .unwrap();
-        format!("{}/{}", self.sim.info.instance_uuid, pg.moref)
-    }
-}
-
-fn expect_error(run: &Run, version: &str, summary: &str, snippet: &str) {
-    let out = run.all();
-    assert!(
-        out.contains(summary),
-        "{version}: missing {summary:?} in:\n{out}"
-    );
-    assert!(
-        out.contains(snippet),
-        "{version}: diagnostic for {summary:?} does not point at {snippet:?}:\n{out}"
-    );
-    assert!(
-        !out.contains("panicked") && !out.contains("plugin crashed"),
-        "{version}: {out}"
-    );
-}
 
 const APP_SUBNET: &str = r#"
 resource "vsphereipam_ipsubnet" "app" {
@@ -105,7 +43,7 @@ output "app" {
 fn subnet_lifecycle_detection_update_replace_import() {
     let sim = Sim::start("test");
     for tf in versions() {
-        let env = Env::new(&sim);
+        let env = Env::new(&sim, WIRES);
         let wd = env.workdir(&tf, APP_SUBNET);
         wd.apply_ok();
         let app = &wd.outputs()["app"];
@@ -325,7 +263,7 @@ fn every_invalid_input_names_its_attribute() {
         body.push_str(&format!("resource \"vsphereipam_ipsubnet\" \"{name}\" {{\n  name = \"{name}\"\n  wire_id = data.vsphereipam_wire.db.id\n  cidr = \"10.41.0.0/24\"\n  {attr}\n}}\n"));
     }
     for tf in versions() {
-        let env = Env::new(&sim);
+        let env = Env::new(&sim, WIRES);
         let run = env.workdir(&tf, &body).plan_err();
         for (_, attr, summary) in bad {
             expect_error(&run, tf.version, summary, attr);
@@ -344,7 +282,7 @@ fn every_invalid_input_names_its_attribute() {
 fn plan_time_checks_against_vcenter_and_the_store() {
     let sim = Sim::start("test");
     for tf in versions() {
-        let env = Env::new(&sim);
+        let env = Env::new(&sim, WIRES);
         // An unknown wire.
         let wd = env.workdir(
             &tf,
@@ -395,7 +333,7 @@ fn plan_time_checks_against_vcenter_and_the_store() {
 fn additional_wires_attach_detach_and_import() {
     let sim = Sim::start("test");
     for tf in versions() {
-        let env = Env::new(&sim);
+        let env = Env::new(&sim, WIRES);
         let body = format!(
             "{APP_SUBNET}\nresource \"vsphereipam_subnet_additional_wire\" \"web\" {{\n  subnet_id = vsphereipam_ipsubnet.app.id\n  wire_id   = data.vsphereipam_wire.web.id\n}}\nresource \"vsphereipam_subnet_additional_wire\" \"partial\" {{\n  subnet_id = vsphereipam_ipsubnet.app.id\n  wire_id   = data.vsphereipam_wire.partial.id\n}}\n"
         );
@@ -452,26 +390,14 @@ fn additional_wires_attach_detach_and_import() {
 
         // The subnet's own wire is refused.
         let own = format!("{APP_SUBNET}\nresource \"vsphereipam_subnet_additional_wire\" \"own\" {{\n  subnet_id = vsphereipam_ipsubnet.app.id\n  wire_id   = data.vsphereipam_wire.app.id\n}}\n");
-        wd.write(
-            "main.tf",
-            &format!(
-                "{}\nprovider \"vsphereipam\" {{}}\n{WIRES}\n{own}",
-                header()
-            ),
-        );
+        wd.write("main.tf", &env.config(&own));
         expect_error(
             &wd.plan_err(),
             tf.version,
             "Cannot attach a subnet's own wire",
             "wire_id   = data.vsphereipam_wire.app.id",
         );
-        wd.write(
-            "main.tf",
-            &format!(
-                "{}\nprovider \"vsphereipam\" {{}}\n{WIRES}\n{APP_SUBNET}",
-                header()
-            ),
-        );
+        wd.write("main.tf", &env.config(APP_SUBNET));
         wd.run(&["destroy", "-auto-approve", "-no-color"]);
     }
 }

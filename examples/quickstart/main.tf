@@ -29,6 +29,28 @@ resource "vsphereipam_ipsubnet" "app" {
   dns_servers = ["10.20.0.2"]
 }
 
+# A running VM whose VMware Tools report nothing: its address is recorded so the IPAM never
+# hands it out. `make demo` passes the UUID of the demo's "vm-app-legacy".
+variable "legacy_vm_uuid" {
+  type = string
+}
+
+resource "vsphereipam_vm_nic_fix" "legacy" {
+  vm_id      = var.legacy_vm_uuid
+  depends_on = [vsphereipam_ipsubnet.app]
+
+  nic {
+    ip_address = "10.20.0.50"
+  }
+}
+
+output "fixed" {
+  value = [{
+    vm   = "vm-app-legacy"
+    nics = vsphereipam_vm_nic_fix.legacy.nic
+  }]
+}
+
 output "subnet" {
   value = {
     id                  = vsphereipam_ipsubnet.app.id

@@ -8,10 +8,11 @@ pub mod docs;
 pub mod ipsubnet;
 mod schema;
 mod values;
+pub mod vm_nic_fix;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -35,13 +36,18 @@ pub struct Session {
     pub settings: Settings,
     pub inventory: InventoryCache,
     pub store: Store,
+    /// The snapshot whose reported addresses the store's observed records last mirrored.
+    observed_synced: tokio::sync::Mutex<Weak<Inventory>>,
 }
 
 impl Session {
     /// The inventory snapshot, or an error diagnostic when vCenter cannot deliver it.
     pub async fn inventory_or_diag(&self, diags: &mut Diagnostics) -> Option<Arc<Inventory>> {
         match self.inventory.get().await {
-            Ok(i) => Some(i),
+            Ok(i) => {
+                self.sync_observed(&i).await;
+                Some(i)
+            }
             Err(e) => {
                 diags.root_error(
                     "Cannot load the vCenter inventory",
@@ -49,6 +55,29 @@ impl Session {
                 );
                 None
             }
+        }
+    }
+
+    /// Once per snapshot: records the addresses vCenter reports inside subnets as observed, so
+    /// conflicts name the VM or host using them. A failure only costs those names: allocation
+    /// excludes reported addresses from the snapshot itself.
+    async fn sync_observed(&self, inventory: &Arc<Inventory>) {
+        let mut last = self.observed_synced.lock().await;
+        if last.upgrade().is_some_and(|l| Arc::ptr_eq(&l, inventory)) {
+            return;
+        }
+        let vcenter = inventory.instance_uuid.clone();
+        let observations = crate::nics::observations(inventory);
+        match self
+            .store
+            .blocking(move |s| s.sync_observed(&vcenter, &observations))
+            .await
+        {
+            Ok((added, removed)) => {
+                tracing::debug!(added, removed, "observed addresses synchronized");
+                *last = Arc::downgrade(inventory);
+            }
+            Err(e) => tracing::warn!("cannot record observed addresses: {e}"),
         }
     }
 }
@@ -213,6 +242,7 @@ impl Provider for VsphereIpamProvider {
             settings,
             inventory: InventoryCache::new(client),
             store,
+            observed_synced: Default::default(),
         });
         if let Ok(mut slot) = self.shared.session.write() {
             *slot = Some(session);
@@ -227,6 +257,7 @@ impl Provider for VsphereIpamProvider {
         Some(map! {
             "ipsubnet" => ipsubnet::IpSubnetResource::new(self.shared.clone()),
             "subnet_additional_wire" => additional_wire::AdditionalWireResource::new(self.shared.clone()),
+            "vm_nic_fix" => vm_nic_fix::NicFixResource::new(self.shared.clone()),
         })
     }
 

@@ -58,11 +58,16 @@ pub fn violation(diags: &mut Diagnostics, v: &Violation) {
 
 /// A store failure as a diagnostic on `attribute` (or the whole resource when `None`).
 pub fn store_error(diags: &mut Diagnostics, e: &StoreError, attribute: Option<&'static str>) {
+    store_error_at(diags, e, attribute.map(AttributePath::new));
+}
+
+/// A store failure as a diagnostic on `path` (or the whole resource when `None`).
+pub fn store_error_at(diags: &mut Diagnostics, e: &StoreError, path: Option<AttributePath>) {
     let (summary, detail) = match e {
         StoreError::Overlap { .. } => ("Subnet range overlaps another subnet", format!("{e}. Choose a range that no other subnet of this vCenter uses.")),
         StoreError::InUse { .. } => ("Subnet still in use", format!("The {e}. Destroy or change those resources first.")),
         StoreError::InTheWay { .. } => ("Held addresses would leave the range", format!("The {e}. Release them first or keep them allocatable.")),
-        StoreError::AddressTaken { .. } => ("Address already taken", format!("{e}.")),
+        StoreError::AddressTaken { .. } => ("Address already taken", format!("{e}. Choose another address, or release it from its holder first.")),
         StoreError::SubnetFull { .. } => ("Subnet full", format!("The {e}.")),
         StoreError::NotFound(_) => ("Not found in the IPAM store", format!("{e}.")),
         StoreError::Refused(_) => ("Refused by the IPAM", format!("{e}.")),
@@ -71,8 +76,8 @@ pub fn store_error(diags: &mut Diagnostics, e: &StoreError, attribute: Option<&'
             format!("{e}. Check the provider's `store` setting and that the database is reachable; nothing was changed."),
         ),
     };
-    match attribute {
-        Some(a) => diags.error(summary, detail, AttributePath::new(a)),
+    match path {
+        Some(p) => diags.error(summary, detail, p),
         None => diags.root_error(summary, detail),
     }
 }

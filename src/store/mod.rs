@@ -91,7 +91,10 @@ pub struct AddressRecord {
 impl AddressRecord {
     /// "vsphereipam_vm 4213a6f2-... (00:50:56:aa:bb:cc)" for diagnostics.
     pub fn holder(&self) -> String {
-        let mut s = format!("{} {}", self.owner_kind.as_str(), self.owner_id);
+        let mut s = match self.owner_kind {
+            OwnerKind::Observed => format!("{} (reported by vCenter)", self.owner_id),
+            kind => format!("{} {}", kind.as_str(), self.owner_id),
+        };
         if let Some(mac) = &self.mac {
             s.push_str(&format!(" (MAC {mac})"));
         }
@@ -148,6 +151,10 @@ pub trait Tx {
     fn address(&mut self, subnet_id: &str, ip: Ipv4Addr) -> Result<Option<AddressRecord>>;
     fn addresses_of_owner(&mut self, kind: OwnerKind, owner_id: &str)
         -> Result<Vec<AddressRecord>>;
+    fn addresses_of_kind(&mut self, subnet_id: &str, kind: OwnerKind)
+        -> Result<Vec<AddressRecord>>;
+    /// Every record naming the VM, whoever owns it.
+    fn addresses_of_vm(&mut self, vm_uuid: &str) -> Result<Vec<AddressRecord>>;
     fn insert_address(&mut self, record: &AddressRecord) -> Result<()>;
     fn delete_address(&mut self, subnet_id: &str, ip: Ipv4Addr) -> Result<()>;
     /// The maximal run of consecutive held addresses that contains `ip`.

@@ -404,3 +404,259 @@ fn allocate_in(
     hold(tx, &subnet.id, u32::from(ip))?;
     Ok(record)
 }
+
+/// One NIC address of an existing VM to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicClaim {
+    pub subnet_id: String,
+    pub ip: Ipv4Addr,
+    pub mac: String,
+    pub wire_id: String,
+}
+
+/// Why a claim was refused, and which one (index into the claims) when it is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimError {
+    pub index: Option<usize>,
+    pub error: StoreError,
+}
+
+impl From<StoreError> for ClaimError {
+    fn from(error: StoreError) -> Self {
+        ClaimError { index: None, error }
+    }
+}
+
+/// An address vCenter reports in use, as an observed record would hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub ip: Ipv4Addr,
+    /// The wire it was reported on.
+    pub wire_id: String,
+    /// Who reports it, for people: `VM "web-1" (4213...)` or `host "esx-1" vmk1`.
+    pub who: String,
+    pub vm_uuid: Option<String>,
+    pub mac: Option<String>,
+}
+
+impl Store {
+    /// Every subnet of a vCenter with its wire links.
+    pub fn subnet_views(&self, vcenter: &str) -> Result<Vec<SubnetView>> {
+        self.transaction(|tx| {
+            let subnets = tx.subnets(Some(vcenter))?;
+            subnets
+                .into_iter()
+                .map(|subnet| {
+                    Ok(SubnetView {
+                        links: tx.wire_links(&subnet.id)?,
+                        subnet,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    pub fn addresses_of_vm(&self, vm_uuid: &str) -> Result<Vec<AddressRecord>> {
+        self.transaction(|tx| tx.addresses_of_vm(vm_uuid))
+    }
+
+    /// Records the addresses of a VM's NICs for `owner`, all or none. `reported` names who
+    /// vCenter reports using an address on the subnet's wires, other than the VM itself. The
+    /// VM's own observed record of an address becomes the owner's record.
+    pub fn claim_nics(
+        &self,
+        owner: (OwnerKind, &str),
+        vm_uuid: &str,
+        claims: &[NicClaim],
+        reported: &dyn Fn(&NicClaim) -> Option<String>,
+    ) -> Result<Vec<AddressRecord>, ClaimError> {
+        let mut failure = None;
+        let out = self.transaction(|tx| {
+            claim_in(tx, owner, vm_uuid, claims, reported, true).map_err(|e| {
+                let error = e.error.clone();
+                failure = Some(e);
+                error
+            })
+        });
+        out.map_err(|e| failure.take().unwrap_or(ClaimError::from(e)))
+    }
+
+    /// The checks of [`claim_nics`](Self::claim_nics) without writing, for plan time.
+    pub fn check_claims(
+        &self,
+        owner: (OwnerKind, &str),
+        vm_uuid: &str,
+        claims: &[NicClaim],
+        reported: &dyn Fn(&NicClaim) -> Option<String>,
+    ) -> Result<(), ClaimError> {
+        let mut failure = None;
+        let out = self.transaction(|tx| {
+            claim_in(tx, owner, vm_uuid, claims, reported, false)
+                .map(|_| ())
+                .map_err(|e| {
+                    let error = e.error.clone();
+                    failure = Some(e);
+                    error
+                })
+        });
+        out.map_err(|e| failure.take().unwrap_or(ClaimError::from(e)))
+    }
+
+    /// Makes the observed records of a vCenter's subnets match what it reports now: an address
+    /// reported on a subnet's wire or additional wire inside its range is recorded as observed
+    /// unless a record holds it already; observed records no longer reported go. Returns how
+    /// many records were added and removed.
+    pub fn sync_observed(
+        &self,
+        vcenter: &str,
+        observations: &[Observation],
+    ) -> Result<(usize, usize)> {
+        self.transaction(|tx| {
+            let (mut added, mut removed) = (0, 0);
+            for subnet in tx.subnets(Some(vcenter))? {
+                let mut wires = vec![subnet.wire_id.clone()];
+                wires.extend(tx.wire_links(&subnet.id)?.into_iter().map(|l| l.wire_id));
+                let range = subnet.spec.allocatable();
+                let mut wanted: Vec<&Observation> = observations
+                    .iter()
+                    .filter(|o| wires.contains(&o.wire_id) && range.contains(u32::from(o.ip)))
+                    .collect();
+                wanted.sort_by_key(|o| o.ip);
+                wanted.dedup_by_key(|o| o.ip);
+                let current = tx.addresses_of_kind(&subnet.id, OwnerKind::Observed)?;
+                let stale: Vec<&AddressRecord> = current
+                    .iter()
+                    .filter(|a| !wanted.iter().any(|o| o.ip == a.ip && o.who == a.owner_id))
+                    .collect();
+                let fresh: Vec<&&Observation> = wanted
+                    .iter()
+                    .filter(|o| !current.iter().any(|a| a.ip == o.ip && a.owner_id == o.who))
+                    .collect();
+                if stale.is_empty() && fresh.is_empty() {
+                    continue;
+                }
+                tx.lock_subnet(&subnet.id)?;
+                for a in stale {
+                    tx.delete_address(&subnet.id, a.ip)?;
+                    unhold(tx, &subnet.id, u32::from(a.ip))?;
+                    removed += 1;
+                }
+                for o in fresh {
+                    if tx.address(&subnet.id, o.ip)?.is_some() {
+                        continue;
+                    }
+                    tx.insert_address(&AddressRecord {
+                        subnet_id: subnet.id.clone(),
+                        ip: o.ip,
+                        owner_kind: OwnerKind::Observed,
+                        owner_id: o.who.clone(),
+                        vm_uuid: o.vm_uuid.clone(),
+                        mac: o.mac.clone(),
+                        wire_id: Some(o.wire_id.clone()),
+                        pending: false,
+                        created_at: now(),
+                    })?;
+                    hold(tx, &subnet.id, u32::from(o.ip))?;
+                    added += 1;
+                }
+            }
+            Ok((added, removed))
+        })
+    }
+}
+
+fn claim_in(
+    tx: &mut dyn Tx,
+    (kind, owner_id): (OwnerKind, &str),
+    vm_uuid: &str,
+    claims: &[NicClaim],
+    reported: &dyn Fn(&NicClaim) -> Option<String>,
+    write: bool,
+) -> Result<Vec<AddressRecord>, ClaimError> {
+    let at = |index: usize| {
+        move |error: StoreError| ClaimError {
+            index: Some(index),
+            error,
+        }
+    };
+    // A check plans a create; for a replacement the owner's current records are still there
+    // and go before the create runs, so they are not in the way.
+    let replaced = |a: &AddressRecord| !write && a.owner_kind == kind && a.owner_id == owner_id;
+    let recorded: Vec<AddressRecord> = tx
+        .addresses_of_vm(vm_uuid)?
+        .into_iter()
+        .filter(|a| a.owner_kind != OwnerKind::Observed && !replaced(a))
+        .collect();
+    let mut out = Vec::new();
+    for (i, claim) in claims.iter().enumerate() {
+        if let Some(a) = recorded
+            .iter()
+            .find(|a| a.mac.as_deref() == Some(&claim.mac))
+        {
+            return Err(at(i)(StoreError::Refused(format!(
+                "NIC {} of VM {vm_uuid} already has address {} recorded by {}",
+                claim.mac,
+                a.ip,
+                a.holder()
+            ))));
+        }
+        tx.lock_subnet(&claim.subnet_id).map_err(at(i))?;
+        let subnet = get_subnet(tx, &claim.subnet_id).map_err(at(i))?;
+        let range = subnet.spec.allocatable();
+        if !range.contains(u32::from(claim.ip)) {
+            return Err(at(i)(StoreError::Refused(format!(
+                "{} is outside the range {range} of subnet {:?}",
+                claim.ip, subnet.name
+            ))));
+        }
+        match tx.address(&subnet.id, claim.ip).map_err(at(i))? {
+            Some(a)
+                if a.owner_kind == OwnerKind::Observed && a.vm_uuid.as_deref() == Some(vm_uuid) =>
+            {
+                if write {
+                    tx.delete_address(&subnet.id, a.ip).map_err(at(i))?;
+                    unhold(tx, &subnet.id, u32::from(a.ip)).map_err(at(i))?;
+                }
+            }
+            Some(a) if replaced(&a) => {}
+            Some(a) => {
+                return Err(at(i)(StoreError::AddressTaken {
+                    ip: claim.ip,
+                    holder: a.holder(),
+                }))
+            }
+            None => {}
+        }
+        if let Some(holder) = reported(claim) {
+            return Err(at(i)(StoreError::AddressTaken {
+                ip: claim.ip,
+                holder,
+            }));
+        }
+        let record = AddressRecord {
+            subnet_id: subnet.id.clone(),
+            ip: claim.ip,
+            owner_kind: kind,
+            owner_id: owner_id.to_string(),
+            vm_uuid: Some(vm_uuid.to_string()),
+            mac: Some(claim.mac.clone()),
+            wire_id: Some(claim.wire_id.clone()),
+            pending: false,
+            created_at: now(),
+        };
+        if write {
+            tx.insert_address(&record).map_err(at(i))?;
+            hold(tx, &subnet.id, u32::from(claim.ip)).map_err(at(i))?;
+        } else if out
+            .iter()
+            .any(|r: &AddressRecord| r.subnet_id == record.subnet_id && r.ip == record.ip)
+        {
+            return Err(at(i)(StoreError::AddressTaken {
+                ip: claim.ip,
+                holder: format!("another nic block of this {}", kind.as_str()),
+            }));
+        }
+        out.push(record);
+    }
+    Ok(out)
+}

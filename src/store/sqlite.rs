@@ -18,7 +18,8 @@ use crate::ipam::ranges::Range;
 use crate::ipam::subnet::{Policy, SubnetSpec};
 
 /// Schema versions, applied in order; never edit a released one, add the next.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE subnets (
     id          TEXT PRIMARY KEY,
     vcenter     TEXT NOT NULL,
@@ -61,7 +62,12 @@ CREATE TABLE held_runs (
     end_ip    INTEGER NOT NULL,
     PRIMARY KEY (subnet_id, start_ip)
 );
-"#];
+"#,
+    r#"
+CREATE INDEX addresses_vm ON addresses (vm_uuid);
+CREATE INDEX addresses_kind ON addresses (subnet_id, owner_kind);
+"#,
+];
 
 pub struct SqliteBackend {
     path: String,
@@ -406,6 +412,26 @@ impl Tx for SqliteTx<'_> {
         self.address_query(
             &format!("SELECT {ADDRESS_COLUMNS} FROM addresses WHERE owner_kind = ?1 AND owner_id = ?2 ORDER BY subnet_id, ip"),
             [kind.as_str(), owner_id],
+        )
+    }
+
+    fn addresses_of_kind(
+        &mut self,
+        subnet_id: &str,
+        kind: OwnerKind,
+    ) -> Result<Vec<AddressRecord>> {
+        self.address_query(
+            &format!("SELECT {ADDRESS_COLUMNS} FROM addresses WHERE subnet_id = ?1 AND owner_kind = ?2 ORDER BY ip"),
+            [subnet_id, kind.as_str()],
+        )
+    }
+
+    fn addresses_of_vm(&mut self, vm_uuid: &str) -> Result<Vec<AddressRecord>> {
+        self.address_query(
+            &format!(
+                "SELECT {ADDRESS_COLUMNS} FROM addresses WHERE vm_uuid = ?1 ORDER BY subnet_id, ip"
+            ),
+            [vm_uuid],
         )
     }
 

@@ -1,6 +1,7 @@
 //! Shared test harness: the vCenter simulator, Terraform runs, and our gRPC plugin client.
 #![allow(dead_code)]
 
+pub mod env;
 pub mod plugin;
 pub mod sim;
 pub mod terraform;

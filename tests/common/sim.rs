@@ -258,6 +258,31 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// Changes vCenter the way an operator would, through the simulator's control endpoint
+    /// (`tests/vcsim/control.go`): `control("move_nic", &[("vm", "x"), ("nic", "0"), ("pg", "y")])`.
+    pub fn control(&self, action: &str, query: &[(&str, &str)]) {
+        let base = self.info.stats_url.trim_end_matches("/_stats");
+        // Scenario names need no escaping.
+        let args: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let url = format!("{base}/_control/{action}?{}", args.join("&"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (status, body) = runtime.block_on(async {
+            let response = http()
+                .post(&url)
+                .send()
+                .await
+                .expect("POST simulator control");
+            let status = response.status();
+            (status, response.text().await.unwrap_or_default())
+        });
+        assert!(status.is_success(), "{action} {query:?}: {status} {body}");
+    }
+}
+
 impl Drop for Sim {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -52,11 +52,16 @@ pub fn provider_dir() -> PathBuf {
 #[derive(Debug)]
 pub struct Run {
     pub success: bool,
+    pub status: std::process::ExitStatus,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Run {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
     /// Both streams, for assertions on diagnostics (Terraform prints them on stderr).
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
@@ -164,6 +169,7 @@ impl Workdir {
         let out = cmd.output().expect("run terraform");
         Run {
             success: out.status.success(),
+            status: out.status,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
@@ -233,6 +239,24 @@ impl Workdir {
             .map(|(k, v)| (k.clone(), v["value"].clone()))
             .collect()
     }
+}
+
+/// Asserts a failed run shows the diagnostic `summary`, pointing at the configuration line
+/// `snippet` (Terraform quotes the line of the attribute a diagnostic names), and no crash.
+pub fn expect_error(run: &Run, version: &str, summary: &str, snippet: &str) {
+    let out = run.all();
+    assert!(
+        out.contains(summary),
+        "{version}: missing {summary:?} in:\n{out}"
+    );
+    assert!(
+        out.contains(snippet),
+        "{version}: diagnostic for {summary:?} does not point at {snippet:?}:\n{out}"
+    );
+    assert!(
+        !out.contains("panicked") && !out.contains("plugin crashed"),
+        "{version}: {out}"
+    );
 }
 
 /// The `terraform { required_providers }` block every configuration starts with.

@@ -72,7 +72,7 @@ type front struct {
 }
 
 // startFront listens on a random loopback port and proxies to backend.
-func startFront(backend *url.URL) (*front, error) {
+func startFront(backend *url.URL, control http.Handler) (*front, error) {
 	cert, certPEM, err := selfSignedCert()
 	if err != nil {
 		return nil, err
@@ -88,7 +88,7 @@ func startFront(backend *url.URL) (*front, error) {
 	}
 	f.url = "https://" + f.host
 	f.srv = &http.Server{
-		Handler:   f.handler(backend),
+		Handler:   f.handler(backend, control),
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
 		ErrorLog:  log.New(ioutil.Discard, "", 0), // clients probing TLS are noise
 	}
@@ -102,7 +102,7 @@ func startFront(backend *url.URL) (*front, error) {
 
 func (f *front) Close() { _ = f.srv.Close() }
 
-func (f *front) handler(backend *url.URL) http.Handler {
+func (f *front) handler(backend *url.URL, control http.Handler) http.Handler {
 	target := &url.URL{Scheme: backend.Scheme, Host: backend.Host}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.Transport = &http.Transport{
@@ -116,6 +116,7 @@ func (f *front) handler(backend *url.URL) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/_stats", f.serveStats)
 	mux.HandleFunc("/_stats/reset", f.serveReset)
+	mux.Handle("/_control/", control)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/sdk" || strings.HasPrefix(r.URL.Path, "/sdk/") {
 			f.stats.add(requestName(r))

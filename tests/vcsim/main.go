@@ -114,7 +114,7 @@ func run(opt options) error {
 	backend := startBackend(model)
 	defer backend.Close()
 
-	fr, err := startFront(backend.URL)
+	fr, err := startFront(backend.URL, b.controlHandler())
 	if err != nil {
 		return fmt.Errorf("front: %w", err)
 	}

@@ -133,6 +133,9 @@ func testVMs(b *builder) error {
 		{name: "vm-web-1", host: "DC0_C0_H1", guestID: linuxGuest, nics: []nicSpec{{"pg-std-web", "10.50.0.31"}}},
 		{name: "vm-multi", host: "DC0_C0_H2", guestID: linuxGuest, nics: []nicSpec{{"pg-app", "10.20.0.23"}, {"pg-db", "10.30.0.41"}}},
 		{name: "vm-legacy", host: "DC0_C0_H0", guestID: linuxGuest, nics: []nicSpec{{"pg-std-partial", "10.20.0.240"}}},
+		// Running guests whose Tools report nothing: vsphereipam_vm_nic_fix records their addresses.
+		{name: "vm-db-noip", host: "DC0_C0_H2", guestID: linuxGuest, noTools: true, nics: []nicSpec{{"pg-app", ""}, {"pg-db", ""}}},
+		{name: "vm-web-noip", host: "DC0_C0_H1", guestID: linuxGuest, noTools: true, nics: []nicSpec{{"pg-std-web", ""}}},
 		{name: "tmpl-linux", host: "DC0_C0_H0", guestID: linuxGuest, template: true, nics: []nicSpec{{"pg-app", ""}}},
 		{name: "tmpl-windows", host: "DC0_C0_H1", guestID: windowsGuest, template: true, nics: []nicSpec{{"pg-app", ""}}},
 	}
@@ -170,6 +173,7 @@ func shapeDemo(b *builder, _ options) error {
 		{name: "vm-app-2", host: "DC0_C0_H1", guestID: linuxGuest, nics: []nicSpec{{"pg-app", "10.20.0.22"}}},
 		{name: "vm-db-1", host: "DC0_C0_H2", guestID: linuxGuest, nics: []nicSpec{{"pg-db", "10.30.0.41"}}},
 		{name: "vm-web-1", host: "DC0_C0_H1", guestID: linuxGuest, nics: []nicSpec{{"pg-std-web", "10.50.0.31"}}},
+		{name: "vm-app-legacy", host: "DC0_C0_H0", guestID: linuxGuest, noTools: true, nics: []nicSpec{{"pg-app", ""}}},
 		{name: "tmpl-linux", host: "DC0_C0_H0", guestID: linuxGuest, template: true, nics: []nicSpec{{"pg-app", ""}}},
 	})
 }

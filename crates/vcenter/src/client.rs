@@ -150,24 +150,32 @@ impl VsphereClient {
 
     /// Logs out. Other clones become unusable; later calls fail with `NotAuthenticated` and
     /// will log in again.
-    pub async fn close(&self) -> Result<(), VimError> {
-        self.session.calls.fetch_add(1, Ordering::Relaxed);
-        self.session.vim.close().await
+    pub fn close(&self) -> BoxFuture<'_, Result<(), VimError>> {
+        Box::pin(async move {
+            self.session.calls.fetch_add(1, Ordering::Relaxed);
+            self.session.vim.close().await
+        })
     }
 
     /// Ends the vCenter session but keeps the client usable: the next request gets
     /// `NotAuthenticated` and logs in again. Lets tests exercise session expiry without waiting
     /// for vCenter's idle timeout.
-    pub async fn end_session(&self) -> Result<(), VimError> {
-        let Some(sm) = self.service_content().session_manager.as_ref() else {
-            return Ok(());
-        };
-        SessionManager::new(self.vim(), &sm.value).logout().await
+    pub fn end_session(&self) -> BoxFuture<'_, Result<(), VimError>> {
+        Box::pin(async move {
+            let Some(sm) = self.service_content().session_manager.as_ref() else {
+                return Ok(());
+            };
+            SessionManager::new(self.vim(), &sm.value).logout().await
+        })
     }
 }
 
 /// Opens a session: builds the HTTP client, logs in once and reads the vCenter instance UUID.
-pub async fn connect(opts: &ConnectOptions) -> Result<VsphereClient, ConnectError> {
+pub fn connect(opts: &ConnectOptions) -> BoxFuture<'_, Result<VsphereClient, ConnectError>> {
+    Box::pin(connect_once(opts))
+}
+
+async fn connect_once(opts: &ConnectOptions) -> Result<VsphereClient, ConnectError> {
     let server = normalize_server(&opts.server)?;
     let http = http_client(opts.allow_unverified_ssl)?;
     let started = std::time::Instant::now();

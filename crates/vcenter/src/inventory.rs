@@ -32,6 +32,7 @@ use crate::client::{describe_vim_error, VsphereClient};
 use crate::model::{
     Datacenter, Host, Inventory, PortGroup, PortGroupKind, Vlan, Vm, VmNic, VmkNic,
 };
+use crate::BoxFuture;
 
 /// Objects per RetrievePropertiesEx page. vCenter may return fewer; 1000 keeps one page
 /// (a few MB of XML for VMs with several devices) well under memory and timeout limits while
@@ -133,7 +134,11 @@ vim_retrievable!(
 );
 
 /// Reads every object and derives the snapshot. Round trips: 3 + extra pages.
-pub async fn load_inventory(client: &VsphereClient) -> anyhow::Result<Inventory> {
+pub fn load_inventory(client: &VsphereClient) -> BoxFuture<'_, anyhow::Result<Inventory>> {
+    Box::pin(load(client))
+}
+
+async fn load(client: &VsphereClient) -> anyhow::Result<Inventory> {
     let started = Instant::now();
     let calls_before = client.calls();
     let contents = fetch_all(client).await?;

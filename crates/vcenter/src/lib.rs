@@ -6,3 +6,8 @@
 pub mod client;
 pub mod inventory;
 pub mod model;
+
+/// The futures this crate hands out are boxed: proving a future `Send` means walking every
+/// type it holds across an `.await`, and vim_rs's generated types make that walk huge. Boxed
+/// here, it is done once, when this crate compiles, instead of in every async caller.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

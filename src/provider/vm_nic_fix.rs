@@ -1,0 +1,687 @@
+//! Resource `vsphereipam_vm_nic_fix`: records the addresses of an existing VM whose VMware
+//! Tools cannot report them, and holds them in the IPAM store.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::{AttributeType, Block, Description, NestedBlock, Schema};
+use tf_provider::value::{Value, ValueEmpty, ValueList, ValueString};
+use tf_provider::{map, AttributePath, Diagnostics, Resource};
+
+use super::schema::{computed, optional_computed, required};
+use super::values::{self, known, string};
+use super::{Session, Shared};
+use crate::nics::{self, NicProblem, NicRequest};
+use crate::store::ops::{ClaimError, NicClaim, Observation, SubnetView};
+use crate::store::{AddressRecord, OwnerKind, StoreError};
+use crate::vsphere::model::Inventory;
+
+pub struct NicFixResource {
+    shared: Arc<Shared>,
+}
+
+impl NicFixResource {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NicState<'a> {
+    pub mac: ValueString<'a>,
+    pub ip_address: ValueString<'a>,
+    pub wire_id: ValueString<'a>,
+    pub subnet_id: ValueString<'a>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct NicFixState<'a> {
+    pub id: ValueString<'a>,
+    pub vm_id: ValueString<'a>,
+    pub nic: ValueList<Value<NicState<'a>>>,
+}
+
+pub fn schema() -> Schema {
+    Schema {
+        version: 1,
+        block: Block {
+            version: 1,
+            description: Description::markdown(
+                "Records the IPv4 addresses of an existing VM whose VMware Tools cannot report \
+                 them, and holds them in the IPAM store so they are never handed out again. Each \
+                 address must lie in a subnet whose wire (or additional wire) is the port group \
+                 of its NIC. Destroying the resource releases the addresses. When the subnet is \
+                 created in the same apply, add it to `depends_on`.",
+            ),
+            attributes: map! {
+                "id" => computed(AttributeType::String, "The VM UUID."),
+                "vm_id" => required(AttributeType::String,
+                    "UUID of the VM (`config.uuid`, the vSphere provider's `uuid`). Changing it \
+                     replaces the resource.")
+            },
+            blocks: map! {
+                "nic" => NestedBlock::List(Block {
+                    version: 1,
+                    description: Description::markdown(
+                        "One block per NIC to record, at least one: by `mac`, or without it the \
+                         next NIC in device order."),
+                    attributes: map! {
+                        "mac" => optional_computed(AttributeType::String,
+                            "MAC address of the NIC (`00:50:56:aa:bb:cc`). Without it, the next \
+                             NIC in device order that no other block names."),
+                        "ip_address" => required(AttributeType::String,
+                            "IPv4 address the NIC uses. Changing it replaces the resource."),
+                        "wire_id" => computed(AttributeType::String,
+                            "Wire of the NIC's port group, as vCenter reports it now."),
+                        "subnet_id" => computed(AttributeType::String,
+                            "Subnet holding the address.")
+                    },
+                    ..Default::default()
+                })
+            },
+            ..Default::default()
+        },
+    }
+}
+
+fn nic_path(index: usize, attribute: &'static str) -> AttributePath {
+    AttributePath::new("nic")
+        .index(index as i64)
+        .attribute(attribute)
+}
+
+fn nic_list<'s, 'a>(state: &'s NicFixState<'a>) -> Vec<&'s NicState<'a>> {
+    state
+        .nic
+        .as_ref_option()
+        .map(|list| list.iter().filter_map(|n| n.as_ref_option()).collect())
+        .unwrap_or_default()
+}
+
+fn nic_list_mut<'s, 'a>(state: &'s mut NicFixState<'a>) -> Vec<&'s mut NicState<'a>> {
+    match &mut state.nic {
+        Value::Value(list) => list
+            .iter_mut()
+            .filter_map(|n| match n {
+                Value::Value(n) => Some(n),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The `nic` blocks as requests: `Ok(None)` while some input is unknown, `Err` with the
+/// problems of invalid ones.
+fn requests_of(state: &NicFixState<'_>) -> Result<Option<Vec<NicRequest>>, Vec<NicProblem>> {
+    let list = match &state.nic {
+        Value::Unknown => return Ok(None),
+        Value::Null => Vec::new(),
+        Value::Value(list) => list.clone(),
+    };
+    if list.is_empty() {
+        return Err(vec![NicProblem {
+            no_subnet: false,
+            index: None,
+            attribute: "nic",
+            summary: "No nic block".into(),
+            detail: "Add at least one nic block with the ip_address of a NIC of the VM.".into(),
+        }]);
+    }
+    let mut requests = Some(Vec::new());
+    let mut problems = Vec::new();
+    for (i, block) in list.iter().enumerate() {
+        let Value::Value(nic) = block else {
+            requests = None;
+            continue;
+        };
+        let mac = match &nic.mac {
+            Value::Unknown => {
+                requests = None;
+                None
+            }
+            Value::Null => None,
+            Value::Value(m) => {
+                if nics::normalize_mac(m).is_none() {
+                    problems.push(NicProblem {
+                        no_subnet: false,
+                        index: Some(i),
+                        attribute: "mac",
+                        summary: "Invalid MAC address".into(),
+                        detail: format!(
+                            "{m:?} is not a MAC address; write six hex octets, e.g. \
+                             00:50:56:aa:bb:cc."
+                        ),
+                    });
+                }
+                Some(m.to_string())
+            }
+        };
+        let ip = match &nic.ip_address {
+            Value::Value(s) => match s.parse() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    problems.push(NicProblem {
+                        no_subnet: false,
+                        index: Some(i),
+                        attribute: "ip_address",
+                        summary: "Invalid IPv4 address".into(),
+                        detail: format!("{s:?} is not an IPv4 address such as 10.20.0.50."),
+                    });
+                    None
+                }
+            },
+            _ => None,
+        };
+        match (ip, requests.as_mut()) {
+            (Some(ip), Some(r)) => r.push(NicRequest { mac, ip }),
+            _ => requests = None,
+        }
+    }
+    if problems.is_empty() {
+        Ok(requests)
+    } else {
+        Err(problems)
+    }
+}
+
+fn report(diags: &mut Diagnostics, problems: &[NicProblem]) {
+    for p in problems {
+        let path = match p.index {
+            Some(i) => nic_path(i, p.attribute),
+            None => AttributePath::new(p.attribute),
+        };
+        diags.error(p.summary.clone(), p.detail.clone(), path);
+    }
+}
+
+fn claim_error(diags: &mut Diagnostics, e: &ClaimError) {
+    let path = e.index.map(|i| match e.error {
+        StoreError::Refused(_) => AttributePath::new("nic").index(i as i64),
+        _ => nic_path(i, "ip_address"),
+    });
+    values::store_error_at(diags, &e.error, path);
+}
+
+/// What a create (or its plan) needs: the claims and who else reports addresses.
+struct Resolved {
+    vm_uuid: String,
+    claims: Vec<NicClaim>,
+    subnets: Vec<SubnetView>,
+    observations: Vec<Observation>,
+}
+
+impl Resolved {
+    /// Who, other than the VM, vCenter reports using the claim's address.
+    fn reported_by(&self) -> impl Fn(&NicClaim) -> Option<String> + '_ {
+        |claim| {
+            self.subnets
+                .iter()
+                .find(|s| s.subnet.id == claim.subnet_id)
+                .and_then(|s| {
+                    nics::reported_by_others(&self.observations, s, &self.vm_uuid, claim.ip)
+                })
+        }
+    }
+}
+
+fn vm_not_found(diags: &mut Diagnostics, vm_id: &str, inventory: &Inventory) {
+    diags.error(
+        "VM not found",
+        format!(
+            "No VM with UUID {vm_id:?} in vCenter (instance {}). Give the VM's `config.uuid` \
+             (the vSphere provider's `uuid` attribute).",
+            inventory.instance_uuid
+        ),
+        AttributePath::new("vm_id"),
+    );
+}
+
+/// At plan time an address may belong to a subnet the same apply creates first (through
+/// `depends_on`): "no subnet" is then left to apply time, other problems are reported.
+async fn resolve(
+    session: &Session,
+    diags: &mut Diagnostics,
+    vm_id: &str,
+    requests: &[NicRequest],
+    planning: bool,
+) -> Option<Option<Resolved>> {
+    let inventory = session.inventory_or_diag(diags).await?;
+    let Some(vm) = nics::find_vm(&inventory, vm_id) else {
+        vm_not_found(diags, vm_id, &inventory);
+        return None;
+    };
+    let vcenter = inventory.instance_uuid.clone();
+    let subnets = match session
+        .store
+        .blocking(move |s| s.subnet_views(&vcenter))
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            values::store_error(diags, &e, None);
+            return None;
+        }
+    };
+    match nics::resolve(&inventory, vm, requests, &subnets) {
+        Ok(claims) => Some(Some(Resolved {
+            vm_uuid: vm.uuid.to_ascii_lowercase(),
+            claims,
+            subnets,
+            observations: nics::observations(&inventory),
+        })),
+        Err(problems) if planning && problems.iter().all(|p| p.no_subnet) => Some(None),
+        Err(problems) => {
+            let reported: Vec<NicProblem> = problems
+                .into_iter()
+                .filter(|p| !(planning && p.no_subnet))
+                .collect();
+            report(diags, &reported);
+            None
+        }
+    }
+}
+
+/// Fills the computed values of each block from its claim; a MAC the user wrote stays as
+/// written.
+fn fill(state: &mut NicFixState<'_>, claims: &[NicClaim]) {
+    for (nic, claim) in nic_list_mut(state).into_iter().zip(claims) {
+        if !nic.mac.is_value() {
+            nic.mac = string(claim.mac.clone());
+        }
+        nic.wire_id = string(claim.wire_id.clone());
+        nic.subnet_id = string(claim.subnet_id.clone());
+    }
+}
+
+fn same_mac(a: &str, b: &str) -> bool {
+    nics::normalize_mac(a).is_some_and(|a| Some(a) == nics::normalize_mac(b))
+}
+
+/// This resource's records of the VM.
+fn own_records(records: Vec<AddressRecord>, vm_uuid: &str) -> Vec<AddressRecord> {
+    records
+        .into_iter()
+        .filter(|a| a.owner_kind == OwnerKind::NicFix && a.owner_id == vm_uuid)
+        .collect()
+}
+
+#[async_trait]
+impl Resource for NicFixResource {
+    type State<'a> = NicFixState<'a>;
+    type PrivateState<'a> = ValueEmpty;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(schema())
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        if let Err(problems) = requests_of(&config) {
+            report(diags, &problems);
+        }
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        private_state: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let session = self.shared.session(diags)?;
+        let vm_uuid = known(&state.id)?.to_ascii_lowercase();
+        let inventory = session.inventory_or_diag(diags).await?;
+        let lookup = vm_uuid.clone();
+        let records = match session
+            .store
+            .blocking(move |s| s.addresses_of_vm(&lookup))
+            .await
+        {
+            Ok(r) => own_records(r, &vm_uuid),
+            Err(e) => {
+                values::store_error(diags, &e, None);
+                return Some((state, private_state));
+            }
+        };
+        let Some(vm) = nics::find_vm(&inventory, &vm_uuid) else {
+            let ours = format!("{}/", inventory.instance_uuid);
+            if records
+                .iter()
+                .any(|r| !r.wire_id.as_deref().unwrap_or_default().starts_with(&ours))
+            {
+                diags.root_warning(
+                    "VM not found in this vCenter",
+                    format!(
+                        "VM {vm_uuid} is not in vCenter instance {}, but its addresses were \
+                         recorded on another vCenter's wires; they are kept. Check \
+                         `vsphere_server`.",
+                        inventory.instance_uuid
+                    ),
+                );
+                return Some((state, private_state));
+            }
+            tracing::info!(%vm_uuid, "VM gone: releasing its recorded addresses");
+            let owner = vm_uuid.clone();
+            if let Err(e) = session
+                .store
+                .blocking(move |s| s.release_owner(OwnerKind::NicFix, &owner))
+                .await
+            {
+                values::store_error(diags, &e, None);
+                return Some((state, private_state));
+            }
+            return None;
+        };
+        if records.is_empty() {
+            // The store no longer holds them (a fresh store): plan records them again.
+            return None;
+        }
+        let mut fresh = state.clone();
+        for nic in nic_list_mut(&mut fresh) {
+            let mac = known(&nic.mac).unwrap_or_default();
+            let record = records
+                .iter()
+                .find(|r| same_mac(r.mac.as_deref().unwrap_or_default(), &mac));
+            let current = vm.nics.iter().find(|n| same_mac(&n.mac, &mac));
+            nic.wire_id = values::opt_string(
+                current
+                    .and_then(|n| n.portgroup.as_deref())
+                    .map(|pg| crate::vsphere::wire::wire_id(&inventory, pg)),
+            );
+            nic.subnet_id = values::opt_string(record.map(|r| r.subnet_id.clone()));
+            if let Some(r) = record {
+                if known(&nic.ip_address).and_then(|s| s.parse().ok()) != Some(r.ip) {
+                    nic.ip_address = string(r.ip.to_string());
+                }
+            }
+        }
+        Some((fresh, private_state))
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        proposed: Self::State<'a>,
+        config: Self::State<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let mut planned = proposed;
+        planned.id = planned.vm_id.clone();
+        for nic in nic_list_mut(&mut planned) {
+            if nic.mac.is_null() {
+                nic.mac = Value::Unknown;
+            }
+            nic.wire_id = Value::Unknown;
+            nic.subnet_id = Value::Unknown;
+        }
+        let (Some(vm_id), Ok(Some(requests))) = (known(&config.vm_id), requests_of(&config)) else {
+            return Some((planned, ValueEmpty::default()));
+        };
+        let session = self.shared.session(diags)?;
+        let Some(resolved) = resolve(&session, diags, &vm_id, &requests, true).await? else {
+            return Some((planned, ValueEmpty::default()));
+        };
+        let claims = resolved.claims.clone();
+        let checked = session
+            .store
+            .blocking(move |s| {
+                Ok(s.check_claims(
+                    (OwnerKind::NicFix, &resolved.vm_uuid),
+                    &resolved.vm_uuid,
+                    &resolved.claims,
+                    &resolved.reported_by(),
+                ))
+            })
+            .await;
+        match checked {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                claim_error(diags, &e);
+                return None;
+            }
+            Err(e) => {
+                values::store_error(diags, &e, None);
+                return None;
+            }
+        }
+        fill(&mut planned, &claims);
+        Some((planned, ValueEmpty::default()))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: Self::State<'a>,
+        proposed: Self::State<'a>,
+        config: Self::State<'a>,
+        prior_private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        let mut planned = proposed;
+        let mut replace = Vec::new();
+        if prior.vm_id != planned.vm_id {
+            replace.push(AttributePath::new("vm_id"));
+        }
+        let before = nic_list(&prior);
+        let after = nic_list(&planned);
+        let wanted_macs: Vec<Option<String>> =
+            nic_list(&config).iter().map(|n| known(&n.mac)).collect();
+        if before.len() != after.len() {
+            replace.push(AttributePath::new("nic"));
+        }
+        // A NIC whose port group left the subnet's wires (or that is gone) no longer matches
+        // its record: the plan replaces the resource so it is recorded again.
+        let mut drifted = Vec::new();
+        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+            if b.ip_address != a.ip_address {
+                replace.push(nic_path(i, "ip_address"));
+            }
+            if let (Some(Some(want)), Some(have)) = (wanted_macs.get(i), known(&b.mac)) {
+                if !same_mac(want, &have) {
+                    replace.push(nic_path(i, "mac"));
+                }
+            }
+            match (known(&b.wire_id), known(&b.subnet_id)) {
+                (Some(wire), Some(subnet)) => drifted.push((i, wire, subnet)),
+                _ => replace.push(nic_path(i, "wire_id")),
+            }
+        }
+        if !drifted.is_empty() {
+            let session = self.shared.session(diags)?;
+            let checks = session
+                .store
+                .blocking(move |s| {
+                    let mut off = Vec::new();
+                    for (i, wire, subnet) in drifted {
+                        let reaches = s.subnet(&subnet)?.is_some_and(|v| {
+                            v.subnet.wire_id == wire || v.links.iter().any(|l| l.wire_id == wire)
+                        });
+                        if !reaches {
+                            off.push(i);
+                        }
+                    }
+                    Ok(off)
+                })
+                .await;
+            match checks {
+                Ok(off) => replace.extend(off.into_iter().map(|i| nic_path(i, "wire_id"))),
+                Err(e) => values::store_error(diags, &e, None),
+            }
+        }
+        if !replace.is_empty() {
+            for (i, nic) in nic_list_mut(&mut planned).into_iter().enumerate() {
+                if !matches!(wanted_macs.get(i), Some(Some(_))) {
+                    nic.mac = Value::Unknown;
+                }
+                nic.wire_id = Value::Unknown;
+                nic.subnet_id = Value::Unknown;
+            }
+        }
+        Some((planned, prior_private, replace))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        prior_private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::PrivateState<'a>> {
+        Some(prior_private)
+    }
+
+    async fn create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        planned: Self::State<'a>,
+        config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let vm_id = known(&planned.vm_id)?;
+        let requests = match requests_of(&config) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                diags.root_error(
+                    "Unknown nic values at apply time",
+                    "Every nic block needs a known ip_address (and mac, when given).",
+                );
+                return None;
+            }
+            Err(problems) => {
+                report(diags, &problems);
+                return None;
+            }
+        };
+        let session = self.shared.session(diags)?;
+        let resolved = resolve(&session, diags, &vm_id, &requests, false).await??;
+        let claims = resolved.claims.clone();
+        let recorded = session
+            .store
+            .blocking(move |s| {
+                Ok(s.claim_nics(
+                    (OwnerKind::NicFix, &resolved.vm_uuid),
+                    &resolved.vm_uuid,
+                    &resolved.claims,
+                    &resolved.reported_by(),
+                ))
+            })
+            .await;
+        match recorded {
+            Ok(Ok(records)) => {
+                tracing::info!(vm = %vm_id, addresses = records.len(), "VM addresses recorded");
+            }
+            Ok(Err(e)) => {
+                claim_error(diags, &e);
+                return None;
+            }
+            Err(e) => {
+                values::store_error(diags, &e, None);
+                return None;
+            }
+        }
+        let mut state = planned;
+        state.id = string(vm_id);
+        fill(&mut state, &claims);
+        Some((state, private))
+    }
+
+    async fn update<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        planned: Self::State<'a>,
+        _config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        // Every meaningful change replaces the resource; what is left is the spelling of a MAC.
+        Some((planned, private))
+    }
+
+    async fn destroy<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        _private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<()> {
+        let session = self.shared.session(diags)?;
+        let owner = known(&state.id)?.to_ascii_lowercase();
+        match session
+            .store
+            .blocking(move |s| s.release_owner(OwnerKind::NicFix, &owner))
+            .await
+        {
+            Ok(released) => {
+                tracing::info!(addresses = released.len(), "VM addresses released");
+                Some(())
+            }
+            Err(e) => {
+                values::store_error(diags, &e, None);
+                None
+            }
+        }
+    }
+
+    async fn import<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        id: String,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let session = self.shared.session(diags)?;
+        let vm_uuid = id.to_ascii_lowercase();
+        let inventory = session.inventory_or_diag(diags).await?;
+        let lookup = vm_uuid.clone();
+        let mut records = match session
+            .store
+            .blocking(move |s| s.addresses_of_vm(&lookup))
+            .await
+        {
+            Ok(r) => own_records(r, &vm_uuid),
+            Err(e) => {
+                values::store_error(diags, &e, None);
+                return None;
+            }
+        };
+        if records.is_empty() {
+            diags.root_error(
+                "Nothing to import",
+                format!(
+                    "The IPAM store {} holds no address recorded by vsphereipam_vm_nic_fix for \
+                     VM {id:?}. Declare the resource and apply instead of importing it.",
+                    session.store.describe()
+                ),
+            );
+            return None;
+        }
+        let vm = nics::find_vm(&inventory, &vm_uuid);
+        let position = |mac: &str| {
+            vm.and_then(|vm| vm.nics.iter().position(|n| n.mac == mac))
+                .unwrap_or(usize::MAX)
+        };
+        records.sort_by_key(|r| (position(r.mac.as_deref().unwrap_or_default()), r.ip));
+        let nic = records
+            .iter()
+            .map(|r| {
+                Value::Value(NicState {
+                    mac: values::opt_string(r.mac.clone()),
+                    ip_address: string(r.ip.to_string()),
+                    wire_id: values::opt_string(r.wire_id.clone()),
+                    subnet_id: string(r.subnet_id.clone()),
+                })
+            })
+            .collect();
+        Some((
+            NicFixState {
+                id: string(id.clone()),
+                vm_id: string(id),
+                nic: Value::Value(nic),
+            },
+            ValueEmpty::default(),
+        ))
+    }
+}

@@ -1,0 +1,59 @@
+//! A test environment for the IPAM resources: the simulator, an embedded store of the test's
+//! own, and Terraform working directories wired to both.
+
+use super::sim::Sim;
+use super::terraform::{header, Terraform, Workdir};
+use vsphereipam::store::Store;
+
+/// A simulator, a store of its own, and Terraform working directories configured for both
+/// through the environment, each starting with `preamble` (data sources the bodies use).
+pub struct Env<'s> {
+    pub sim: &'s Sim,
+    preamble: &'static str,
+    store_dir: tempfile::TempDir,
+}
+
+impl<'s> Env<'s> {
+    pub fn new(sim: &'s Sim, preamble: &'static str) -> Self {
+        Env {
+            sim,
+            preamble,
+            store_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    pub fn store_url(&self) -> String {
+        format!(
+            "sqlite://{}",
+            self.store_dir.path().join("ipam.db").display()
+        )
+    }
+    /// The whole main.tf for `body`.
+    pub fn config(&self, body: &str) -> String {
+        format!(
+            "{}\nprovider \"vsphereipam\" {{}}\n{}\n{body}",
+            header(),
+            self.preamble
+        )
+    }
+    pub fn workdir(&self, tf: &Terraform, body: &str) -> Workdir {
+        Workdir::new(tf, &self.config(body))
+            .env("VSPHERE_SERVER", &self.sim.server())
+            .env("VSPHERE_USER", &self.sim.info.user)
+            .env("VSPHERE_PASSWORD", &self.sim.info.password)
+            .env("VSPHERE_ALLOW_UNVERIFIED_SSL", "true")
+            .env("VSPHEREIPAM_STORE", &self.store_url())
+    }
+    pub fn store(&self) -> Store {
+        Store::open(&self.store_url()).unwrap()
+    }
+    pub fn wire_id(&self, name: &str) -> String {
+        let pg = self
+            .sim
+            .manifest()
+            .portgroups
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap();
+        format!("{}/{}", self.sim.info.instance_uuid, pg.moref)
+    }
+}

@@ -1,0 +1,395 @@
+//! End to end: `vsphereipam_vm_nic_fix` through Terraform 1.15 and 1.0.3 against the
+//! simulator's `test` scenario: recording, matching by MAC or device order, every refusal,
+//! drift, a VM deleted outside Terraform, import, and observed records.
+
+mod common;
+
+use common::env::Env;
+use common::sim::{MVm, Sim};
+use common::terraform::{expect_error, versions};
+use vsphereipam::store::OwnerKind;
+
+/// Subnets on pg-app and pg-db, and the wire of pg-std-web.
+const SUBNETS: &str = r#"
+data "vsphereipam_wire" "app" {
+  name = "pg-app"
+}
+data "vsphereipam_wire" "db" {
+  name = "pg-db"
+}
+resource "vsphereipam_ipsubnet" "app" {
+  name    = "app"
+  wire_id = data.vsphereipam_wire.app.id
+  cidr    = "10.20.0.0/24"
+}
+resource "vsphereipam_ipsubnet" "db" {
+  name     = "db"
+  wire_id  = data.vsphereipam_wire.db.id
+  cidr     = "10.30.0.0/24"
+  start_ip = "10.30.0.10"
+}
+"#;
+
+fn vm<'m>(sim: &'m Sim, name: &str) -> &'m MVm {
+    sim.manifest()
+        .vms
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("{name} not in the scenario"))
+}
+
+fn fix(name: &str, uuid: &str, nics: &[(Option<&str>, &str)]) -> String {
+    let blocks: String = nics
+        .iter()
+        .map(|(mac, ip)| {
+            let mac = mac.map_or(String::new(), |m| format!("    mac        = \"{m}\"\n"));
+            format!("  nic {{\n{mac}    ip_address = \"{ip}\"\n  }}\n")
+        })
+        .collect();
+    format!(
+        "resource \"vsphereipam_vm_nic_fix\" \"{name}\" {{\n  vm_id = \"{uuid}\"\n{blocks}}}\n\
+         output \"{name}\" {{\n  value = vsphereipam_vm_nic_fix.{name}\n}}\n"
+    )
+}
+
+/// The subnets and a fix recorded after them, in one configuration.
+fn with_subnets(fix: &str) -> String {
+    let after = fix.replacen(
+        "\n  nic {",
+        "\n  depends_on = [vsphereipam_ipsubnet.app, vsphereipam_ipsubnet.db]\n  nic {",
+        1,
+    );
+    format!("{SUBNETS}\n{after}")
+}
+
+#[test]
+fn records_each_nic_in_the_subnet_of_its_port_group() {
+    let sim = Sim::start("test");
+    let db = vm(&sim, "vm-db-noip");
+    for tf in versions() {
+        let env = Env::new(&sim, "");
+        let body = with_subnets(&fix(
+            "db",
+            &db.uuid,
+            &[(None, "10.20.0.60"), (None, "10.30.0.60")],
+        ));
+        let wd = env.workdir(&tf, &body);
+        wd.apply_ok();
+        let outs = wd.outputs();
+        let got = &outs["db"];
+        assert_eq!(got["id"], db.uuid.as_str(), "{}", tf.version);
+        for (i, (pg, cidr)) in [("pg-app", "10.20.0.0/24"), ("pg-db", "10.30.0.0/24")]
+            .iter()
+            .enumerate()
+        {
+            let nic = &got["nic"][i];
+            assert_eq!(
+                nic["mac"],
+                db.nics[i].mac.as_str(),
+                "{}: nic {i}",
+                tf.version
+            );
+            assert_eq!(nic["wire_id"], env.wire_id(pg).as_str(), "{}", tf.version);
+            let subnet = env
+                .store()
+                .subnet(nic["subnet_id"].as_str().unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!(subnet.subnet.spec.cidr.to_string(), *cidr, "{}", tf.version);
+        }
+        let held = env.store().addresses_of_vm(&db.uuid).unwrap();
+        let mut ips: Vec<String> = held
+            .iter()
+            .filter(|a| a.owner_kind == OwnerKind::NicFix)
+            .map(|a| a.ip.to_string())
+            .collect();
+        ips.sort();
+        assert_eq!(ips, ["10.20.0.60", "10.30.0.60"], "{}", tf.version);
+        wd.plan_no_changes();
+
+        // The same NICs named by MAC, in the other order and upper case: the same records.
+        let by_mac = with_subnets(&fix(
+            "db",
+            &db.uuid,
+            &[
+                (Some(&db.nics[1].mac.to_uppercase()), "10.30.0.60"),
+                (Some(&db.nics[0].mac), "10.20.0.60"),
+            ],
+        ));
+        wd.write("main.tf", &env.config(&by_mac));
+        let plan = wd.run(&["plan", "-no-color", "-input=false"]);
+        assert!(
+            plan.stdout.contains("must be replaced"),
+            "{}: reordered blocks replace: {}",
+            tf.version,
+            plan.all()
+        );
+        wd.apply_ok();
+        wd.plan_no_changes();
+        let outs = wd.outputs();
+        assert_eq!(
+            outs["db"]["nic"][0]["mac"],
+            db.nics[1].mac.to_uppercase().as_str(),
+            "{}: the MAC stays as written",
+            tf.version
+        );
+
+        // Import by VM UUID, then no difference.
+        let rm = wd.run(&["state", "rm", "-no-color", "vsphereipam_vm_nic_fix.db"]);
+        assert!(rm.success, "{}", rm.all());
+        wd.write("main.tf", &env.config(&body));
+        let import = wd.run(&[
+            "import",
+            "-no-color",
+            "-input=false",
+            "vsphereipam_vm_nic_fix.db",
+            &db.uuid,
+        ]);
+        assert!(import.success, "{}: {}", tf.version, import.all());
+        let applied = wd.apply_ok();
+        assert!(
+            applied.stdout.contains("0 added, 0 changed, 0 destroyed"),
+            "{}: {}",
+            tf.version,
+            applied.stdout
+        );
+
+        // A changed address replaces the resource: the old one is released.
+        let moved = with_subnets(&fix(
+            "db",
+            &db.uuid,
+            &[(None, "10.20.0.61"), (None, "10.30.0.60")],
+        ));
+        wd.write("main.tf", &env.config(&moved));
+        let plan = wd.run(&["plan", "-no-color", "-input=false"]);
+        assert!(plan.stdout.contains("must be replaced"), "{}", plan.all());
+        wd.apply_ok();
+        let app_ips: Vec<String> = env
+            .store()
+            .addresses_of_vm(&db.uuid)
+            .unwrap()
+            .iter()
+            .filter(|a| a.owner_kind == OwnerKind::NicFix)
+            .map(|a| a.ip.to_string())
+            .collect();
+        assert!(app_ips.contains(&"10.20.0.61".to_string()), "{app_ips:?}");
+        assert!(!app_ips.contains(&"10.20.0.60".to_string()), "{app_ips:?}");
+
+        // Observed records name the VMs whose Tools report addresses, and do not keep the
+        // subnets from being destroyed.
+        let app_id = outs["db"]["nic"][1]["subnet_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let observed: Vec<String> = env
+            .store()
+            .addresses(&app_id)
+            .unwrap()
+            .iter()
+            .filter(|a| a.owner_kind == OwnerKind::Observed)
+            .map(|a| format!("{} {}", a.ip, a.owner_id))
+            .collect();
+        assert!(
+            observed
+                .iter()
+                .any(|o| o.starts_with("10.20.0.21 VM \"vm-app-1\"")),
+            "{}: {observed:?}",
+            tf.version
+        );
+        wd.destroy_ok();
+        assert!(
+            env.store()
+                .addresses_of_vm(&db.uuid)
+                .unwrap()
+                .iter()
+                .all(|a| a.owner_kind != OwnerKind::NicFix),
+            "{}: destroy releases the addresses",
+            tf.version
+        );
+    }
+}
+
+#[test]
+fn every_refusal_names_its_cause_and_attribute() {
+    let sim = Sim::start("test");
+    let db = vm(&sim, "vm-db-noip");
+    let web = vm(&sim, "vm-web-noip");
+    let noip = vm(&sim, "vm-app-noip");
+    for tf in versions() {
+        let env = Env::new(&sim, "");
+        let held = env.workdir(
+            &tf,
+            &with_subnets(&fix(
+                "db",
+                &db.uuid,
+                &[(None, "10.20.0.60"), (None, "10.30.0.60")],
+            )),
+        );
+        held.apply_ok();
+        let v = tf.version;
+        // Probes: a fix of their own, next to the subnets `held` created in the same store.
+        let plan_err = |body: &str| env.workdir(&tf, body).plan_err();
+        // An address in no subnet may be one the same apply creates: refused at apply time.
+        let apply_err = |body: &str| {
+            let wd = env.workdir(&tf, body);
+            wd.init();
+            let run = wd.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+            assert!(!run.success, "{v}: apply should fail:\n{}", run.all());
+            run
+        };
+
+        // No subnet on the NIC's port group.
+        let run = apply_err(&fix("db", &web.uuid, &[(None, "10.20.0.70")]));
+        expect_error(
+            &run,
+            v,
+            "Address in no subnet of the NIC's port group",
+            "ip_address = \"10.20.0.70\"",
+        );
+        let flat = run.flat();
+        assert!(flat.contains("pg-std-web"), "{v}: {flat}");
+        assert!(flat.contains("Subnets tried: none"), "{v}: {flat}");
+        // A subnet on the port group, but not holding the address: the tried subnet is named.
+        let run = apply_err(&fix("db", &noip.uuid, &[(None, "10.30.0.70")]));
+        expect_error(
+            &run,
+            v,
+            "Address in no subnet of the NIC's port group",
+            "ip_address = \"10.30.0.70\"",
+        );
+        assert!(run.flat().contains("\"app\""), "{v}: {}", run.flat());
+
+        // Held by another resource's record: the holder is named.
+        let run = plan_err(&fix("db", &noip.uuid, &[(None, "10.20.0.60")]));
+        expect_error(
+            &run,
+            v,
+            "Address already taken",
+            "ip_address = \"10.20.0.60\"",
+        );
+        assert!(
+            run.flat()
+                .contains(&format!("vsphereipam_vm_nic_fix {}", db.uuid)),
+            "{v}: {}",
+            run.flat()
+        );
+        // Reported by VMware Tools of another VM.
+        let run = plan_err(&fix("db", &noip.uuid, &[(None, "10.20.0.21")]));
+        expect_error(
+            &run,
+            v,
+            "Address already taken",
+            "ip_address = \"10.20.0.21\"",
+        );
+        assert!(run.flat().contains("vm-app-1"), "{v}: {}", run.flat());
+
+        // A NIC that already has a record (of this VM's other fix: at plan time that is not told
+        // apart from a replacement of the same resource, so apply refuses it).
+        let run = apply_err(&fix(
+            "db",
+            &db.uuid,
+            &[(Some(&db.nics[0].mac), "10.20.0.80")],
+        ));
+        expect_error(&run, v, "Refused by the IPAM", "nic {");
+        assert!(run.flat().contains("already has address 10.20.0.60"), "{v}");
+
+        // Unknown VM, unknown MAC, too many blocks, malformed values.
+        let run = plan_err(&fix(
+            "db",
+            "42000000-0000-0000-0000-000000000000",
+            &[(None, "10.20.0.80")],
+        ));
+        expect_error(
+            &run,
+            v,
+            "VM not found",
+            "vm_id = \"42000000-0000-0000-0000-000000000000\"",
+        );
+        let run = plan_err(&fix(
+            "db",
+            &noip.uuid,
+            &[(Some("00:50:56:ff:ff:ff"), "10.20.0.80")],
+        ));
+        expect_error(
+            &run,
+            v,
+            "Unknown MAC address",
+            "mac        = \"00:50:56:ff:ff:ff\"",
+        );
+        assert!(run.flat().contains(&noip.nics[0].mac), "{v}");
+        let run = plan_err(&fix(
+            "db",
+            &noip.uuid,
+            &[(None, "10.20.0.80"), (None, "10.20.0.81")],
+        ));
+        expect_error(
+            &run,
+            v,
+            "More nic blocks than the VM has NICs",
+            "resource \"vsphereipam_vm_nic_fix\" \"db\"",
+        );
+        let run = plan_err(&fix("db", &noip.uuid, &[(None, "10.20.0.999")]));
+        expect_error(
+            &run,
+            v,
+            "Invalid IPv4 address",
+            "ip_address = \"10.20.0.999\"",
+        );
+        let run = plan_err(&fix("db", &noip.uuid, &[(Some("00:50:56"), "10.20.0.80")]));
+        expect_error(&run, v, "Invalid MAC address", "mac        = \"00:50:56\"");
+
+        held.destroy_ok();
+    }
+}
+
+#[test]
+fn drift_shows_in_the_plan_and_a_deleted_vm_releases_its_addresses() {
+    for tf in versions() {
+        // A simulator per version: this test deletes a VM.
+        let sim = Sim::start("test");
+        let db = vm(&sim, "vm-db-noip").clone();
+        let env = Env::new(&sim, "");
+        let wd = env.workdir(
+            &tf,
+            &with_subnets(&fix(
+                "db",
+                &db.uuid,
+                &[(None, "10.20.0.60"), (None, "10.30.0.60")],
+            )),
+        );
+        wd.apply_ok();
+
+        // The second NIC moves to a port group that is no wire of the db subnet.
+        sim.control(
+            "move_nic",
+            &[("vm", "vm-db-noip"), ("nic", "1"), ("pg", "pg-std-web")],
+        );
+        let plan = wd.run(&["plan", "-no-color", "-input=false", "-detailed-exitcode"]);
+        assert_eq!(plan.code(), Some(2), "{}: {}", tf.version, plan.all());
+        assert!(
+            plan.stdout.contains("must be replaced"),
+            "{}: {}",
+            tf.version,
+            plan.all()
+        );
+        assert!(
+            plan.stdout.contains(&env.wire_id("pg-std-web")),
+            "{}: the plan shows the new wire: {}",
+            tf.version,
+            plan.stdout
+        );
+
+        // The VM is deleted outside Terraform: the refresh drops it and releases its addresses.
+        sim.control("destroy_vm", &[("vm", "vm-db-noip")]);
+        let run = wd.plan_err();
+        expect_error(&run, tf.version, "VM not found", "vm_id = ");
+        let left: Vec<_> = env
+            .store()
+            .addresses_of_vm(&db.uuid)
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.owner_kind == OwnerKind::NicFix)
+            .collect();
+        assert!(left.is_empty(), "{}: {left:?}", tf.version);
+    }
+}
