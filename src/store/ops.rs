@@ -609,16 +609,16 @@ fn claim_in(
                 claim.ip, subnet.name
             ))));
         }
+        let own_observed = |a: &AddressRecord| {
+            a.owner_kind == OwnerKind::Observed && a.vm_uuid.as_deref() == Some(vm_uuid)
+        };
         match tx.address(&subnet.id, claim.ip).map_err(at(i))? {
-            Some(a)
-                if a.owner_kind == OwnerKind::Observed && a.vm_uuid.as_deref() == Some(vm_uuid) =>
-            {
-                if write {
-                    tx.delete_address(&subnet.id, a.ip).map_err(at(i))?;
-                    unhold(tx, &subnet.id, u32::from(a.ip)).map_err(at(i))?;
-                }
+            // The VM's own reported address becomes the owner's record.
+            Some(a) if own_observed(&a) && write => {
+                tx.delete_address(&subnet.id, a.ip).map_err(at(i))?;
+                unhold(tx, &subnet.id, u32::from(a.ip)).map_err(at(i))?;
             }
-            Some(a) if replaced(&a) => {}
+            Some(a) if own_observed(&a) || replaced(&a) => {}
             Some(a) => {
                 return Err(at(i)(StoreError::AddressTaken {
                     ip: claim.ip,
