@@ -1,5 +1,8 @@
 //! The IPAM store's behaviour, written once against `Store` so every backend runs the same
-//! suite. Includes several processes allocating from one SQLite file at once.
+//! suite, on SQLite and on PostgreSQL. Includes several processes allocating from one store at
+//! once until the subnet is full.
+
+mod common;
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -13,6 +16,13 @@ use vsphereipam::store::{OwnerKind, Store, StoreError, SubnetRecord};
 fn sqlite_store(dir: &tempfile::TempDir) -> Store {
     let url = format!("sqlite://{}", dir.path().join("ipam.db").display());
     Store::open(&url).expect("open sqlite store")
+}
+
+/// A fresh store of each backend: its URL, and the temp dir the SQLite file lives in.
+fn fresh_stores() -> Vec<(String, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("ipam.db").display());
+    vec![(sqlite, Some(dir)), (common::pg::fresh_database(), None)]
 }
 
 fn subnet(id: &str, cidr: &str, extra: impl FnOnce(&mut SubnetInput)) -> SubnetRecord {
@@ -221,6 +231,47 @@ fn sqlite_conformance() {
 }
 
 #[test]
+fn postgres_conformance() {
+    let url = common::pg::fresh_database();
+    conformance(&Store::open(&url).expect("open postgres store"));
+    // Opening again finds the schema in place and the data kept.
+    let again = Store::open(&url).unwrap();
+    assert!(!again.subnets(None).unwrap().is_empty());
+}
+
+#[test]
+fn postgres_errors_never_show_the_password() {
+    let admin = common::pg::admin_url();
+    let url = admin
+        .replacen("postgres@", "postgres:s3cret-pw@", 1)
+        .replace("/postgres", "/no_such_database_here");
+    let err = Store::open(&url).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(text.contains("no_such_database_here"), "{text}");
+    assert!(!text.contains("s3cret-pw"), "{text}");
+    let unreachable = Store::open("postgres://ipam:s3cret-pw@127.0.0.1:1/ipam").unwrap_err();
+    assert!(
+        !unreachable.to_string().contains("s3cret-pw"),
+        "{unreachable}"
+    );
+}
+
+#[test]
+fn postgres_migrations_are_safe_when_processes_start_at_once() {
+    let url = common::pg::fresh_database();
+    let opened: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || Store::open(&url).map(|_| ()))
+        })
+        .collect();
+    for t in opened {
+        t.join().unwrap().expect("concurrent open");
+    }
+}
+
+#[test]
 fn sqlite_file_is_private_and_reopens_with_its_data() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
@@ -271,9 +322,14 @@ fn child_allocator() {
 }
 
 #[test]
-fn processes_sharing_one_sqlite_file_never_get_the_same_address() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = sqlite_store(&dir);
+fn processes_sharing_one_store_never_get_the_same_address() {
+    for (url, _dir) in fresh_stores() {
+        processes_fill_one_subnet(&url);
+    }
+}
+
+fn processes_fill_one_subnet(url: &str) {
+    let store = Store::open(url).unwrap();
     // /23 minus network and broadcast: 510 addresses for 4 processes.
     store
         .create_subnet(
@@ -283,7 +339,6 @@ fn processes_sharing_one_sqlite_file_never_get_the_same_address() {
             &[],
         )
         .unwrap();
-    let url = format!("sqlite://{}", dir.path().join("ipam.db").display());
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..4)
         .map(|_| {
@@ -294,7 +349,7 @@ fn processes_sharing_one_sqlite_file_never_get_the_same_address() {
                     "--nocapture",
                     "--test-threads=1",
                 ])
-                .env(CHILD_ENV, &url)
+                .env(CHILD_ENV, url)
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -324,7 +379,7 @@ fn processes_sharing_one_sqlite_file_never_get_the_same_address() {
     assert_eq!(
         all.len(),
         510,
-        "every address handed out once: {per_child:?}"
+        "{url}: every address handed out once: {per_child:?}"
     );
     assert_eq!(unique.len(), all.len(), "duplicates handed out");
     assert!(
@@ -336,9 +391,11 @@ fn processes_sharing_one_sqlite_file_never_get_the_same_address() {
 
 #[test]
 fn every_policy_fills_a_subnet_completely() {
-    for policy in ["stepdown", "stepup", "random"] {
-        let dir = tempfile::tempdir().unwrap();
-        let store = sqlite_store(&dir);
+    for (policy, (url, _dir)) in ["stepdown", "stepup", "random"]
+        .into_iter()
+        .flat_map(|p| fresh_stores().into_iter().map(move |s| (p, s)))
+    {
+        let store = Store::open(&url).unwrap();
         store
             .create_subnet(
                 &subnet("s", "10.70.0.0/24", |i| {
@@ -351,7 +408,7 @@ fn every_policy_fills_a_subnet_completely() {
         let mut got = HashSet::new();
         loop {
             match store.allocate(&req("s", "o", None), &RangeSet::new()) {
-                Ok(a) => assert!(got.insert(a.ip), "{policy}: {} twice", a.ip),
+                Ok(a) => assert!(got.insert(a.ip), "{url} {policy}: {} twice", a.ip),
                 Err(StoreError::SubnetFull { .. }) => break,
                 Err(e) => panic!("{policy}: {e}"),
             }

@@ -3,6 +3,7 @@
 //! of [`Tx`] inside a transaction; the IPAM rules that combine them live once, in [`ops`].
 
 pub mod ops;
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;
@@ -141,6 +142,9 @@ pub trait Tx {
     fn subnet(&mut self, id: &str) -> Result<Option<SubnetRecord>>;
     /// Serializes allocations in one subnet against other processes until the transaction ends.
     fn lock_subnet(&mut self, id: &str) -> Result<()>;
+    /// Serializes subnet range changes of one vCenter (the overlap check) until the
+    /// transaction ends.
+    fn lock_vcenter(&mut self, vcenter: &str) -> Result<()>;
     fn put_subnet(&mut self, subnet: &SubnetRecord) -> Result<()>;
     /// Removes the subnet with its wire links, addresses and runs.
     fn delete_subnet(&mut self, id: &str) -> Result<()>;
@@ -188,13 +192,17 @@ impl Store {
         Self { backend }
     }
 
-    /// Opens the store a URL names (`sqlite://<path>`), creating and migrating it as needed.
+    /// Opens the store a URL names (`sqlite://<path>`, `postgres://...`), creating and
+    /// migrating it as needed.
     pub fn open(url: &str) -> Result<Store> {
         if let Some(path) = url.strip_prefix("sqlite://") {
             return Ok(Store::new(Arc::new(sqlite::SqliteBackend::open(path)?)));
         }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Store::new(Arc::new(postgres::PostgresBackend::open(url)?)));
+        }
         Err(StoreError::Unavailable(format!(
-            "unsupported store URL {:?}: use sqlite://<path>",
+            "unsupported store URL {:?}: use sqlite://<path> or postgres://user@host/db",
             crate::logging::redact_url(url)
         )))
     }

@@ -153,6 +153,7 @@ impl Store {
         detected_wires: &[String],
     ) -> Result<SubnetView> {
         self.transaction(|tx| {
+            tx.lock_vcenter(&subnet.vcenter)?;
             if let Some(other) = overlapping(tx, subnet)? {
                 return Err(overlap_error(subnet, &other));
             }
@@ -198,6 +199,7 @@ impl Store {
     /// Changes a subnet in place (cidr and wire are fixed: changing them replaces it).
     pub fn update_subnet(&self, subnet: &SubnetRecord) -> Result<SubnetView> {
         self.transaction(|tx| {
+            tx.lock_vcenter(&subnet.vcenter)?;
             tx.lock_subnet(&subnet.id)?;
             let old = get_subnet(tx, &subnet.id)?;
             if old.spec.cidr != subnet.spec.cidr || old.wire_id != subnet.wire_id {

@@ -308,6 +308,10 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn lock_vcenter(&mut self, _vcenter: &str) -> Result<()> {
+        Ok(())
+    }
+
     fn put_subnet(&mut self, s: &SubnetRecord) -> Result<()> {
         let spec = &s.spec;
         self.tx

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod env;
+pub mod pg;
 pub mod plugin;
 pub mod sim;
 pub mod terraform;
