@@ -136,18 +136,24 @@ impl PostgresBackend {
             config,
             client: Mutex::new(None),
         };
-        backend.migrate()?;
+        backend.migrate().map_err(|e| backend.located(e))?;
         Ok(backend)
     }
 
     fn connect(&self) -> Result<Client> {
-        self.config.connect(tls()?).map_err(|e| {
-            unavailable(format!(
-                "cannot connect to {}: {}",
-                redact_url(&self.url),
-                db(e)
-            ))
-        })
+        self.config
+            .connect(tls()?)
+            .map_err(|e| unavailable(format!("cannot connect: {}", db(e))))
+    }
+
+    /// Names the store (without its password) in an unavailability error.
+    fn located(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Unavailable(reason) => {
+                StoreError::Unavailable(format!("{}: {reason}", redact_url(&self.url)))
+            }
+            other => other,
+        }
     }
 
     /// Runs `f` on a live connection, connecting (again) when there is none or the server
@@ -182,8 +188,8 @@ impl PostgresBackend {
                 .get(0);
             if current as usize > MIGRATIONS.len() {
                 return Err(unavailable(format!(
-                    "{} has schema version {current}, newer than this provider knows ({}); upgrade the provider",
-                    redact_url(&self.url),
+                    "the database has schema version {current}, newer than this provider knows \
+                     ({}); upgrade the provider",
                     MIGRATIONS.len()
                 )));
             }
@@ -202,29 +208,38 @@ impl PostgresBackend {
 
 impl Backend for PostgresBackend {
     fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
-        self.with_client(|client| {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut lost_before_work = false;
+            let outcome = self.with_client(|client| {
                 let mut tx = client.transaction().map_err(db)?;
                 let mut ptx = PgTx {
                     tx: &mut tx,
                     aborted: None,
+                    done: 0,
                 };
                 let outcome = f(&mut ptx);
-                let aborted = ptx.aborted.take();
+                let (aborted, done) = (ptx.aborted.take(), ptx.done);
                 match (outcome, aborted) {
-                    (Ok(()), _) => match tx.commit() {
-                        Ok(()) => return Ok(()),
-                        Err(e) if retryable(&e) && attempt < RETRIES => continue,
-                        Err(e) => return Err(db(e)),
-                    },
-                    // Dropping `tx` rolls back.
-                    (Err(_), Some(e)) if retryable(&e) && attempt < RETRIES => continue,
-                    (Err(e), _) => return Err(e),
+                    (Ok(()), _) => tx.commit().map_err(|e| {
+                        lost_before_work = retryable(&e);
+                        db(e)
+                    }),
+                    (Err(e), Some(cause)) => {
+                        // A deadlock victim, or a connection that was already gone when the
+                        // transaction began (nothing ran): safe to run again.
+                        lost_before_work = retryable(&cause) || (done == 0 && cause.is_closed());
+                        Err(e)
+                    }
+                    (Err(e), None) => Err(e),
                 }
+            });
+            match outcome {
+                Err(_) if lost_before_work && attempt < RETRIES => continue,
+                other => return other.map_err(|e| self.located(e)),
             }
-        })
+        }
     }
 
     fn describe(&self) -> String {
@@ -236,6 +251,8 @@ struct PgTx<'t, 'c> {
     tx: &'t mut postgres::Transaction<'c>,
     /// The server error that failed the transaction, kept to decide on a retry.
     aborted: Option<postgres::Error>,
+    /// Statements that succeeded.
+    done: usize,
 }
 
 const SUBNET_COLUMNS: &str =
@@ -308,14 +325,20 @@ type Params<'p> = [&'p (dyn postgres::types::ToSql + Sync)];
 impl PgTx<'_, '_> {
     fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
         match self.tx.query(sql, params) {
-            Ok(rows) => Ok(rows),
+            Ok(rows) => {
+                self.done += 1;
+                Ok(rows)
+            }
             Err(e) => Err(self.abort(e)),
         }
     }
 
     fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<()> {
         match self.tx.execute(sql, params) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.done += 1;
+                Ok(())
+            }
             Err(e) => Err(self.abort(e)),
         }
     }

@@ -11,6 +11,8 @@ pub struct Env<'s> {
     pub sim: &'s Sim,
     preamble: &'static str,
     store_dir: tempfile::TempDir,
+    /// A store URL other than the default SQLite file, e.g. a PostgreSQL database.
+    store: Option<String>,
 }
 
 impl<'s> Env<'s> {
@@ -19,9 +21,20 @@ impl<'s> Env<'s> {
             sim,
             preamble,
             store_dir: tempfile::tempdir().unwrap(),
+            store: None,
+        }
+    }
+    /// The same, on the store `url`.
+    pub fn with_store(sim: &'s Sim, preamble: &'static str, url: &str) -> Self {
+        Env {
+            store: Some(url.to_string()),
+            ..Env::new(sim, preamble)
         }
     }
     pub fn store_url(&self) -> String {
+        if let Some(url) = &self.store {
+            return url.clone();
+        }
         format!(
             "sqlite://{}",
             self.store_dir.path().join("ipam.db").display()
