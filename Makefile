@@ -8,8 +8,11 @@ demo: tools
 	scripts/demo.sh
 
 # Lint stays out of `make test` so CI spends its time on tests; run `make lint` before a commit.
+# The tests start throwaway PostgreSQL clusters (scripts/postgres.sh); they are stopped after.
 test: tools
-	$(CARGO) test --workspace --no-fail-fast
+	status=0; $(CARGO) test --workspace --no-fail-fast || status=$$?; \
+	scripts/postgres.sh stop; VSPHEREIPAM_TEST_PG_PORT=55433 scripts/postgres.sh stop; \
+	exit $$status
 
 # Debian packages, both Terraform versions, the simulator (idempotent).
 tools:

@@ -1,5 +1,8 @@
 //! Allocation cost, store transaction included, in an empty subnet, a 99%-full /16 and a
-//! nearly full /8 (16.6 million held addresses). Prints `name value unit` lines.
+//! nearly full /8 (16.6 million held addresses); then allocations per second for one and for 8
+//! concurrent clients (each with its own connection) on SQLite and on PostgreSQL (the
+//! throwaway cluster of `scripts/postgres.sh`, or `VSPHEREIPAM_TEST_POSTGRES`). Prints
+//! `name value unit` lines.
 //!
 //! Run: `cargo bench --bench alloc`.
 
@@ -66,6 +69,7 @@ fn measure(store: &Store, subnet_id: &str, n: u32) -> f64 {
             mac: None,
             wire_id: None,
             pending: false,
+            description: None,
         };
         store.allocate(&req, &observed).unwrap();
     }
@@ -103,4 +107,78 @@ fn main() {
     println!("alloc_full_16_us {alloc_full_16:.1} us (held {held16})");
     println!("alloc_full_8_us {alloc_full_8:.1} us (held {held8})");
     println!("alloc_full_8_ratio {:.2} x", alloc_full_8 / alloc_empty);
+
+    let sqlite_rate = format!("sqlite://{}", dir.path().join("rate.db").display());
+    let postgres_rate = postgres_database();
+    for (name, url) in [("sqlite", sqlite_rate), ("postgres", postgres_rate)] {
+        let store = Store::open(&url).unwrap();
+        store
+            .create_subnet(&subnet("rate", "10.3.0.0/16"), &[])
+            .unwrap();
+        for clients in [1, 8] {
+            let per_client = 4000 / clients;
+            let rate = rate(&url, clients, per_client);
+            println!("alloc_rate_{name}_{clients}_clients {rate:.0} allocations/s");
+        }
+    }
+}
+
+/// Allocations per second of `clients` threads, each with its own store connection, all
+/// allocating `per_client` addresses from one subnet.
+fn rate(url: &str, clients: usize, per_client: usize) -> f64 {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(clients + 1));
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let url = url.to_string();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let store = Store::open(&url).unwrap();
+                let observed = RangeSet::new();
+                barrier.wait();
+                for i in 0..per_client {
+                    let req = AllocRequest {
+                        subnet_id: "rate".into(),
+                        ip: None,
+                        owner_kind: OwnerKind::Manual,
+                        owner_id: format!("rate-{clients}-{c}-{i}"),
+                        vm_uuid: None,
+                        mac: None,
+                        wire_id: None,
+                        pending: false,
+                        description: None,
+                    };
+                    store.allocate(&req, &observed).unwrap();
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (clients * per_client) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A new database on the test cluster (started if needed).
+fn postgres_database() -> String {
+    let admin = std::env::var("VSPHEREIPAM_TEST_POSTGRES").unwrap_or_else(|_| {
+        let out =
+            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres.sh"))
+                .arg("start")
+                .output()
+                .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    });
+    let name = format!("bench_{}", std::process::id());
+    let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
 }

@@ -7,6 +7,7 @@
 
 use std::net::Ipv4Addr;
 
+use crate::ipam::ranges::{Range, RangeSet};
 use crate::store::ops::{NicClaim, Observation, SubnetView};
 use crate::vsphere::model::{Inventory, Vm, VmNic};
 use crate::vsphere::wire;
@@ -248,6 +249,16 @@ pub fn observations(inventory: &Inventory) -> Vec<Observation> {
         }
     }
     out
+}
+
+/// Every address vCenter reports in use on the subnet's wire and additional wires: what an
+/// allocation in the subnet must skip.
+pub fn observed_in(inventory: &Inventory, subnet: &SubnetView) -> RangeSet {
+    let mut set = RangeSet::new();
+    for ip in wire::observed_on(inventory, subnet_morefs(subnet)) {
+        set.insert(Range::new(ip, ip));
+    }
+    set
 }
 
 /// Who, other than the VM `vm_uuid`, vCenter reports using the claim's address on a wire of

@@ -110,6 +110,7 @@ fn subnet_lifecycle_detection_update_replace_import() {
                     mac: Some("00:50:56:aa:bb:cc".into()),
                     wire_id: None,
                     pending: false,
+                    description: None,
                 },
                 &RangeSet::new(),
             )

@@ -62,6 +62,7 @@ fn req(subnet_id: &str, owner: &str, ip: Option<&str>) -> AllocRequest {
         mac: None,
         wire_id: None,
         pending: false,
+        description: None,
     }
 }
 

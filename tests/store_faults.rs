@@ -79,6 +79,7 @@ fn take(store: &Store, owner: &str) -> Result<std::net::Ipv4Addr, StoreError> {
                 mac: None,
                 wire_id: None,
                 pending: false,
+                description: None,
             },
             &RangeSet::new(),
         )
@@ -117,6 +118,7 @@ fn faults_of_the_postgres_store() {
                 mac: None,
                 wire_id: None,
                 pending: false,
+                description: None,
                 created_at: 0,
             };
             tx.insert_address(&half)?;

@@ -5,6 +5,7 @@
 pub mod additional_wire;
 pub mod config;
 pub mod docs;
+pub mod ip_address;
 pub mod ipsubnet;
 mod schema;
 mod values;
@@ -256,6 +257,7 @@ impl Provider for VsphereIpamProvider {
     ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
         Some(map! {
             "ipsubnet" => ipsubnet::IpSubnetResource::new(self.shared.clone()),
+            "ip_address" => ip_address::IpAddressResource::new(self.shared.clone()),
             "subnet_additional_wire" => additional_wire::AdditionalWireResource::new(self.shared.clone()),
             "vm_nic_fix" => vm_nic_fix::NicFixResource::new(self.shared.clone()),
         })

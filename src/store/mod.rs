@@ -43,6 +43,8 @@ pub enum OwnerKind {
     Vm,
     /// A `vsphereipam_vm_nic_fix` resource (owner id: VM UUID).
     NicFix,
+    /// A `vsphereipam_ip_address` resource (owner id: the resource id).
+    Address,
     /// Reported in use by VMware Tools; no resource owns it.
     Observed,
     /// Taken directly through the store API (tests, admin commands).
@@ -54,6 +56,7 @@ impl OwnerKind {
         match self {
             OwnerKind::Vm => "vsphereipam_vm",
             OwnerKind::NicFix => "vsphereipam_vm_nic_fix",
+            OwnerKind::Address => "vsphereipam_ip_address",
             OwnerKind::Observed => "observed",
             OwnerKind::Manual => "manual",
         }
@@ -66,6 +69,7 @@ impl FromStr for OwnerKind {
         match s {
             "vsphereipam_vm" => Ok(OwnerKind::Vm),
             "vsphereipam_vm_nic_fix" => Ok(OwnerKind::NicFix),
+            "vsphereipam_ip_address" => Ok(OwnerKind::Address),
             "observed" => Ok(OwnerKind::Observed),
             "manual" => Ok(OwnerKind::Manual),
             other => Err(StoreError::Corrupt(format!("unknown owner kind {other:?}"))),
@@ -85,6 +89,8 @@ pub struct AddressRecord {
     pub wire_id: Option<String>,
     /// Taken by an operation that has not finished yet (see ARCHITECTURE.md).
     pub pending: bool,
+    /// What the address is for, as its owner describes it.
+    pub description: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -161,6 +167,12 @@ pub trait Tx {
     fn addresses_of_vm(&mut self, vm_uuid: &str) -> Result<Vec<AddressRecord>>;
     fn insert_address(&mut self, record: &AddressRecord) -> Result<()>;
     fn delete_address(&mut self, subnet_id: &str, ip: Ipv4Addr) -> Result<()>;
+    fn set_description(
+        &mut self,
+        subnet_id: &str,
+        ip: Ipv4Addr,
+        description: Option<&str>,
+    ) -> Result<()>;
     /// The maximal run of consecutive held addresses that contains `ip`.
     fn run_covering(&mut self, subnet_id: &str, ip: u32) -> Result<Option<Range>>;
     fn insert_run(&mut self, subnet_id: &str, run: Range) -> Result<()>;

@@ -22,6 +22,7 @@ pub struct AllocRequest {
     pub mac: Option<String>,
     pub wire_id: Option<String>,
     pub pending: bool,
+    pub description: Option<String>,
 }
 
 /// A subnet with its wire links.
@@ -321,6 +322,21 @@ impl Store {
         })
     }
 
+    /// Changes the description of every address an owner holds.
+    pub fn describe_owner(
+        &self,
+        kind: OwnerKind,
+        owner_id: &str,
+        description: Option<&str>,
+    ) -> Result<()> {
+        self.transaction(|tx| {
+            for a in tx.addresses_of_owner(kind, owner_id)? {
+                tx.set_description(&a.subnet_id, a.ip, description)?;
+            }
+            Ok(())
+        })
+    }
+
     pub fn addresses(&self, subnet_id: &str) -> Result<Vec<AddressRecord>> {
         self.transaction(|tx| tx.addresses(subnet_id))
     }
@@ -400,6 +416,7 @@ fn allocate_in(
         mac: req.mac.clone(),
         wire_id: req.wire_id.clone(),
         pending: req.pending,
+        description: req.description.clone(),
         created_at: now(),
     };
     tx.insert_address(&record)?;
@@ -556,6 +573,7 @@ impl Store {
                         mac: o.mac.clone(),
                         wire_id: Some(o.wire_id.clone()),
                         pending: false,
+                        description: None,
                         created_at: now(),
                     })?;
                     hold(tx, &subnet.id, u32::from(o.ip))?;
@@ -644,6 +662,7 @@ fn claim_in(
             mac: Some(claim.mac.clone()),
             wire_id: Some(claim.wire_id.clone()),
             pending: false,
+            description: None,
             created_at: now(),
         };
         if write {

@@ -70,6 +70,9 @@ CREATE TABLE held_runs (
 CREATE INDEX addresses_vm ON addresses (vm_uuid);
 CREATE INDEX addresses_kind ON addresses (subnet_id, owner_kind);
 "#,
+    r#"
+ALTER TABLE addresses ADD COLUMN description TEXT;
+"#,
 ];
 
 /// Advisory lock key that serializes migrations of one database.
@@ -258,7 +261,7 @@ struct PgTx<'t, 'c> {
 const SUBNET_COLUMNS: &str =
     "id, vcenter, name, wire_id, cidr, start_ip, end_ip, gateway, dns_servers, domain, vlan_id, policy, reserved";
 const ADDRESS_COLUMNS: &str =
-    "subnet_id, ip, owner_kind, owner_id, vm_uuid, mac, wire_id, pending, created_at";
+    "subnet_id, ip, owner_kind, owner_id, vm_uuid, mac, wire_id, pending, created_at, description";
 
 fn ip_of(v: i64) -> Ipv4Addr {
     Ipv4Addr::from(v as u32)
@@ -317,6 +320,7 @@ fn address_from_row(row: &Row) -> Result<AddressRecord> {
         wire_id: row.get(6),
         pending: row.get(7),
         created_at: row.get(8),
+        description: row.get(9),
     })
 }
 
@@ -521,7 +525,7 @@ impl Tx for PgTx<'_, '_> {
     fn insert_address(&mut self, a: &AddressRecord) -> Result<()> {
         self.execute(
             &format!(
-                "INSERT INTO addresses ({ADDRESS_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                "INSERT INTO addresses ({ADDRESS_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
             ),
             &[
                 &a.subnet_id,
@@ -533,6 +537,7 @@ impl Tx for PgTx<'_, '_> {
                 &a.wire_id,
                 &a.pending,
                 &a.created_at,
+                &a.description,
             ],
         )
     }
@@ -541,6 +546,18 @@ impl Tx for PgTx<'_, '_> {
         self.execute(
             "DELETE FROM addresses WHERE subnet_id = $1 AND ip = $2",
             &[&subnet_id, &i64::from(u32::from(ip))],
+        )
+    }
+
+    fn set_description(
+        &mut self,
+        subnet_id: &str,
+        ip: Ipv4Addr,
+        description: Option<&str>,
+    ) -> Result<()> {
+        self.execute(
+            "UPDATE addresses SET description = $3 WHERE subnet_id = $1 AND ip = $2",
+            &[&subnet_id, &i64::from(u32::from(ip)), &description],
         )
     }
 

@@ -67,6 +67,9 @@ CREATE TABLE held_runs (
 CREATE INDEX addresses_vm ON addresses (vm_uuid);
 CREATE INDEX addresses_kind ON addresses (subnet_id, owner_kind);
 "#,
+    r#"
+ALTER TABLE addresses ADD COLUMN description TEXT;
+"#,
 ];
 
 pub struct SqliteBackend {
@@ -182,7 +185,7 @@ fn db(e: rusqlite::Error) -> StoreError {
 const SUBNET_COLUMNS: &str =
     "id, vcenter, name, wire_id, cidr, start_ip, end_ip, gateway, dns_servers, domain, vlan_id, policy, reserved";
 const ADDRESS_COLUMNS: &str =
-    "subnet_id, ip, owner_kind, owner_id, vm_uuid, mac, wire_id, pending, created_at";
+    "subnet_id, ip, owner_kind, owner_id, vm_uuid, mac, wire_id, pending, created_at, description";
 
 fn ip_of(v: i64) -> Ipv4Addr {
     Ipv4Addr::from(v as u32)
@@ -253,6 +256,7 @@ fn address_from_row(
         wire_id: row.get(6)?,
         pending: row.get::<_, i64>(7)? != 0,
         created_at: row.get(8)?,
+        description: row.get(9)?,
     }))
 }
 
@@ -442,7 +446,7 @@ impl Tx for SqliteTx<'_> {
     fn insert_address(&mut self, a: &AddressRecord) -> Result<()> {
         self.tx
             .prepare_cached(&format!(
-                "INSERT INTO addresses ({ADDRESS_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                "INSERT INTO addresses ({ADDRESS_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
             ))
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -454,7 +458,8 @@ impl Tx for SqliteTx<'_> {
                     a.mac,
                     a.wire_id,
                     a.pending,
-                    a.created_at
+                    a.created_at,
+                    a.description
                 ])
             })
             .map(drop)
@@ -465,6 +470,21 @@ impl Tx for SqliteTx<'_> {
         self.tx
             .prepare_cached("DELETE FROM addresses WHERE subnet_id = ?1 AND ip = ?2")
             .and_then(|mut s| s.execute(params![subnet_id, u32::from(ip)]))
+            .map(drop)
+            .map_err(db)
+    }
+
+    fn set_description(
+        &mut self,
+        subnet_id: &str,
+        ip: Ipv4Addr,
+        description: Option<&str>,
+    ) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE addresses SET description = ?3 WHERE subnet_id = ?1 AND ip = ?2",
+                params![subnet_id, u32::from(ip), description],
+            )
             .map(drop)
             .map_err(db)
     }

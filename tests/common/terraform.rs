@@ -83,7 +83,7 @@ pub struct Workdir {
     pub tf: Terraform,
     pub dir: TempDir,
     env: Vec<(String, String)>,
-    initialized: std::cell::Cell<bool>,
+    initialized: std::sync::atomic::AtomicBool,
 }
 
 impl Workdir {
@@ -115,7 +115,7 @@ impl Workdir {
             tf: tf.clone(),
             dir,
             env,
-            initialized: std::cell::Cell::new(false),
+            initialized: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -123,7 +123,8 @@ impl Workdir {
     /// `dev_overrides` (and this machine has no registry access), so there it is skipped, as
     /// HashiCorp documents for development overrides.
     pub fn init(&self) {
-        self.initialized.set(true);
+        self.initialized
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if self.tf.version == "1.0.3" {
             return;
         }
@@ -178,7 +179,10 @@ impl Workdir {
     /// `terraform apply -auto-approve`, asserting success.
     pub fn apply_ok(&self) -> Run {
         // Once: with a state, a second init would ask the registry about the provider.
-        if !self.initialized.replace(true) {
+        if !self
+            .initialized
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
             self.init();
         }
         let run = self.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);

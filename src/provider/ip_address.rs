@@ -1,0 +1,325 @@
+//! Resource `vsphereipam_ip_address`: one address taken from a subnet for something that is not
+//! a VM of this provider (a load balancer VIP, an appliance, a DNS record), the way NetBox's
+//! "next available IP" is used. It shares the allocator and its guarantee with the VMs.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::{AttributeType, Block, Description, Schema};
+use tf_provider::value::{Value, ValueEmpty, ValueString};
+use tf_provider::{map, AttributePath, Diagnostics, Resource};
+
+use super::schema::{computed, optional, optional_computed, required};
+use super::values::{self, known, opt_string, string};
+use super::Shared;
+use crate::nics;
+use crate::store::ops::AllocRequest;
+use crate::store::{AddressRecord, OwnerKind, Store, StoreError};
+
+pub struct IpAddressResource {
+    shared: Arc<Shared>,
+}
+
+impl IpAddressResource {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct IpAddressState<'a> {
+    pub id: ValueString<'a>,
+    pub subnet_id: ValueString<'a>,
+    pub ip_address: ValueString<'a>,
+    pub description: ValueString<'a>,
+}
+
+pub fn schema() -> Schema {
+    Schema {
+        version: 1,
+        block: Block {
+            version: 1,
+            description: Description::markdown(
+                "Takes one address from a subnet for something other than a VM of this provider \
+                 (a load balancer VIP, an appliance): the requested one if it is free, otherwise \
+                 the next free one under the subnet's `alloc_policy`. Addresses vCenter reports \
+                 in use on the subnet's wires are skipped. Destroying the resource releases the \
+                 address.",
+            ),
+            attributes: map! {
+                "id" => computed(AttributeType::String, "Id of the allocation in the IPAM store."),
+                "subnet_id" => required(AttributeType::String,
+                    "The subnet (`vsphereipam_ipsubnet.x.id`). Changing it replaces the resource."),
+                "ip_address" => optional_computed(AttributeType::String,
+                    "The address: set it to ask for this one, leave it unset to get the next free \
+                     one. Changing it replaces the resource."),
+                "description" => optional(AttributeType::String,
+                    "What the address is for (kept in the Terraform state).")
+            },
+            ..Default::default()
+        },
+    }
+}
+
+fn state_of<'a>(record: &AddressRecord) -> IpAddressState<'a> {
+    IpAddressState {
+        id: string(record.owner_id.clone()),
+        subnet_id: string(record.subnet_id.clone()),
+        ip_address: string(record.ip.to_string()),
+        description: opt_string(record.description.clone()),
+    }
+}
+
+fn requested_ip(
+    diags: &mut Diagnostics,
+    state: &IpAddressState<'_>,
+) -> Option<Option<std::net::Ipv4Addr>> {
+    match known(&state.ip_address) {
+        None => Some(None),
+        Some(s) => match s.parse() {
+            Ok(ip) => Some(Some(ip)),
+            Err(_) => {
+                diags.error(
+                    "Invalid IPv4 address",
+                    format!("{s:?} is not an IPv4 address such as 10.20.0.50."),
+                    AttributePath::new("ip_address"),
+                );
+                None
+            }
+        },
+    }
+}
+
+/// The allocation of `id`, if the store still holds it.
+async fn record_of(store: &Store, id: String) -> Result<Option<AddressRecord>, StoreError> {
+    store
+        .blocking(move |s| {
+            Ok(s.addresses_of_owner(OwnerKind::Address, &id)?
+                .into_iter()
+                .next())
+        })
+        .await
+}
+
+#[async_trait]
+impl Resource for IpAddressResource {
+    type State<'a> = IpAddressState<'a>;
+    type PrivateState<'a> = ValueEmpty;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(schema())
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        requested_ip(diags, &config);
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        private_state: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let session = self.shared.session(diags)?;
+        let id = known(&state.id)?;
+        match record_of(&session.store, id).await {
+            Ok(Some(record)) => Some((state_of(&record), private_state)),
+            Ok(None) => None,
+            Err(e) => {
+                values::store_error(diags, &e, None);
+                Some((state, private_state))
+            }
+        }
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        proposed: Self::State<'a>,
+        _config: Self::State<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let mut planned = proposed;
+        planned.id = Value::Unknown;
+        if planned.ip_address.is_null() {
+            planned.ip_address = Value::Unknown;
+        }
+        Some((planned, ValueEmpty::default()))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        prior: Self::State<'a>,
+        proposed: Self::State<'a>,
+        config: Self::State<'a>,
+        prior_private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        let mut planned = proposed;
+        let mut replace = Vec::new();
+        if prior.subnet_id != planned.subnet_id {
+            replace.push(AttributePath::new("subnet_id"));
+        }
+        if !config.ip_address.is_null() && prior.ip_address != planned.ip_address {
+            replace.push(AttributePath::new("ip_address"));
+        }
+        if !replace.is_empty() {
+            planned.id = Value::Unknown;
+            if config.ip_address.is_null() {
+                planned.ip_address = Value::Unknown;
+            }
+        }
+        Some((planned, prior_private, replace))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        prior_private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::PrivateState<'a>> {
+        Some(prior_private)
+    }
+
+    async fn create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        planned: Self::State<'a>,
+        config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let ip = requested_ip(diags, &config)?;
+        let subnet_id = known(&planned.subnet_id)?;
+        let session = self.shared.session(diags)?;
+        let inventory = session.inventory_or_diag(diags).await?;
+        let lookup = subnet_id.clone();
+        let view = match session.store.blocking(move |s| s.subnet(&lookup)).await {
+            Ok(Some(view)) => view,
+            Ok(None) => {
+                diags.error(
+                    "Subnet not found",
+                    format!(
+                        "No subnet {subnet_id:?} in the IPAM store {}.",
+                        session.store.describe()
+                    ),
+                    AttributePath::new("subnet_id"),
+                );
+                return None;
+            }
+            Err(e) => {
+                values::store_error(diags, &e, None);
+                return None;
+            }
+        };
+        let observed = nics::observed_in(&inventory, &view);
+        let request = AllocRequest {
+            subnet_id,
+            ip,
+            owner_kind: OwnerKind::Address,
+            owner_id: Store::new_subnet_id(),
+            vm_uuid: None,
+            mac: None,
+            wire_id: None,
+            pending: false,
+            description: known(&config.description),
+        };
+        match session
+            .store
+            .blocking(move |s| s.allocate(&request, &observed))
+            .await
+        {
+            Ok(record) => {
+                tracing::info!(ip = %record.ip, subnet = %record.subnet_id, "address allocated");
+                Some((state_of(&record), private))
+            }
+            Err(e) => {
+                let attribute = match e {
+                    StoreError::AddressTaken { .. } | StoreError::Refused(_) => "ip_address",
+                    _ => "subnet_id",
+                };
+                values::store_error(diags, &e, Some(attribute));
+                None
+            }
+        }
+    }
+
+    async fn update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        planned: Self::State<'a>,
+        _config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        // Only the description changes in place.
+        let session = self.shared.session(diags)?;
+        let id = known(&planned.id)?;
+        let description = known(&planned.description);
+        match session
+            .store
+            .blocking(move |s| s.describe_owner(OwnerKind::Address, &id, description.as_deref()))
+            .await
+        {
+            Ok(()) => Some((planned, private)),
+            Err(e) => {
+                values::store_error(diags, &e, Some("description"));
+                None
+            }
+        }
+    }
+
+    async fn destroy<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        _private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<()> {
+        let session = self.shared.session(diags)?;
+        let id = known(&state.id)?;
+        match session
+            .store
+            .blocking(move |s| s.release_owner(OwnerKind::Address, &id))
+            .await
+        {
+            Ok(_) => Some(()),
+            Err(e) => {
+                values::store_error(diags, &e, None);
+                None
+            }
+        }
+    }
+
+    async fn import<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        id: String,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let session = self.shared.session(diags)?;
+        match record_of(&session.store, id.clone()).await {
+            Ok(Some(record)) => Some((state_of(&record), ValueEmpty::default())),
+            Ok(None) => {
+                diags.root_error(
+                    "Address not found",
+                    format!(
+                        "No vsphereipam_ip_address {id:?} in the IPAM store {}.",
+                        session.store.describe()
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                values::store_error(diags, &e, None);
+                None
+            }
+        }
+    }
+}
