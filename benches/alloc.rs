@@ -91,7 +91,8 @@ fn main() {
     let full16 = subnet("full16", "10.2.0.0/16");
     store.create_subnet(&full16, &[]).unwrap();
     let held16 = fill(&path, &full16, 0.99);
-    let alloc_full_16 = measure(&store, "full16", n);
+    // 1% of a /16 is 655 free addresses: measure fewer allocations there.
+    let alloc_full_16 = measure(&store, "full16", 300);
 
     let full8 = subnet("full8", "11.0.0.0/8");
     store.create_subnet(&full8, &[]).unwrap();

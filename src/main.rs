@@ -1,12 +1,33 @@
-//! The plugin binary Terraform starts: logging, then the tfplugin6 server.
+//! The plugin binary: the tfplugin6 server when Terraform starts it, the admin commands
+//! (`inventory`, `ipam ...`) when a person does.
+
+use std::process::ExitCode;
 
 use vsphereipam::provider::{VsphereIpamProvider, PROVIDER_NAME};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    vsphereipam::logging::init();
+fn main() -> ExitCode {
     // reqwest brings rustls with aws-lc-rs and tonic brings it with ring; with both compiled in,
-    // rustls will not guess, so the plugin's TLS server would panic without an explicit choice.
+    // rustls will not guess, so TLS would panic without an explicit choice.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tf_provider::serve(PROVIDER_NAME, VsphereIpamProvider::default()).await
+    if !vsphereipam::cli::started_by_terraform() {
+        return vsphereipam::cli::main();
+    }
+    vsphereipam::logging::init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the plugin runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(tf_provider::serve(
+        PROVIDER_NAME,
+        VsphereIpamProvider::default(),
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

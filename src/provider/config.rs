@@ -98,20 +98,10 @@ pub fn resolve(
         Transport::Auto
     });
 
-    let store = match raw.store.or_else(|| env("VSPHEREIPAM_STORE")) {
-        Some(url) => match check_store_url(&url) {
-            Ok(()) => url,
-            Err(detail) => {
-                errors.push(SettingError {
-                    attribute: "store",
-                    summary: "Invalid store URL".into(),
-                    detail,
-                });
-                url
-            }
-        },
-        None => format!("sqlite://{}", default_store_path(&env).display()),
-    };
+    let store = resolve_store(raw.store, &env).unwrap_or_else(|e| {
+        errors.push(e);
+        String::new()
+    });
 
     if !errors.is_empty() {
         return Err(errors);
@@ -126,6 +116,24 @@ pub fn resolve(
         },
         store,
     })
+}
+
+/// The store URL: the setting, else `VSPHEREIPAM_STORE`, else the per-user SQLite file.
+pub fn resolve_store(
+    store: Option<String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, SettingError> {
+    let env = |name: &str| env(name).filter(|v| !v.is_empty());
+    match store.or_else(|| env("VSPHEREIPAM_STORE")) {
+        Some(url) => check_store_url(&url)
+            .map(|()| url)
+            .map_err(|detail| SettingError {
+                attribute: "store",
+                summary: "Invalid store URL".into(),
+                detail,
+            }),
+        None => Ok(format!("sqlite://{}", default_store_path(&env).display())),
+    }
 }
 
 fn parse_bool(v: &str) -> Option<bool> {

@@ -1,0 +1,413 @@
+//! The binary as a command for people: when Terraform did not start it, it shows what the
+//! provider sees in vCenter and what the IPAM store holds, with the provider's settings from
+//! the same environment variables (or flags). Human output is a table; `--json` is for scripts
+//! and stays stable.
+
+mod audit;
+mod table;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::ipam::alloc::free_count;
+use crate::ipam::ranges::{Range, RangeSet};
+use crate::provider::config::{self, RawSettings};
+use crate::store::{OwnerKind, Store};
+use crate::vsphere::client;
+use crate::vsphere::model::Inventory;
+use crate::vsphere::wire;
+use table::Table;
+
+#[derive(Parser)]
+#[command(
+    name = "terraform-provider-vsphereipam",
+    version,
+    about = "IP address management for VMware vSphere. Terraform starts this binary as its \
+             plugin; run by a person, it shows what the provider sees and what the IPAM holds."
+)]
+struct Cli {
+    /// vCenter server (host[:port]).
+    #[arg(long, env = "VSPHERE_SERVER", global = true)]
+    vsphere_server: Option<String>,
+    /// vCenter user.
+    #[arg(long, env = "VSPHERE_USER", global = true)]
+    user: Option<String>,
+    /// vCenter password (better in the environment than on the command line).
+    #[arg(long, env = "VSPHERE_PASSWORD", hide_env_values = true, global = true)]
+    password: Option<String>,
+    /// Accept an untrusted vCenter certificate.
+    #[arg(long, global = true)]
+    allow_unverified_ssl: bool,
+    /// auto, soap or json.
+    #[arg(long, global = true)]
+    api_transport: Option<String>,
+    /// IPAM store URL (sqlite:///path or postgres://...).
+    #[arg(long, env = "VSPHEREIPAM_STORE", hide_env_values = true, global = true)]
+    store: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Wires, hosts and VMs as the provider sees them (one inventory snapshot).
+    Inventory {
+        #[arg(long)]
+        json: bool,
+    },
+    /// What the IPAM store holds.
+    Ipam {
+        #[command(subcommand)]
+        command: IpamCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IpamCommand {
+    /// Every subnet with its size and how many addresses are held, observed, reserved, free.
+    Subnets {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every held address of a subnet, with its owner, VM and MAC.
+    Addresses {
+        #[arg(long)]
+        subnet: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Problems an operator must fix; exits with 1 when there are any.
+    Audit {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// True when Terraform (or another go-plugin host) started the binary.
+pub fn started_by_terraform() -> bool {
+    std::env::var_os("TF_PLUGIN_MAGIC_COOKIE").is_some()
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start: {e}")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+fn raw(cli: &Cli) -> RawSettings {
+    RawSettings {
+        vsphere_server: cli.vsphere_server.clone(),
+        user: cli.user.clone(),
+        password: cli.password.clone(),
+        allow_unverified_ssl: cli.allow_unverified_ssl.then_some(true),
+        api_transport: cli.api_transport.clone(),
+        store: cli.store.clone(),
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn setting_errors(errors: Vec<config::SettingError>) -> anyhow::Error {
+    let lines: Vec<String> = errors
+        .into_iter()
+        .map(|e| format!("{}: {}", e.summary, e.detail))
+        .collect();
+    anyhow::anyhow!(lines.join("\n"))
+}
+
+async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
+    let url = config::resolve_store(cli.store.clone(), env).map_err(|e| setting_errors(vec![e]))?;
+    let store = tokio::task::spawn_blocking(move || Store::open(&url)).await??;
+    Ok(store)
+}
+
+/// Loads the inventory, with a spinner on a terminal and nothing on a pipe.
+async fn load_inventory(cli: &Cli) -> anyhow::Result<Arc<Inventory>> {
+    let settings = config::resolve(raw(cli), env).map_err(setting_errors)?;
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message(format!(
+            "loading the inventory of {}",
+            settings.connect.server
+        ));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let client = client::connect(&settings.connect).await?;
+    let inventory = crate::vsphere::inventory::load_inventory(&client).await?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    Ok(Arc::new(inventory))
+}
+
+fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Inventory { json } => {
+            let inventory = load_inventory(&cli).await?;
+            if *json {
+                print_json(&*inventory)?;
+            } else {
+                print_inventory(&inventory);
+            }
+        }
+        Command::Ipam { command } => match command {
+            IpamCommand::Subnets { json } => {
+                let store = open_store(&cli).await?;
+                let rows = store.blocking(|s| subnet_usage(s)).await?;
+                if *json {
+                    print_json(&rows)?;
+                } else {
+                    let mut t = Table::new([
+                        "id", "name", "cidr", "range", "wire", "size", "held", "observed",
+                        "reserved", "free",
+                    ]);
+                    for r in &rows {
+                        t.row([
+                            r.id.clone(),
+                            r.name.clone(),
+                            r.cidr.clone(),
+                            r.range.clone(),
+                            r.wire_id.clone(),
+                            r.size.to_string(),
+                            r.held.to_string(),
+                            r.observed.to_string(),
+                            r.reserved.to_string(),
+                            r.free.to_string(),
+                        ]);
+                    }
+                    print!("{t}");
+                }
+            }
+            IpamCommand::Addresses { subnet, json } => {
+                let store = open_store(&cli).await?;
+                let id = subnet.clone();
+                let addresses = store.blocking(move |s| s.addresses(&id)).await?;
+                if *json {
+                    let rows: Vec<AddressRow> = addresses.iter().map(AddressRow::from).collect();
+                    print_json(&rows)?;
+                } else {
+                    let mut t = Table::new(["ip", "owner", "owner id", "vm", "mac", "pending"]);
+                    for a in &addresses {
+                        t.row([
+                            a.ip.to_string(),
+                            a.owner_kind.as_str().to_string(),
+                            a.owner_id.clone(),
+                            a.vm_uuid.clone().unwrap_or_default(),
+                            a.mac.clone().unwrap_or_default(),
+                            if a.pending { "yes" } else { "" }.to_string(),
+                        ]);
+                    }
+                    print!("{t}");
+                }
+            }
+            IpamCommand::Audit { json } => {
+                let store = open_store(&cli).await?;
+                let inventory = load_inventory(&cli).await?;
+                let inv = inventory.clone();
+                let problems = store.blocking(move |s| audit::audit(s, &inv)).await?;
+                if *json {
+                    print_json(&problems)?;
+                } else if problems.is_empty() {
+                    println!("no problems found");
+                } else {
+                    let mut t = Table::new(["problem", "address", "detail"]);
+                    for p in &problems {
+                        t.row([p.kind.to_string(), p.ip.clone(), p.detail.clone()]);
+                    }
+                    print!("{t}");
+                }
+                if !problems.is_empty() {
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_inventory(inventory: &Inventory) {
+    let mut wires = Table::new([
+        "wire id",
+        "port group",
+        "type",
+        "vlan",
+        "switch",
+        "hosts",
+        "vm ips",
+    ]);
+    for pg in inventory.portgroups.iter().filter(|pg| !pg.uplink) {
+        let ips: Vec<String> = wire::vm_ips_on(inventory, &pg.moref)
+            .iter()
+            .map(|ip| ip.to_string())
+            .collect();
+        wires.row([
+            wire::wire_id(inventory, &pg.moref),
+            pg.name.clone(),
+            pg.kind.as_str().to_string(),
+            pg.vlan.as_number().to_string(),
+            pg.switch_name.clone(),
+            pg.host_ids.len().to_string(),
+            ips.join(", "),
+        ]);
+    }
+    println!("WIRES\n{wires}");
+    let mut hosts = Table::new(["host", "name", "datacenter", "state", "vmkernel ips"]);
+    for h in &inventory.hosts {
+        let ips: Vec<String> = h
+            .vmknics
+            .iter()
+            .filter_map(|n| n.ip.map(|ip| format!("{} {ip}", n.device)))
+            .collect();
+        hosts.row([
+            h.moref.clone(),
+            h.name.clone(),
+            h.datacenter.clone(),
+            h.connection_state.clone(),
+            ips.join(", "),
+        ]);
+    }
+    println!("HOSTS\n{hosts}");
+    let pg_name = |moref: &Option<String>| {
+        moref
+            .as_deref()
+            .and_then(|m| inventory.portgroups.iter().find(|pg| pg.moref == m))
+            .map_or_else(|| "-".to_string(), |pg| pg.name.clone())
+    };
+    let mut vms = Table::new([
+        "vm",
+        "uuid",
+        "power",
+        "host",
+        "mac",
+        "port group",
+        "tools ips",
+    ]);
+    for vm in inventory.vms.iter().filter(|vm| !vm.template) {
+        for nic in &vm.nics {
+            let ips: Vec<String> = vm
+                .guest_ips
+                .get(&nic.mac)
+                .map(|ips| ips.iter().map(|ip| ip.to_string()).collect())
+                .unwrap_or_default();
+            vms.row([
+                vm.name.clone(),
+                vm.uuid.clone(),
+                vm.power_state.clone(),
+                vm.host.clone().unwrap_or_default(),
+                nic.mac.clone(),
+                pg_name(&nic.portgroup),
+                ips.join(", "),
+            ]);
+        }
+    }
+    print!("VMS\n{vms}");
+}
+
+#[derive(Serialize)]
+struct SubnetUsage {
+    id: String,
+    name: String,
+    vcenter: String,
+    cidr: String,
+    range: String,
+    wire_id: String,
+    additional_wire_ids: Vec<String>,
+    size: u64,
+    /// Addresses owned by resources.
+    held: u64,
+    /// Addresses vCenter reports in use that no resource owns.
+    observed: u64,
+    /// Gateway and reserved ranges inside the allocatable range.
+    reserved: u64,
+    free: u64,
+}
+
+fn subnet_usage(store: &Store) -> crate::store::Result<Vec<SubnetUsage>> {
+    let mut out = Vec::new();
+    for subnet in store.subnets(None)? {
+        let view = store
+            .subnet(&subnet.id)?
+            .ok_or_else(|| crate::store::StoreError::NotFound(subnet.id.clone()))?;
+        let range = subnet.spec.allocatable();
+        let reserved = subnet.spec.static_exclusions();
+        let mut held = RangeSet::new();
+        let (mut owned, mut observed) = (0, 0);
+        for a in store.addresses(&subnet.id)? {
+            held.insert(Range::single(a.ip));
+            if a.owner_kind == OwnerKind::Observed {
+                observed += 1;
+            } else {
+                owned += 1;
+            }
+        }
+        out.push(SubnetUsage {
+            additional_wire_ids: view.additional_wire_ids(),
+            size: range.len(),
+            held: owned,
+            observed,
+            reserved: reserved.count_within(range),
+            free: free_count(range, &reserved, &held),
+            range: range.to_string(),
+            cidr: subnet.spec.cidr.to_string(),
+            wire_id: subnet.wire_id,
+            vcenter: subnet.vcenter,
+            name: subnet.name,
+            id: subnet.id,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Serialize)]
+struct AddressRow {
+    subnet_id: String,
+    ip: String,
+    owner_kind: &'static str,
+    owner_id: String,
+    vm_uuid: Option<String>,
+    mac: Option<String>,
+    wire_id: Option<String>,
+    pending: bool,
+    description: Option<String>,
+    created_at: i64,
+}
+
+impl From<&crate::store::AddressRecord> for AddressRow {
+    fn from(a: &crate::store::AddressRecord) -> Self {
+        AddressRow {
+            subnet_id: a.subnet_id.clone(),
+            ip: a.ip.to_string(),
+            owner_kind: a.owner_kind.as_str(),
+            owner_id: a.owner_id.clone(),
+            vm_uuid: a.vm_uuid.clone(),
+            mac: a.mac.clone(),
+            wire_id: a.wire_id.clone(),
+            pending: a.pending,
+            description: a.description.clone(),
+            created_at: a.created_at,
+        }
+    }
+}

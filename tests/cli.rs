@@ -1,0 +1,197 @@
+//! The admin commands: the binary run by a person (no Terraform handshake cookie) against the
+//! simulator and a store, with the settings from the environment.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::sim::Sim;
+use serde_json::Value;
+use vsphereipam::ipam::ranges::RangeSet;
+use vsphereipam::ipam::subnet::{validate, Field, SubnetInput};
+use vsphereipam::store::ops::AllocRequest;
+use vsphereipam::store::{OwnerKind, Store, SubnetRecord};
+
+fn cli(sim: &Sim, store: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_terraform-provider-vsphereipam"))
+        .args(args)
+        .env_remove("TF_PLUGIN_MAGIC_COOKIE")
+        .env("VSPHERE_SERVER", sim.server())
+        .env("VSPHERE_USER", &sim.info.user)
+        .env("VSPHERE_PASSWORD", &sim.info.password)
+        .env("VSPHEREIPAM_STORE", store)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn request(
+    owner: OwnerKind,
+    owner_id: &str,
+    ip: &str,
+    vm: Option<&str>,
+    wire: &str,
+) -> AllocRequest {
+    AllocRequest {
+        subnet_id: "app".into(),
+        ip: Some(ip.parse().unwrap()),
+        owner_kind: owner,
+        owner_id: owner_id.into(),
+        vm_uuid: vm.map(Into::into),
+        mac: None,
+        wire_id: Some(wire.into()),
+        pending: false,
+        description: None,
+    }
+}
+
+#[test]
+fn inventory_subnets_addresses_and_audit() {
+    let sim = Sim::start("test");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ipam.db").display());
+    let unverified = "--allow-unverified-ssl";
+
+    // inventory: the same snapshot the provider uses, as JSON and as tables.
+    let inv = json(&cli(&sim, &url, &["inventory", "--json", unverified]));
+    let names: Vec<&str> = inv["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"vm-multi"), "{names:?}");
+    assert_eq!(inv["instance_uuid"], sim.info.instance_uuid.as_str());
+    let text = cli(&sim, &url, &["inventory", unverified]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("WIRES") && text.contains("pg-std-web"),
+        "{text}"
+    );
+    assert!(text.contains("10.20.0.23"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no progress bar on a pipe: {text:?}"
+    );
+
+    // ipam subnets / addresses
+    let wire = format!(
+        "{}/{}",
+        sim.info.instance_uuid,
+        sim.manifest()
+            .portgroups
+            .iter()
+            .find(|p| p.name == "pg-app")
+            .unwrap()
+            .moref
+    );
+    let store = Store::open(&url).unwrap();
+    store
+        .create_subnet(
+            &SubnetRecord {
+                id: "app".into(),
+                vcenter: sim.info.instance_uuid.clone(),
+                name: "app".into(),
+                wire_id: wire.clone(),
+                domain: None,
+                spec: validate(&SubnetInput {
+                    cidr: Field::Value("10.20.0.0/24".into()),
+                    gateway: Field::Value("10.20.0.1".into()),
+                    ..Default::default()
+                })
+                .unwrap()
+                .unwrap(),
+            },
+            &[],
+        )
+        .unwrap();
+    let none = RangeSet::new();
+    store
+        .allocate(
+            &request(OwnerKind::Address, "vip", "10.20.0.50", None, &wire),
+            &none,
+        )
+        .unwrap();
+    let subnets = json(&cli(&sim, &url, &["ipam", "subnets", "--json"]));
+    let app = &subnets[0];
+    assert_eq!(app["size"], 254);
+    assert_eq!(app["held"], 1);
+    assert_eq!(app["reserved"], 1, "the gateway");
+    assert_eq!(app["free"], 252);
+    let addresses = json(&cli(
+        &sim,
+        &url,
+        &["ipam", "addresses", "--subnet", "app", "--json"],
+    ));
+    assert_eq!(addresses[0]["ip"], "10.20.0.50");
+    assert_eq!(addresses[0]["owner_kind"], "vsphereipam_ip_address");
+
+    // audit: clean, then two problems and a non-zero exit.
+    let clean = cli(&sim, &url, &["ipam", "audit", unverified]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+    store
+        .allocate(
+            &request(
+                OwnerKind::NicFix,
+                "gone-vm",
+                "10.20.0.60",
+                Some("4200dead-0000-0000-0000-000000000000"),
+                &wire,
+            ),
+            &none,
+        )
+        .unwrap();
+    store
+        .allocate(
+            &request(OwnerKind::Address, "squatter", "10.20.0.21", None, &wire),
+            &none,
+        )
+        .unwrap();
+    let out = cli(&sim, &url, &["ipam", "audit", "--json", unverified]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "problems make the exit code non-zero"
+    );
+    let problems = json(&out);
+    let kinds: Vec<(&str, &str)> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["kind"].as_str().unwrap(), p["ip"].as_str().unwrap()))
+        .collect();
+    assert!(kinds.contains(&("vm_gone", "10.20.0.60")), "{kinds:?}");
+    assert!(
+        kinds.contains(&("held_by_another", "10.20.0.21")),
+        "{kinds:?}"
+    );
+    let detail = problems.to_string();
+    assert!(detail.contains("vm-app-1"), "{detail}");
+
+    // Bad settings: a clear error, exit code 2, no secret.
+    let out = Command::new(env!("CARGO_BIN_EXE_terraform-provider-vsphereipam"))
+        .args(["inventory"])
+        .env_remove("TF_PLUGIN_MAGIC_COOKIE")
+        .env_remove("VSPHERE_SERVER")
+        .env("VSPHERE_PASSWORD", "hunter2-secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("VSPHERE_SERVER"), "{err}");
+    assert!(!err.contains("hunter2-secret"), "{err}");
+}
