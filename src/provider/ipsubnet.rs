@@ -466,6 +466,7 @@ impl Resource for IpSubnetResource {
         {
             Ok(view) => {
                 tracing::info!(id = %view.subnet.id, name = %view.subnet.name, "subnet created");
+                session.sync_observed(&inventory, true).await;
                 Some((state_of(&view, &planned), private))
             }
             Err(e) => {

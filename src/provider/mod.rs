@@ -46,7 +46,7 @@ impl Session {
     pub async fn inventory_or_diag(&self, diags: &mut Diagnostics) -> Option<Arc<Inventory>> {
         match self.inventory.get().await {
             Ok(i) => {
-                self.sync_observed(&i).await;
+                self.sync_observed(&i, false).await;
                 Some(i)
             }
             Err(e) => {
@@ -59,12 +59,13 @@ impl Session {
         }
     }
 
-    /// Once per snapshot: records the addresses vCenter reports inside subnets as observed, so
-    /// conflicts name the VM or host using them. A failure only costs those names: allocation
-    /// excludes reported addresses from the snapshot itself.
-    async fn sync_observed(&self, inventory: &Arc<Inventory>) {
+    /// Once per snapshot (or again when `force`, after a subnet was created): records the
+    /// addresses vCenter reports inside subnets as observed, so conflicts name the VM or host
+    /// using them. A failure only costs those names: allocation excludes reported addresses
+    /// from the snapshot itself.
+    pub async fn sync_observed(&self, inventory: &Arc<Inventory>, force: bool) {
         let mut last = self.observed_synced.lock().await;
-        if last.upgrade().is_some_and(|l| Arc::ptr_eq(&l, inventory)) {
+        if !force && last.upgrade().is_some_and(|l| Arc::ptr_eq(&l, inventory)) {
             return;
         }
         let vcenter = inventory.instance_uuid.clone();

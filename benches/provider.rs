@@ -1,0 +1,129 @@
+//! Provider-level figures, one `name value unit` line each: the handshake time Terraform
+//! waits for, the inventory load of a 10,000-VM simulator and its vCenter round trips, and
+//! `terraform plan` of 500 subnets against 500 built-in `terraform_data` resources.
+//!
+//! Run: `cargo bench --bench provider` (part of `make bench`).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use common::sim::Sim;
+use common::terraform::{header, versions, Workdir};
+use vsphereipam::vsphere::client::{connect, ConnectOptions, Transport};
+use vsphereipam::vsphere::inventory::load_inventory;
+
+const MAGIC_COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+
+/// Milliseconds from spawning the plugin to reading its handshake line (median of 21).
+fn handshake_ms() -> f64 {
+    let mut times: Vec<f64> = (0..21)
+        .map(|_| {
+            let started = Instant::now();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_terraform-provider-vsphereipam"))
+                .env("TF_PLUGIN_MAGIC_COOKIE", MAGIC_COOKIE)
+                .env("PLUGIN_PROTOCOL_VERSIONS", "6")
+                .env_remove("PLUGIN_CLIENT_CERT")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            assert!(line.starts_with("1|6|"), "handshake: {line:?}");
+            let _ = child.kill();
+            let _ = child.wait();
+            ms
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn inventory(vms: usize) -> (f64, u64) {
+    let sim = Sim::start_with("scale", &["-vms", &vms.to_string()]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = connect(&ConnectOptions {
+            server: sim.server(),
+            user: sim.info.user.clone(),
+            password: sim.info.password.clone(),
+            allow_unverified_ssl: true,
+            transport: Transport::Soap,
+        })
+        .await
+        .unwrap();
+        let before = client.calls();
+        let started = Instant::now();
+        let inv = load_inventory(&client).await.unwrap();
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        assert!(inv.vms.len() >= vms);
+        (ms, client.calls() - before)
+    })
+}
+
+/// Seconds of `terraform plan` (refresh included) over an applied configuration.
+fn plan_seconds(wd: &Workdir) -> f64 {
+    wd.apply_ok();
+    let started = Instant::now();
+    let run = wd.run(&["plan", "-input=false", "-no-color", "-detailed-exitcode"]);
+    let s = started.elapsed().as_secs_f64();
+    assert!(run.success, "plan shows changes or failed: {}", run.all());
+    s
+}
+
+fn main() {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    println!("handshake_ms {:.1} ms", handshake_ms());
+
+    let (ms, calls) = inventory(10_000);
+    println!("inventory_10000_vms_ms {ms:.0} ms");
+    println!("inventory_calls {calls} calls");
+
+    let tf = versions().remove(0);
+    let sim = Sim::start("test");
+    let dir = tempfile::tempdir().unwrap();
+    let subnets: String = (0..500)
+        .map(|i| {
+            format!(
+                "resource \"vsphereipam_ipsubnet\" \"s{i}\" {{\n  name = \"s{i}\"\n  wire_id = data.vsphereipam_wire.db.id\n  cidr = \"10.{}.{}.0/24\"\n}}\n",
+                100 + i / 256,
+                i % 256
+            )
+        })
+        .collect();
+    let ours = Workdir::new(
+        &tf,
+        &format!(
+            "{}\nprovider \"vsphereipam\" {{}}\ndata \"vsphereipam_wire\" \"db\" {{\n  name = \"pg-db\"\n}}\n{subnets}",
+            header()
+        ),
+    )
+    .env("VSPHERE_SERVER", &sim.server())
+    .env("VSPHERE_USER", &sim.info.user)
+    .env("VSPHERE_PASSWORD", &sim.info.password)
+    .env("VSPHERE_ALLOW_UNVERIFIED_SSL", "true")
+    .env(
+        "VSPHEREIPAM_STORE",
+        &format!("sqlite://{}", dir.path().join("ipam.db").display()),
+    );
+    let plan_ours = plan_seconds(&ours);
+    let floor = Workdir::new(
+        &tf,
+        &(0..500)
+            .map(|i| format!("resource \"terraform_data\" \"d{i}\" {{\n  input = \"s{i}\"\n}}\n"))
+            .collect::<String>(),
+    );
+    let plan_floor = plan_seconds(&floor);
+    println!("plan_500_subnets_s {plan_ours:.2} s");
+    println!("plan_500_terraform_data_s {plan_floor:.2} s");
+    println!("plan_overhead_ratio {:.2} x", plan_ours / plan_floor);
+}
