@@ -3,6 +3,7 @@
 //! the shared snapshot cache and the wire view of port groups.
 
 pub use vsphereipam_vcenter::{client, inventory, model};
+pub use vsphereipam_vcenter::vm_ops;
 
 pub mod cache;
 pub mod wire;

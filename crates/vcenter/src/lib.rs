@@ -6,6 +6,7 @@
 pub mod client;
 pub mod inventory;
 pub mod model;
+pub mod vm_ops;
 
 /// The futures this crate hands out are boxed: proving a future `Send` means walking every
 /// type it holds across an `.await`, and vim_rs's generated types make that walk huge. Boxed
