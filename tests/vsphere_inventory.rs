@@ -18,19 +18,11 @@ use vsphereipam::vsphere::inventory::{load_inventory, PAGE_SIZE};
 use vsphereipam::vsphere::model::{Inventory, PortGroupKind, Vlan};
 
 fn options(sim: &Sim) -> ConnectOptions {
-    ConnectOptions {
-        server: sim.info.url.clone(),
-        user: sim.info.user.clone(),
-        password: sim.info.password.clone(),
-        allow_unverified_ssl: true,
-        transport: Transport::Soap,
-    }
+    sim.connect_options()
 }
 
 async fn connected(sim: &Sim) -> VsphereClient {
-    connect(&options(sim))
-        .await
-        .expect("connect to the simulator")
+    sim.client().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

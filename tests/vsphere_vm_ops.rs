@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use sim::Sim;
-use vsphereipam::vsphere::client::{connect, ConnectOptions, Transport, VsphereClient};
+use vsphereipam::vsphere::client::VsphereClient;
 use vsphereipam::vsphere::inventory::load_inventory;
 use vsphereipam::vsphere::model::{Inventory, PortGroup, PortGroupKind, Vm};
 use vsphereipam::vsphere::vm_ops::{
@@ -18,20 +18,8 @@ use vsphereipam::vsphere::vm_ops::{
     NicBacking, NicSpec, VmOpError,
 };
 
-fn options(sim: &Sim) -> ConnectOptions {
-    ConnectOptions {
-        server: sim.info.url.clone(),
-        user: sim.info.user.clone(),
-        password: sim.info.password.clone(),
-        allow_unverified_ssl: true,
-        transport: Transport::Soap,
-    }
-}
-
 async fn connected(sim: &Sim) -> VsphereClient {
-    connect(&options(sim))
-        .await
-        .expect("connect to the simulator")
+    sim.client().await
 }
 
 async fn inventory(client: &VsphereClient) -> Inventory {

@@ -283,6 +283,28 @@ async fn resolve(
     }
 }
 
+/// Records the claims for the VM (`write`), or only checks them (plan time), in one store
+/// transaction.
+async fn claim(
+    session: &Session,
+    resolved: Resolved,
+    write: bool,
+) -> Result<Result<Vec<AddressRecord>, ClaimError>, StoreError> {
+    session
+        .store
+        .blocking(move |s| {
+            let owner = (OwnerKind::NicFix, resolved.vm_uuid.as_str());
+            let reported = resolved.reported_by();
+            Ok(if write {
+                s.claim_nics(owner, &resolved.vm_uuid, &resolved.claims, &reported)
+            } else {
+                s.check_claims(owner, &resolved.vm_uuid, &resolved.claims, &reported)
+                    .map(|()| Vec::new())
+            })
+        })
+        .await
+}
+
 /// Fills the computed values of each block from its claim; a MAC the user wrote stays as
 /// written.
 fn fill(state: &mut NicFixState<'_>, claims: &[NicClaim]) {
@@ -425,19 +447,8 @@ impl Resource for NicFixResource {
             return Some((planned, ValueEmpty::default()));
         };
         let claims = resolved.claims.clone();
-        let checked = session
-            .store
-            .blocking(move |s| {
-                Ok(s.check_claims(
-                    (OwnerKind::NicFix, &resolved.vm_uuid),
-                    &resolved.vm_uuid,
-                    &resolved.claims,
-                    &resolved.reported_by(),
-                ))
-            })
-            .await;
-        match checked {
-            Ok(Ok(())) => {}
+        match claim(&session, resolved, false).await {
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 claim_error(diags, &e);
                 return None;
@@ -559,18 +570,7 @@ impl Resource for NicFixResource {
         let session = self.shared.session(diags)?;
         let resolved = resolve(&session, diags, &vm_id, &requests, false).await??;
         let claims = resolved.claims.clone();
-        let recorded = session
-            .store
-            .blocking(move |s| {
-                Ok(s.claim_nics(
-                    (OwnerKind::NicFix, &resolved.vm_uuid),
-                    &resolved.vm_uuid,
-                    &resolved.claims,
-                    &resolved.reported_by(),
-                ))
-            })
-            .await;
-        match recorded {
+        match claim(&session, resolved, true).await {
             Ok(Ok(records)) => {
                 tracing::info!(vm = %vm_id, addresses = records.len(), "VM addresses recorded");
             }

@@ -259,6 +259,24 @@ impl Sim {
 }
 
 impl Sim {
+    /// Settings that reach this simulator over SOAP, accepting its throwaway certificate.
+    pub fn connect_options(&self) -> vsphereipam::vsphere::client::ConnectOptions {
+        vsphereipam::vsphere::client::ConnectOptions {
+            server: self.info.url.clone(),
+            user: self.info.user.clone(),
+            password: self.info.password.clone(),
+            allow_unverified_ssl: true,
+            transport: vsphereipam::vsphere::client::Transport::Soap,
+        }
+    }
+
+    /// A logged-in vCenter client.
+    pub async fn client(&self) -> vsphereipam::vsphere::client::VsphereClient {
+        vsphereipam::vsphere::client::connect(&self.connect_options())
+            .await
+            .expect("connect to the simulator")
+    }
+
     /// Changes vCenter the way an operator would, through the simulator's control endpoint
     /// (`tests/vcsim/control.go`): `control("move_nic", &[("vm", "x"), ("nic", "0"), ("pg", "y")])`.
     pub fn control(&self, action: &str, query: &[(&str, &str)]) {
