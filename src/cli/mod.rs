@@ -176,7 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ipam { command } => match command {
             IpamCommand::Subnets { json } => {
                 let store = open_store(&cli).await?;
-                let rows = store.blocking(|s| subnet_usage(s)).await?;
+                let rows = store.blocking(subnet_usage).await?;
                 if *json {
                     print_json(&rows)?;
                 } else {

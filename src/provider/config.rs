@@ -98,7 +98,7 @@ pub fn resolve(
         Transport::Auto
     });
 
-    let store = resolve_store(raw.store, &env).unwrap_or_else(|e| {
+    let store = resolve_store(raw.store, env).unwrap_or_else(|e| {
         errors.push(e);
         String::new()
     });

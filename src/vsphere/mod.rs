@@ -2,8 +2,8 @@
 //! snapshot model live in the `vsphereipam-vcenter` crate (`crates/vcenter`); this module adds
 //! the shared snapshot cache and the wire view of port groups.
 
-pub use vsphereipam_vcenter::{client, inventory, model};
 pub use vsphereipam_vcenter::vm_ops;
+pub use vsphereipam_vcenter::{client, inventory, model};
 
 pub mod cache;
 pub mod wire;
