@@ -369,6 +369,15 @@ impl Resource for IpSubnetResource {
             planned.additional_wire_ids = Value::Unknown;
             return Some((planned, prior_private, replace));
         }
+        // The store checks below are about the range; a plan that keeps it (every refresh of an
+        // unchanged subnet) needs none of them.
+        let same_range = prior.start_ip == planned.start_ip
+            && prior.end_ip == planned.end_ip
+            && prior.gateway == planned.gateway
+            && prior.reserved_ranges == planned.reserved_ranges;
+        if same_range {
+            return Some((planned, prior_private, replace));
+        }
         let session = self.shared.session(diags)?;
         let id = known(&prior.id)?;
         let record = record_of(&planned, spec, id, String::new());
