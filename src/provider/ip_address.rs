@@ -285,17 +285,14 @@ impl Resource for IpAddressResource {
     ) -> Option<()> {
         let session = self.shared.session(diags)?;
         let id = known(&state.id)?;
-        match session
-            .store
-            .blocking(move |s| s.release_owner(OwnerKind::Address, &id))
-            .await
-        {
-            Ok(_) => Some(()),
-            Err(e) => {
-                values::store_error(diags, &e, None);
-                None
-            }
-        }
+        values::or_diag(
+            diags,
+            session
+                .store
+                .blocking(move |s| s.release_owner(OwnerKind::Address, &id))
+                .await,
+        )
+        .map(drop)
     }
 
     async fn import<'a>(

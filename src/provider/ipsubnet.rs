@@ -10,7 +10,7 @@ use tf_provider::{map, AttributePath, Diagnostics, Resource};
 
 use super::schema::{computed, optional, optional_computed, required, string_list};
 use super::values::{self, field_list, field_num, field_str, known, opt_string, string, strings};
-use super::{Session, Shared};
+use super::Shared;
 use crate::ipam::ranges::Range;
 use crate::ipam::subnet::{self, SubnetInput, SubnetSpec};
 use crate::store::ops::SubnetView;
@@ -223,10 +223,6 @@ fn state_of<'a>(view: &SubnetView, prior: &IpSubnetState<'a>) -> IpSubnetState<'
     state
 }
 
-fn store_of(session: &Session) -> Store {
-    session.store.clone()
-}
-
 #[async_trait]
 impl Resource for IpSubnetResource {
     type State<'a> = IpSubnetState<'a>;
@@ -251,7 +247,7 @@ impl Resource for IpSubnetResource {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let session = self.shared.session(diags)?;
         let id = known(&state.id)?;
-        match store_of(&session).blocking(move |s| s.subnet(&id)).await {
+        match session.store.blocking(move |s| s.subnet(&id)).await {
             Ok(Some(view)) => Some((state_of(&view, &state), private_state)),
             Ok(None) => None,
             Err(e) => {
@@ -294,7 +290,8 @@ impl Resource for IpSubnetResource {
             inventory.instance_uuid.clone(),
         );
         let (name, wire_id) = (probe.name.clone(), probe.wire_id.clone());
-        match store_of(&session)
+        match session
+            .store
             .blocking(move |s| s.find_overlap(&probe))
             .await
         {
@@ -381,7 +378,8 @@ impl Resource for IpSubnetResource {
         let session = self.shared.session(diags)?;
         let id = known(&prior.id)?;
         let record = record_of(&planned, spec, id, String::new());
-        let checks = store_of(&session)
+        let checks = session
+            .store
             .blocking(move |s| {
                 let Some(current) = s.subnet(&record.id)? else {
                     return Ok(None);
@@ -469,7 +467,8 @@ impl Resource for IpSubnetResource {
             Store::new_subnet_id(),
             inventory.instance_uuid.clone(),
         );
-        match store_of(&session)
+        match session
+            .store
             .blocking(move |s| s.create_subnet(&record, &detected))
             .await
         {
@@ -498,16 +497,11 @@ impl Resource for IpSubnetResource {
         let session = self.shared.session(diags)?;
         let id = known(&prior.id)?;
         let attribute = changed_range_attribute(&prior, &planned);
-        let store = store_of(&session);
+        // The vCenter comes from the stored subnet: it never changes.
         let record = record_of(&planned, spec, id, String::new());
-        let result = store
-            .blocking(move |s| {
-                let vcenter = s
-                    .subnet(&record.id)?
-                    .map(|v| v.subnet.vcenter)
-                    .unwrap_or_default();
-                s.update_subnet(&SubnetRecord { vcenter, ..record })
-            })
+        let result = session
+            .store
+            .blocking(move |s| s.update_subnet(&record))
             .await;
         match result {
             Ok(view) => Some((state_of(&view, &planned), private)),
@@ -527,16 +521,11 @@ impl Resource for IpSubnetResource {
     ) -> Option<()> {
         let session = self.shared.session(diags)?;
         let id = known(&state.id)?;
-        match store_of(&session)
-            .blocking(move |s| s.delete_subnet(&id))
-            .await
-        {
-            Ok(()) => Some(()),
-            Err(e) => {
-                values::store_error(diags, &e, None);
-                None
-            }
-        }
+        values::or_diag(
+            diags,
+            session.store.blocking(move |s| s.delete_subnet(&id)).await,
+        )
+        .map(drop)
     }
 
     async fn import<'a>(
@@ -546,10 +535,7 @@ impl Resource for IpSubnetResource {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let session = self.shared.session(diags)?;
         let lookup = id.clone();
-        match store_of(&session)
-            .blocking(move |s| s.subnet(&lookup))
-            .await
-        {
+        match session.store.blocking(move |s| s.subnet(&lookup)).await {
             Ok(Some(view)) => Some((
                 state_of(&view, &IpSubnetState::default()),
                 ValueEmpty::default(),

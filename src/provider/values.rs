@@ -56,6 +56,11 @@ pub fn violation(diags: &mut Diagnostics, v: &Violation) {
     diags.error(v.summary.clone(), v.detail.clone(), path);
 }
 
+/// The value of a store call, or `None` with the failure as a diagnostic on the resource.
+pub fn or_diag<T>(diags: &mut Diagnostics, result: Result<T, StoreError>) -> Option<T> {
+    result.map_err(|e| store_error(diags, &e, None)).ok()
+}
+
 /// A store failure as a diagnostic on `attribute` (or the whole resource when `None`).
 pub fn store_error(diags: &mut Diagnostics, e: &StoreError, attribute: Option<&'static str>) {
     store_error_at(diags, e, attribute.map(AttributePath::new));

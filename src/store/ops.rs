@@ -197,12 +197,17 @@ impl Store {
         self.transaction(|tx| in_the_way(tx, subnet))
     }
 
-    /// Changes a subnet in place (cidr and wire are fixed: changing them replaces it).
+    /// Changes a subnet in place (cidr and wire are fixed: changing them replaces it). The
+    /// vCenter is the stored one; `subnet.vcenter` is ignored.
     pub fn update_subnet(&self, subnet: &SubnetRecord) -> Result<SubnetView> {
         self.transaction(|tx| {
+            let old = get_subnet(tx, &subnet.id)?;
+            let subnet = &SubnetRecord {
+                vcenter: old.vcenter.clone(),
+                ..subnet.clone()
+            };
             tx.lock_vcenter(&subnet.vcenter)?;
             tx.lock_subnet(&subnet.id)?;
-            let old = get_subnet(tx, &subnet.id)?;
             if old.spec.cidr != subnet.spec.cidr || old.wire_id != subnet.wire_id {
                 return Err(StoreError::Refused(
                     "cidr and wire_id cannot change in place".into(),
