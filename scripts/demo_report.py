@@ -32,6 +32,13 @@ if "subnet" in outputs:
         [[s["id"], s["cidr"], s["range"], ", ".join(s["additional_wire_ids"]) or "none"]],
     )
 
+if "allocated" in outputs:
+    table(
+        "addresses allocated (vsphereipam_ip_address)",
+        ["name", "ip", "description"],
+        [[a["name"], a["ip_address"], a["description"] or ""] for a in outputs["allocated"]],
+    )
+
 if "fixed" in outputs:
     table(
         "addresses recorded for existing VMs (vsphereipam_vm_nic_fix)",

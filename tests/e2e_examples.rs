@@ -171,6 +171,12 @@ fn quickstart_applies() {
             "{}",
             tf.version
         );
+        // stepdown from the top of 10.20.0.10-10.20.0.250; nothing is held up there.
+        assert_eq!(
+            outs["allocated"][0]["ip_address"], "10.20.0.250",
+            "{}",
+            tf.version
+        );
         wd.plan_no_changes();
         wd.destroy_ok();
     }

@@ -44,6 +44,22 @@ resource "vsphereipam_vm_nic_fix" "legacy" {
   }
 }
 
+# The next free address of the subnet for a load balancer VIP: addresses that VMware Tools
+# report on pg-app, the fixed one above and the gateway are skipped.
+resource "vsphereipam_ip_address" "vip" {
+  subnet_id   = vsphereipam_ipsubnet.app.id
+  description = "app load balancer"
+  depends_on  = [vsphereipam_vm_nic_fix.legacy]
+}
+
+output "allocated" {
+  value = [{
+    name        = "vip"
+    ip_address  = vsphereipam_ip_address.vip.ip_address
+    description = vsphereipam_ip_address.vip.description
+  }]
+}
+
 output "fixed" {
   value = [{
     vm   = "vm-app-legacy"
