@@ -5,6 +5,8 @@ pub mod cli;
 pub mod ipam;
 pub mod logging;
 pub mod nics;
+pub mod pending;
+pub mod placement;
 pub mod provider;
 pub mod store;
 pub mod vsphere;

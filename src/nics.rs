@@ -312,6 +312,8 @@ mod tests {
                 nic(4001, "00:50:56:00:00:02", "pg-b"),
             ],
             guest_ips: BTreeMap::new(),
+            num_cpus: None,
+            memory_mb: None,
         }
     }
 

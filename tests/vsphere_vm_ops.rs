@@ -95,6 +95,7 @@ fn linux_vm(inv: &Inventory, name: &str, host_name: &str, nics: Vec<NicSpec>) ->
             domain: "example.com".to_string(),
         },
         nics,
+        instance_uuid: None,
     }
 }
 
@@ -288,6 +289,7 @@ async fn creates_a_windows_vm_with_sysprep() {
             time_zone: None,
         },
         nics: vec![nic(app, [10, 20, 0, 70], [10, 20, 0, 1])],
+        instance_uuid: None,
     };
     let calls_before = client.calls();
     let created = create_vm(&client, &spec).await.expect("create_vm");

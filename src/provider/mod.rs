@@ -9,6 +9,7 @@ pub mod ip_address;
 pub mod ipsubnet;
 mod schema;
 mod values;
+pub mod vm;
 pub mod vm_nic_fix;
 pub mod wire;
 
@@ -39,6 +40,11 @@ pub struct Session {
     pub store: Store,
     /// The snapshot whose reported addresses the store's observed records last mirrored.
     observed_synced: tokio::sync::Mutex<Weak<Inventory>>,
+    /// VMs this process placed per host since the snapshot was taken: parallel creates see the
+    /// same snapshot and would all pick the same least loaded host otherwise.
+    placed: std::sync::Mutex<(Weak<Inventory>, HashMap<String, usize>)>,
+    /// Abandoned VM creates are cleaned up once per process, before its first VM create.
+    pending_swept: tokio::sync::OnceCell<()>,
 }
 
 impl Session {
@@ -81,6 +87,42 @@ impl Session {
             }
             Err(e) => tracing::warn!("cannot record observed addresses: {e}"),
         }
+    }
+}
+
+impl Session {
+    /// Runs `choose` with the VMs this process placed per host on top of `inventory`, and
+    /// counts the host it returns, under one lock so parallel creates spread out.
+    pub fn place<E>(
+        &self,
+        inventory: &Arc<Inventory>,
+        choose: impl FnOnce(&HashMap<String, usize>) -> Result<crate::placement::Placement, E>,
+    ) -> Result<crate::placement::Placement, E> {
+        let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+        if !placed
+            .0
+            .upgrade()
+            .is_some_and(|i| Arc::ptr_eq(&i, inventory))
+        {
+            *placed = (Arc::downgrade(inventory), HashMap::new());
+        }
+        let chosen = choose(&placed.1)?;
+        *placed.1.entry(chosen.host.clone()).or_default() += 1;
+        Ok(chosen)
+    }
+
+    /// Counts (`delta` 1) or uncounts (-1) a VM placed on `host` on top of `inventory`.
+    pub fn count_placement(&self, inventory: &Arc<Inventory>, host: &str, delta: isize) {
+        let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+        if !placed
+            .0
+            .upgrade()
+            .is_some_and(|i| Arc::ptr_eq(&i, inventory))
+        {
+            *placed = (Arc::downgrade(inventory), HashMap::new());
+        }
+        let n = placed.1.entry(host.to_string()).or_default();
+        *n = n.saturating_add_signed(delta);
     }
 }
 
@@ -245,6 +287,8 @@ impl Provider for VsphereIpamProvider {
             inventory: InventoryCache::new(client),
             store,
             observed_synced: Default::default(),
+            placed: Default::default(),
+            pending_swept: Default::default(),
         });
         if let Ok(mut slot) = self.shared.session.write() {
             *slot = Some(session);
@@ -260,6 +304,7 @@ impl Provider for VsphereIpamProvider {
             "ipsubnet" => ipsubnet::IpSubnetResource::new(self.shared.clone()),
             "ip_address" => ip_address::IpAddressResource::new(self.shared.clone()),
             "subnet_additional_wire" => additional_wire::AdditionalWireResource::new(self.shared.clone()),
+            "vm" => vm::VmResource::new(self.shared.clone()),
             "vm_nic_fix" => vm_nic_fix::NicFixResource::new(self.shared.clone()),
         })
     }

@@ -686,3 +686,151 @@ fn claim_in(
     }
     Ok(out)
 }
+
+/// A VM NIC's address as the VM got it: which record (by address) belongs to which NIC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicAddress {
+    pub subnet_id: String,
+    pub ip: Ipv4Addr,
+    pub mac: String,
+    pub wire_id: String,
+}
+
+/// An owner whose records are all still pending, with the time the oldest was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOwner {
+    pub owner_id: String,
+    pub created_at: i64,
+    pub addresses: Vec<Ipv4Addr>,
+}
+
+impl Store {
+    /// Takes one address per request, all or none, in one transaction. `observed[i]` is what
+    /// vCenter reports on the wires of request `i`'s subnet. The error names the request.
+    pub fn allocate_all(
+        &self,
+        requests: &[AllocRequest],
+        observed: &[RangeSet],
+    ) -> Result<Vec<AddressRecord>, ClaimError> {
+        let mut failure = None;
+        let out = self.transaction(|tx| {
+            allocate_each(tx, requests, observed).map_err(|e| {
+                let error = e.error.clone();
+                failure = Some(e);
+                error
+            })
+        });
+        out.map_err(|e| failure.take().unwrap_or(ClaimError::from(e)))
+    }
+
+    /// The checks of [`allocate_all`](Self::allocate_all) without keeping anything: the
+    /// transaction is rolled back. The records of the owners in `released` are taken as gone
+    /// (they will be by the time the allocation runs).
+    pub fn check_allocations(
+        &self,
+        requests: &[AllocRequest],
+        observed: &[RangeSet],
+        released: &[(OwnerKind, String)],
+    ) -> Result<(), ClaimError> {
+        const DRY_RUN: &str = "dry run";
+        let mut failure = None;
+        let out = self.transaction(|tx| {
+            for (kind, owner) in released {
+                for a in tx.addresses_of_owner(*kind, owner)? {
+                    tx.delete_address(&a.subnet_id, a.ip)?;
+                    unhold(tx, &a.subnet_id, u32::from(a.ip))?;
+                }
+            }
+            if let Err(e) = allocate_each(tx, requests, observed) {
+                let error = e.error.clone();
+                failure = Some(e);
+                return Err(error);
+            }
+            Err::<(), _>(StoreError::Refused(DRY_RUN.into()))
+        });
+        match out {
+            Err(StoreError::Refused(s)) if s == DRY_RUN && failure.is_none() => Ok(()),
+            Err(e) => Err(failure.take().unwrap_or(ClaimError::from(e))),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Hands the pending records of `ticket` to the VM that now exists: owner and VM UUID, the
+    /// MAC and wire of each NIC (matched by address), no longer pending.
+    pub fn finish_pending(
+        &self,
+        kind: OwnerKind,
+        ticket: &str,
+        vm_uuid: &str,
+        nics: &[NicAddress],
+    ) -> Result<Vec<AddressRecord>> {
+        self.transaction(|tx| {
+            let mut out = Vec::new();
+            for record in tx.addresses_of_owner(kind, ticket)? {
+                let nic = nics
+                    .iter()
+                    .find(|n| n.subnet_id == record.subnet_id && n.ip == record.ip);
+                let done = AddressRecord {
+                    owner_id: vm_uuid.to_string(),
+                    vm_uuid: Some(vm_uuid.to_string()),
+                    mac: nic.map(|n| n.mac.clone()).or(record.mac.clone()),
+                    wire_id: nic.map(|n| n.wire_id.clone()).or(record.wire_id.clone()),
+                    pending: false,
+                    ..record.clone()
+                };
+                // The address stays held: only the row changes, not the held runs.
+                tx.delete_address(&record.subnet_id, record.ip)?;
+                tx.insert_address(&done)?;
+                out.push(done);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Owners of `kind` in a vCenter's subnets whose records are pending.
+    pub fn pending_owners(&self, vcenter: &str, kind: OwnerKind) -> Result<Vec<PendingOwner>> {
+        self.transaction(|tx| {
+            let mut owners: Vec<PendingOwner> = Vec::new();
+            for subnet in tx.subnets(Some(vcenter))? {
+                for a in tx.addresses_of_kind(&subnet.id, kind)? {
+                    if !a.pending {
+                        continue;
+                    }
+                    match owners.iter_mut().find(|o| o.owner_id == a.owner_id) {
+                        Some(o) => {
+                            o.created_at = o.created_at.min(a.created_at);
+                            o.addresses.push(a.ip);
+                        }
+                        None => owners.push(PendingOwner {
+                            owner_id: a.owner_id.clone(),
+                            created_at: a.created_at,
+                            addresses: vec![a.ip],
+                        }),
+                    }
+                }
+            }
+            Ok(owners)
+        })
+    }
+}
+
+fn allocate_each(
+    tx: &mut dyn Tx,
+    requests: &[AllocRequest],
+    observed: &[RangeSet],
+) -> Result<Vec<AddressRecord>, ClaimError> {
+    let none = RangeSet::new();
+    let mut rng = rand::thread_rng();
+    requests
+        .iter()
+        .enumerate()
+        .map(|(i, req)| {
+            allocate_in(tx, req, observed.get(i).unwrap_or(&none), &mut rng).map_err(|error| {
+                ClaimError {
+                    index: Some(i),
+                    error,
+                }
+            })
+        })
+        .collect()
+}

@@ -245,6 +245,8 @@ mod tests {
                     ),
                     ("00:50:56:00:00:02".into(), vec![ip("10.9.0.1")]),
                 ]),
+                num_cpus: None,
+                memory_mb: None,
             }],
             ..Default::default()
         }

@@ -151,6 +151,17 @@ impl Workdir {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.command(args).output().expect("run terraform");
+        Run {
+            success: out.status.success(),
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The `terraform` command of [`run`](Self::run), to start it in the background.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.tf.bin);
         cmd.args(args).current_dir(self.path());
         // The developer's own vSphere settings must not leak into a test.
@@ -167,13 +178,7 @@ impl Workdir {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("run terraform");
-        Run {
-            success: out.status.success(),
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        cmd
     }
 
     /// `terraform apply -auto-approve`, asserting success.

@@ -4,7 +4,9 @@ package main
 // the provider the way an operator would change it: POST
 //   /_control/move_nic?vm=NAME&nic=INDEX&pg=PORTGROUP  edit a NIC's backing
 //   /_control/destroy_vm?vm=NAME                        power off and delete
-// Both go through the vSphere API (ReconfigVM_Task, Destroy_Task).
+//   /_control/power_off?vm=NAME                         power off
+// They go through the vSphere API (ReconfigVM_Task, Destroy_Task, PowerOffVM_Task).
+// front.go adds /_control/delay and /_control/fail, which act on SOAP calls in flight.
 
 import (
 	"fmt"
@@ -29,6 +31,18 @@ func (b *builder) controlHandler() http.Handler {
 	}))
 	mux.HandleFunc("/_control/destroy_vm", b.post(func(r *http.Request) error {
 		return b.destroyVM(r.URL.Query().Get("vm"))
+	}))
+	mux.HandleFunc("/_control/power_off", b.post(func(r *http.Request) error {
+		vm, err := vmByName(r.URL.Query().Get("vm"))
+		if err != nil {
+			return err
+		}
+		res, err := methods.PowerOffVM_Task(b.ctx, b.c, &types.PowerOffVM_Task{This: vm.Self})
+		if err != nil {
+			return err
+		}
+		_, err = taskResult(res.Returnval)
+		return err
 	}))
 	return mux
 }

@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -20,8 +21,10 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +67,9 @@ func (s *stats) snapshot() statsJSON {
 }
 
 type front struct {
+	delayMu sync.Mutex
+	delays  map[string]time.Duration // SOAP method → hold its response this long
+	fails   map[string]int           // SOAP method → answer its next N calls with a fault
 	srv     *http.Server
 	url     string // https://127.0.0.1:PORT
 	host    string // 127.0.0.1:PORT
@@ -85,6 +91,8 @@ func startFront(backend *url.URL, control http.Handler) (*front, error) {
 		host:    ln.Addr().String(),
 		certPEM: certPEM,
 		stats:   &stats{byMethod: map[string]int{}},
+		delays:  map[string]time.Duration{},
+		fails:   map[string]int{},
 	}
 	f.url = "https://" + f.host
 	f.srv = &http.Server{
@@ -116,14 +124,88 @@ func (f *front) handler(backend *url.URL, control http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/_stats", f.serveStats)
 	mux.HandleFunc("/_stats/reset", f.serveReset)
+	mux.HandleFunc("/_control/delay", f.serveDelay)
+	mux.HandleFunc("/_control/fail", f.serveFail)
 	mux.Handle("/_control/", control)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/sdk" || strings.HasPrefix(r.URL.Path, "/sdk/") {
-			f.stats.add(requestName(r))
+			name := requestName(r)
+			f.stats.add(name)
+			f.delayMu.Lock()
+			d := f.delays[name]
+			fail := f.fails[name] > 0
+			if fail {
+				f.fails[name]--
+			}
+			f.delayMu.Unlock()
+			if fail {
+				w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = w.Write([]byte(injectedFault))
+				return
+			}
+			if d > 0 {
+				// The call runs now, even if the client goes away meanwhile; only its
+				// answer is held back: a client killed while waiting leaves the result.
+				rec := httptest.NewRecorder()
+				proxy.ServeHTTP(rec, r.WithContext(context.Background()))
+				time.Sleep(d)
+				for k, v := range rec.Header() {
+					w.Header()[k] = v
+				}
+				w.WriteHeader(rec.Code)
+				_, _ = w.Write(rec.Body.Bytes())
+				return
+			}
 		}
 		proxy.ServeHTTP(w, r)
 	})
 	return mux
+}
+
+// serveDelay (POST /_control/delay?method=CloneVM_Task&ms=30000) holds back the
+// answers of one SOAP method; ms=0 ends it.
+func (f *front) serveDelay(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	ms, err := strconv.Atoi(q.Get("ms"))
+	if err != nil || q.Get("method") == "" {
+		http.Error(w, "need method and ms", http.StatusBadRequest)
+		return
+	}
+	f.delayMu.Lock()
+	f.delays[q.Get("method")] = time.Duration(ms) * time.Millisecond
+	f.delayMu.Unlock()
+	writeJSON(w, map[string]bool{"ok": true})
+}
+
+// injectedFault is the SOAP fault a call failed by /_control/fail gets.
+const injectedFault = `<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>injected failure</faultstring>
+<detail><SystemErrorFault xmlns="urn:vim25" xsi:type="SystemError"><reason>injected failure</reason></SystemErrorFault></detail>
+</soapenv:Fault></soapenv:Body></soapenv:Envelope>`
+
+// serveFail (POST /_control/fail?method=PowerOnVM_Task&count=1) answers the next
+// count calls of a SOAP method with a SystemError fault, without running them.
+func (f *front) serveFail(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	n, err := strconv.Atoi(q.Get("count"))
+	if err != nil || q.Get("method") == "" {
+		http.Error(w, "need method and count", http.StatusBadRequest)
+		return
+	}
+	f.delayMu.Lock()
+	f.fails[q.Get("method")] = n
+	f.delayMu.Unlock()
+	writeJSON(w, map[string]bool{"ok": true})
 }
 
 func (f *front) serveStats(w http.ResponseWriter, r *http.Request) {

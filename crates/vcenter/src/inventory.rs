@@ -125,6 +125,8 @@ vim_retrievable!(
         template = "config.template"?,
         guest_id = "config.guest_id"?,
         devices = "config.hardware.device"?,
+        num_cpu = "config.hardware.num_cpu"?,
+        memory_mb = "config.hardware.memory_mb"?,
         power_state = "runtime.power_state"?,
         host = "runtime.host"?,
         guest_family = "guest.guest_family"?,
@@ -755,6 +757,8 @@ fn build_vm(row: &VmRow, index: &Index) -> Option<Vm> {
         guest_hostname: row.guest_hostname.clone().filter(|h| !h.is_empty()),
         nics,
         guest_ips: guest_ips(row),
+        num_cpus: row.num_cpu,
+        memory_mb: row.memory_mb.map(i64::from),
         moref,
     })
 }

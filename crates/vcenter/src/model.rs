@@ -129,6 +129,8 @@ pub struct Vm {
     pub nics: Vec<VmNic>,
     /// IPv4 addresses VMware Tools reports, per lower-case MAC (from `guest.net`).
     pub guest_ips: BTreeMap<String, Vec<Ipv4Addr>>,
+    pub num_cpus: Option<i32>,
+    pub memory_mb: Option<i64>,
 }
 
 impl Vm {

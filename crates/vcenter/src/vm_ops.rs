@@ -186,6 +186,9 @@ pub struct CreateVm {
     /// The NICs in device order: the source's NICs are reused in their order, extra ones added,
     /// surplus ones removed. At least one.
     pub nics: Vec<NicSpec>,
+    /// `config.instanceUuid` to give the clone, so a caller that loses track of the create (its
+    /// process killed) can find the VM again by an id it chose; `None` lets vCenter pick one.
+    pub instance_uuid: Option<String>,
 }
 
 /// A VM [`create_vm`] made, powered on with its customization applied at boot.
@@ -373,6 +376,85 @@ pub fn reconfigure_vm<'a>(
                     reason: fault.to_string(),
                 },
             })
+    })
+}
+
+/// Powers the VM on (`on`) or off; a VM already in that state is left alone.
+pub fn set_power<'a>(
+    client: &'a VsphereClient,
+    moref: &'a str,
+    on: bool,
+) -> BoxFuture<'a, Result<(), VmOpError>> {
+    Box::pin(async move {
+        let handle = VirtualMachine::new(client.vim(), moref);
+        let (started, step) = if on {
+            (handle.power_on_vm_task(None).await, "powering on")
+        } else {
+            (handle.power_off_vm_task().await, "powering off")
+        };
+        match run_task(client, step, started).await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.fault.kind {
+                Some(StructType::ManagedObjectNotFound) => {
+                    Err(VmOpError::NotFound(moref.to_string()))
+                }
+                Some(StructType::InvalidPowerState) => Ok(()),
+                _ => Err(VmOpError::Failed {
+                    step: format!("{step} VM {moref}"),
+                    reason: e.fault.to_string(),
+                }),
+            },
+        }
+    })
+}
+
+/// Moves a VM to another host of its cluster (vMotion when it is powered on); the resource pool
+/// and datastore stay.
+pub fn relocate_vm<'a>(
+    client: &'a VsphereClient,
+    moref: &'a str,
+    host: &'a str,
+) -> BoxFuture<'a, Result<(), VmOpError>> {
+    Box::pin(async move {
+        let handle = VirtualMachine::new(client.vim(), moref);
+        let mut spec = empty_relocate_spec();
+        spec.host = Some(self::moref(MoTypesEnum::HostSystem, host));
+        let step = format!("moving VM {moref} to host {host}");
+        let started = handle.relocate_vm_task(&spec, None).await;
+        match run_task(client, &step, started).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.fault.kind == Some(StructType::ManagedObjectNotFound) => {
+                Err(VmOpError::NotFound(moref.to_string()))
+            }
+            Err(e) => Err(VmOpError::Failed {
+                step,
+                reason: e.fault.to_string(),
+            }),
+        }
+    })
+}
+
+/// The moref of the object at an inventory path ("DC0/vm/web" for a folder, "DC0/datastore/ds1"
+/// for a datastore) through the SearchIndex; `None` when there is none.
+pub fn find_by_path<'a>(
+    client: &'a VsphereClient,
+    path: &'a str,
+) -> BoxFuture<'a, Result<Option<String>, VmOpError>> {
+    Box::pin(async move {
+        let Some(index) = client.service_content().search_index.as_ref() else {
+            return Err(VmOpError::Failed {
+                step: format!("looking up {path:?}"),
+                reason: "vCenter has no SearchIndex".to_string(),
+            });
+        };
+        let search = vim_rs::mo::SearchIndex::new(client.vim(), &index.value);
+        match search.find_by_inventory_path(path).await {
+            Ok(found) => Ok(found.map(|m| m.value)),
+            Err(e) => Err(VmOpError::Failed {
+                step: format!("looking up {path:?}"),
+                reason: Fault::from_vim(&e).to_string(),
+            }),
+        }
     })
 }
 
@@ -1613,6 +1695,7 @@ fn clone_spec(
     config.num_cp_us = spec.num_cpus;
     config.memory_mb = spec.memory_mb;
     config.device_change = Some(changes);
+    config.instance_uuid = spec.instance_uuid.clone();
     let mut location = empty_relocate_spec();
     location.pool = Some(pool);
     location.host = Some(moref(MoTypesEnum::HostSystem, &spec.host));
