@@ -325,7 +325,7 @@ mod tests {
         let inv = inventory();
         let db_only = subnet("db", "10.1.0.0/24", "db", &[]);
         let spread = subnet("db", "10.1.0.0/24", "db", &["legacy"]);
-        let extra = HashMap::from([("h2".to_string(), 5), ("h3".to_string(), 5)]);
+        let extra = HashMap::from([("h2".to_string(), 5), ("h3".to_string(), 6)]);
         assert_eq!(
             place(&inv, "DC0", &[&db_only], None, &extra).unwrap().host,
             "h2"

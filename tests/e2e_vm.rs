@@ -193,7 +193,7 @@ fn several_vms_on_one_subnet_get_distinct_addresses_on_hosts_with_the_port_group
             assert_eq!(live.num_cpus, Some(2), "{v}");
             assert_eq!(
                 live.guest_hostname.as_deref(),
-                Some(format!("{}", vm["hostname"].as_str().unwrap())).as_deref(),
+                vm["hostname"].as_str(),
                 "{v}"
             );
             assert_eq!(
@@ -803,4 +803,72 @@ fn kill(pid: u32) {
         .status()
         .unwrap();
     assert!(status.success(), "kill {pid}");
+}
+
+fn stats(sim: &Sim) -> common::sim::SimStats {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(sim.stats())
+}
+
+#[test]
+fn many_vms_in_one_apply_run_in_parallel_without_one_inventory_load_each() {
+    let sim = Sim::start("test");
+    for tf in versions() {
+        let v: &str = tf.version;
+        let env = Env::new(&sim, "");
+        let wd = env.workdir(&tf, &config(""));
+        wd.apply_ok();
+        let many = |count: usize| {
+            vm(
+                "many",
+                &format!(
+                    "  count = {count}\n  name = \"many-{}-${{count.index}}\"",
+                    v.replace('.', "")
+                ),
+                &["subnet_id = vsphereipam_ipsubnet.app.id"],
+            )
+        };
+        // Terraform's default parallelism (10), then 32.
+        for (count, args) in [(12, vec![]), (30, vec!["-parallelism=32"])] {
+            wd.write("main.tf", &env.config(&config(&many(count))));
+            let before = stats(&sim);
+            let mut cmd = vec!["apply", "-auto-approve", "-input=false", "-no-color"];
+            cmd.extend(args.iter());
+            let run = wd.run(&cmd);
+            assert!(run.success, "{v}: {}", run.all());
+            let after = stats(&sim);
+            let views = after
+                .by_method
+                .get("CreateContainerView")
+                .copied()
+                .unwrap_or(0)
+                - before
+                    .by_method
+                    .get("CreateContainerView")
+                    .copied()
+                    .unwrap_or(0);
+            // One inventory per provider process (plan, apply), not one per VM.
+            assert!(views <= 2, "{v}: {views} inventory loads for {count} VMs");
+            let vms = as_list(&wd.outputs()["many"]);
+            assert_eq!(vms.len(), count, "{v}");
+            let ips: BTreeSet<String> = vms.iter().map(|vm| ip_of(vm, 0)).collect();
+            assert_eq!(ips.len(), count, "{v}: duplicate addresses");
+            for vm in &vms {
+                assert_held_by(&env, vm, v);
+            }
+            let hosts: BTreeSet<&str> = vms
+                .iter()
+                .map(|vm| vm["host_id"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                hosts.len(),
+                4,
+                "{v}: VMs not spread over the 4 hosts: {hosts:?}"
+            );
+        }
+        wd.destroy_ok();
+    }
 }

@@ -52,6 +52,61 @@ resource "vsphereipam_ip_address" "vip" {
   depends_on  = [vsphereipam_vm_nic_fix.legacy]
 }
 
+# A second subnet, on the standard port group pg-std-web.
+resource "vsphereipam_ipsubnet" "web" {
+  name        = "web"
+  wire_id     = data.vsphereipam_wire.wire["pg-std-web"].id
+  cidr        = "10.50.0.0/24"
+  start_ip    = "10.50.0.100"
+  end_ip      = "10.50.0.199"
+  gateway     = "10.50.0.1"
+  dns_servers = ["10.20.0.2"]
+  domain      = "web.example.com"
+}
+
+# Two app VMs and a web VM cloned from the template: each NIC gets the next free address of
+# its subnet, the VM lands on the least loaded host that carries the port group, and the apply
+# waits until VMware Tools reports exactly that address. They come after the VIP only so the
+# demo's VIP address stays the same.
+resource "vsphereipam_vm" "app" {
+  count      = 2
+  name       = "app-${count.index}"
+  datacenter = "DC0"
+  template   = "tmpl-linux"
+  num_cpus   = 2
+  memory_mb  = 2048
+  depends_on = [vsphereipam_ip_address.vip]
+
+  network_interface {
+    subnet_id = vsphereipam_ipsubnet.app.id
+  }
+}
+
+resource "vsphereipam_vm" "web" {
+  name       = "web-0"
+  datacenter = "DC0"
+  template   = "tmpl-linux"
+
+  network_interface {
+    subnet_id = vsphereipam_ipsubnet.web.id
+  }
+}
+
+output "vms" {
+  value = [
+    for vm in concat(vsphereipam_vm.app, [vsphereipam_vm.web]) : {
+      name      = vm.name
+      host      = vm.host_id
+      guest_ips = vm.guest_ip_addresses
+      nics = [for n in vm.network_interface : {
+        port_group = n.port_group
+        ip_address = n.ip_address
+        mac        = n.mac
+      }]
+    }
+  ]
+}
+
 output "allocated" {
   value = [{
     name        = "vip"

@@ -87,8 +87,18 @@ pub fn schema() -> Schema {
                  group for every NIC is chosen. Any failure after an address was taken removes \
                  the partial VM and releases its addresses. `num_cpus`, `memory_mb`, `name` and \
                  `host` change in place; a changed NIC subnet or address, `template`, `folder`, \
-                 `datastore` or `hostname` replaces the VM. A VM powered off outside Terraform is \
-                 powered on again by the next apply.",
+                 `datastore` or `hostname` replaces the VM.\n\n\
+                 Drift: a VM powered off outside Terraform is powered on by the next apply, one \
+                 moved off its configured `host` is moved back, a NIC moved off its subnet's \
+                 wires (or removed) replaces the VM, and guest addresses that differ from the \
+                 assigned ones are reported as a warning. A VM deleted outside Terraform leaves \
+                 the state and its addresses are released. If the provider is killed in the \
+                 middle of a create, the next run on that machine (or any run after an hour) \
+                 removes the half-made VM and releases its addresses.\n\n\
+                 Import by the VM UUID records the addresses VMware Tools report on its NICs as \
+                 the resource's own; inputs vCenter does not keep (`template`, `folder`, \
+                 `datastore`, `hostname`, the guest IP wait) are recorded by the first apply \
+                 without changing the VM.",
             ),
             attributes: map! {
                 "id" => computed(AttributeType::String, "The VM's UUID (`config.uuid`)."),
@@ -958,7 +968,31 @@ impl Resource for VmResource {
                     return None;
                 }
             };
-        let (reqs, observed) = requests(&input, &subnets, &inventory, "plan", None);
+        // A replacement plans the new VM while the old one still holds its addresses; the
+        // old one goes first. It carries the same name, so a VM of that name in the
+        // datacenter is taken as gone (if it is another resource's, the create says so).
+        let mut abandoned = abandoned;
+        let same_name = |vm: &Vm| {
+            vm.name == input.name
+                && vm_datacenter(&inventory, vm).is_none_or(|dc| dc == input.datacenter)
+        };
+        abandoned.extend(
+            inventory
+                .vms
+                .iter()
+                .filter(|vm| same_name(vm))
+                .map(|vm| (OwnerKind::Vm, vm.uuid.to_ascii_lowercase())),
+        );
+        let without_replaced;
+        let seen: &Inventory = if inventory.vms.iter().any(same_name) {
+            let mut copy = (*inventory).clone();
+            copy.vms.retain(|vm| !same_name(vm));
+            without_replaced = copy;
+            &without_replaced
+        } else {
+            &inventory
+        };
+        let (reqs, observed) = requests(&input, &subnets, seen, "plan", None);
         if let Err(e) = session
             .store
             .blocking(move |s| Ok(s.check_allocations(&reqs, &observed, &abandoned)))
@@ -1633,7 +1667,9 @@ impl Resource for VmResource {
             id: string(vm_uuid),
             name: string(vm.name.clone()),
             datacenter: opt_string(datacenter),
-            hostname: opt_string(vm.guest_hostname.clone()),
+            // What the guest calls itself is not necessarily what customization set: like
+            // the template, the first apply records the configured value.
+            hostname: Value::Null,
             wait_for_guest_ip: Value::Value(true),
             guest_ip_timeout: string(DEFAULT_TIMEOUT),
             network_interface: Value::Value(
