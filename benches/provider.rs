@@ -1,6 +1,7 @@
 //! Provider-level figures, one `name value unit` line each: the handshake time Terraform
 //! waits for, the inventory load of a 10,000-VM simulator and its vCenter round trips, and
-//! `terraform plan` of 500 subnets against 500 built-in `terraform_data` resources.
+//! `terraform plan` of 500 subnets against 500 built-in `terraform_data` resources, the apply of
+//! 50 `vsphereipam_vm` in one run, and the vCenter round trips of a plan refreshing 200 of them.
 //!
 //! Run: `cargo bench --bench provider` (part of `make bench`).
 
@@ -78,6 +79,58 @@ fn plan_seconds(wd: &Workdir) -> f64 {
     s
 }
 
+fn sim_calls(sim: &Sim) -> u64 {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(sim.stats())
+        .total
+}
+
+/// `terraform apply` of 50 VMs (seconds, vCenter calls), then of 150 more, then the calls of a
+/// plan that refreshes all 200.
+fn vm_figures(tf: &common::terraform::Terraform) -> (f64, u64, u64) {
+    let sim = Sim::start("test");
+    let dir = tempfile::tempdir().unwrap();
+    let config = |count: usize| {
+        format!(
+            "{}\nprovider \"vsphereipam\" {{}}\n\
+             data \"vsphereipam_wire\" \"app\" {{\n  name = \"pg-app\"\n}}\n\
+             resource \"vsphereipam_ipsubnet\" \"vms\" {{\n  name = \"vms\"\n  wire_id = data.vsphereipam_wire.app.id\n  cidr = \"10.40.0.0/22\"\n  gateway = \"10.40.0.1\"\n}}\n\
+             resource \"vsphereipam_vm\" \"vm\" {{\n  count = {count}\n  name = \"bench-${{count.index}}\"\n  datacenter = \"DC0\"\n  template = \"tmpl-linux\"\n  network_interface {{\n    subnet_id = vsphereipam_ipsubnet.vms.id\n  }}\n}}\n",
+            header()
+        )
+    };
+    let wd = Workdir::new(tf, &config(0))
+        .env("VSPHERE_SERVER", &sim.server())
+        .env("VSPHERE_USER", &sim.info.user)
+        .env("VSPHERE_PASSWORD", &sim.info.password)
+        .env("VSPHERE_ALLOW_UNVERIFIED_SSL", "true")
+        .env(
+            "VSPHEREIPAM_STORE",
+            &format!("sqlite://{}", dir.path().join("ipam.db").display()),
+        );
+    wd.apply_ok();
+    wd.write("main.tf", &config(50));
+    let calls = sim_calls(&sim);
+    let started = Instant::now();
+    wd.apply_ok();
+    let apply_s = started.elapsed().as_secs_f64();
+    let apply_calls = sim_calls(&sim) - calls;
+    wd.write("main.tf", &config(200));
+    wd.apply_ok();
+    let calls = sim_calls(&sim);
+    let run = wd.run(&["plan", "-input=false", "-no-color", "-detailed-exitcode"]);
+    assert!(
+        run.success,
+        "plan of 200 VMs shows changes or failed: {}",
+        run.all()
+    );
+    let refresh_calls = sim_calls(&sim) - calls;
+    (apply_s, apply_calls, refresh_calls)
+}
+
 fn main() {
     rustls::crypto::ring::default_provider()
         .install_default()
@@ -126,4 +179,9 @@ fn main() {
     println!("plan_500_subnets_s {plan_ours:.2} s");
     println!("plan_500_terraform_data_s {plan_floor:.2} s");
     println!("plan_overhead_ratio {:.2} x", plan_ours / plan_floor);
+
+    let (apply_s, apply_calls, refresh_calls) = vm_figures(&tf);
+    println!("apply_50_vms_s {apply_s:.2} s");
+    println!("apply_50_vms_calls {apply_calls} calls");
+    println!("refresh_200_vms_calls {refresh_calls} calls");
 }

@@ -869,6 +869,22 @@ fn many_vms_in_one_apply_run_in_parallel_without_one_inventory_load_each() {
                 "{v}: VMs not spread over the 4 hosts: {hosts:?}"
             );
         }
+        // Refreshing the 30 VMs costs the calls of one inventory load, not one per VM.
+        let before = stats(&sim);
+        let plan = wd.run(&["plan", "-detailed-exitcode", "-no-color", "-input=false"]);
+        assert!(plan.success, "{v}: {}", plan.all());
+        let after = stats(&sim);
+        let calls: BTreeSet<String> = after
+            .by_method
+            .iter()
+            .filter(|(m, n)| before.by_method.get(*m) != Some(n))
+            .map(|(m, n)| format!("{m}={}", n - before.by_method.get(m).copied().unwrap_or(0)))
+            .collect();
+        eprintln!(
+            "{v}: refresh of 30 VMs: {} calls: {calls:?}",
+            after.total - before.total
+        );
+        assert!(after.total - before.total <= 5, "{v}: {calls:?}");
         wd.destroy_ok();
     }
 }

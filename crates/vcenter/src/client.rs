@@ -123,6 +123,14 @@ impl VsphereClient {
         self.session.calls.load(Ordering::Relaxed)
     }
 
+    /// The session's inventory view slot with the current login generation (crate-internal).
+    pub(crate) fn inventory_view(&self) -> (&tokio::sync::Mutex<Option<(u64, String)>>, u64) {
+        (
+            &self.session.inventory_view,
+            self.session.generation.load(Ordering::SeqCst),
+        )
+    }
+
     /// `ServiceContent.about.instanceUuid`: the prefix of wire ids.
     pub fn instance_uuid(&self) -> &str {
         &self.session.instance_uuid
@@ -210,6 +218,7 @@ async fn connect_once(opts: &ConnectOptions) -> Result<VsphereClient, ConnectErr
         instance_uuid,
         generation: AtomicU64::new(0),
         relogin: tokio::sync::Mutex::new(()),
+        inventory_view: tokio::sync::Mutex::new(None),
     };
     Ok(VsphereClient {
         session: Arc::new(session),
@@ -358,6 +367,9 @@ struct Session {
     /// Bumped on every re-login so that tasks failing together log in only once.
     generation: AtomicU64,
     relogin: tokio::sync::Mutex<()>,
+    /// The inventory's ContainerView and the login generation it was made in: kept for the
+    /// session so a reload costs one call; logout destroys it.
+    inventory_view: tokio::sync::Mutex<Option<(u64, String)>>,
 }
 
 impl Session {

@@ -3,7 +3,7 @@
 //! One `ContainerView` over the root folder selects every object we need, and one
 //! `RetrievePropertiesEx` (plus `ContinueRetrievePropertiesEx` pages) reads the properties of all
 //! of them, so the number of round trips does not grow with the number of VMs beyond paging:
-//! CreateContainerView + RetrievePropertiesEx + (pages - 1) + DestroyView.
+//! CreateContainerView (once per session) + RetrievePropertiesEx + (pages - 1).
 //!
 //! The raw rows are then joined in memory: datacenter by walking `parent` links, standard port
 //! group VLANs and vSwitches from each carrying host's network config, NIC backings to port group
@@ -16,8 +16,9 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 use vim_rs::core::pc_helpers::Queriable;
-use vim_rs::mo::{ContainerView, PropertyCollector, ViewManager};
+use vim_rs::mo::{PropertyCollector, ViewManager};
 use vim_rs::types::convert::CastInto;
+use vim_rs::types::enums::MoTypesEnum;
 use vim_rs::types::structs::{
     HostPortGroup, HostVirtualNic, ManagedObjectReference, ObjectContent, ObjectSpec,
     PropertyFilterSpec, RetrieveOptions, SelectionSpec, TraversalSpec, VMwareDvsPortSetting,
@@ -166,24 +167,41 @@ async fn load(client: &VsphereClient) -> anyhow::Result<Inventory> {
 // Fetching
 
 async fn fetch_all(client: &VsphereClient) -> anyhow::Result<Vec<ObjectContent>> {
-    let vim = client.vim();
+    let (slot, generation) = client.inventory_view();
+    // Held across the fetch: concurrent loads (rare, the cache coalesces them) take turns.
+    let mut slot = slot.lock().await;
+    if let Some((made_in, view)) = slot.as_ref() {
+        if *made_in == generation {
+            let view = ManagedObjectReference {
+                r#type: MoTypesEnum::ContainerView,
+                value: view.clone(),
+            };
+            match retrieve_pages(client, &view).await {
+                Ok(contents) => return Ok(contents),
+                // Gone with an expired session: make a new one below.
+                Err(e) => tracing::debug!(error = %e, "inventory view unusable; recreating it"),
+            }
+        }
+    }
+    let view = create_view(client).await?;
+    *slot = Some((generation, view.value.clone()));
+    retrieve_pages(client, &view).await
+}
+
+/// A ContainerView of every inventory type. It lives (and vCenter keeps it current) until the
+/// session logs out, so it is made once per session and reused by every reload.
+async fn create_view(client: &VsphereClient) -> anyhow::Result<ManagedObjectReference> {
     let content = client.service_content();
     let view_manager_ref = content
         .view_manager
         .as_ref()
         .ok_or_else(|| anyhow!("vCenter offers no ViewManager"))?;
-    let view_manager = ViewManager::new(vim.clone(), &view_manager_ref.value);
+    let view_manager = ViewManager::new(client.vim(), &view_manager_ref.value);
     let types: Vec<String> = VIEW_TYPES.iter().map(|t| t.to_string()).collect();
-    let view = view_manager
+    view_manager
         .create_container_view(&content.root_folder, Some(&types), true)
         .await
-        .map_err(|e| anyhow!("creating the inventory view: {}", describe_vim_error(&e)))?;
-    let result = retrieve_pages(client, &view).await;
-    // The view would otherwise live (and be kept up to date by vCenter) until logout.
-    if let Err(e) = ContainerView::new(vim, &view.value).destroy_view().await {
-        tracing::warn!(view = %view.value, error = %describe_vim_error(&e), "could not destroy the inventory view");
-    }
-    result
+        .map_err(|e| anyhow!("creating the inventory view: {}", describe_vim_error(&e)))
 }
 
 async fn retrieve_pages(
