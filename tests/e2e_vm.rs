@@ -554,7 +554,26 @@ fn a_failing_vcenter_call_rolls_the_create_back() {
             .filter(|a| a.owner_kind == OwnerKind::Vm)
             .collect();
         assert!(held.is_empty(), "{v}: still held: {held:?}");
-        // The next apply creates it.
+        // A folder that does not exist fails before any address is taken.
+        let nowhere = body.replace(
+            &format!("  name = \"{name}\""),
+            &format!("  name = \"{name}\"\n  folder = \"no/such\""),
+        );
+        wd.write("main.tf", &env.config(&config(&nowhere)));
+        let run = wd.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+        expect_error(
+            &run,
+            v,
+            "The VM folder was not found",
+            "folder = \"no/such\"",
+        );
+        assert!(run.flat().contains("DC0/vm/no/such"), "{v}: {}", run.all());
+        // The next apply creates it, in the datastore named by its path.
+        let stored = body.replace(
+            &format!("  name = \"{name}\""),
+            &format!("  name = \"{name}\"\n  datastore = \"LocalDS_0\""),
+        );
+        wd.write("main.tf", &env.config(&config(&stored)));
         wd.apply_ok();
         assert!(inventory(&sim).vms.iter().any(|x| x.name == name), "{v}");
         wd.destroy_ok();

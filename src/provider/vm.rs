@@ -1208,56 +1208,15 @@ impl Resource for VmResource {
         )?;
         let subnets = subnets_of(diags, &views, &input.nics, &session.store.describe())?;
         let client = session.inventory.client();
-        let folder = match &input.folder {
-            None => None,
-            Some(f) => {
-                let path = inventory_path(&input.datacenter, "vm", f);
-                match vm_ops::find_by_path(client, &path).await {
-                    Ok(Some(m)) => Some(m),
-                    Ok(None) => {
-                        diags.error(
-                            "Folder not found",
-                            format!("No VM folder at {path:?}. Create it, or fix `folder`."),
-                            AttributePath::new("folder"),
-                        );
-                        return None;
-                    }
-                    Err(e) => {
-                        diags.error(
-                            "Cannot look up the folder",
-                            e.to_string(),
-                            AttributePath::new("folder"),
-                        );
-                        return None;
-                    }
-                }
-            }
-        };
-        let datastore = match &input.datastore {
-            None => None,
-            Some(d) => {
-                let path = inventory_path(&input.datacenter, "datastore", d);
-                match vm_ops::find_by_path(client, &path).await {
-                    Ok(Some(m)) => Some(m),
-                    Ok(None) => {
-                        diags.error(
-                            "Datastore not found",
-                            format!("No datastore at {path:?}. Fix `datastore`."),
-                            AttributePath::new("datastore"),
-                        );
-                        return None;
-                    }
-                    Err(e) => {
-                        diags.error(
-                            "Cannot look up the datastore",
-                            e.to_string(),
-                            AttributePath::new("datastore"),
-                        );
-                        return None;
-                    }
-                }
-            }
-        };
+        let folder = find_path(diags, &session, &input.datacenter, "folder", &input.folder).await?;
+        let datastore = find_path(
+            diags,
+            &session,
+            &input.datacenter,
+            "datastore",
+            &input.datastore,
+        )
+        .await?;
         let placed: Placement = match session.place(&inventory, |extra| {
             placement::place(
                 &inventory,
@@ -1690,6 +1649,46 @@ impl Resource for VmResource {
         };
         refresh(&mut state, &inventory, vm, &records);
         Some((state, ValueEmpty::default()))
+    }
+}
+
+/// The moref of the `folder` or `datastore` the user named (`Some(None)` when unset), or
+/// `None` with a diagnostic on the attribute.
+async fn find_path(
+    diags: &mut Diagnostics,
+    session: &Session,
+    datacenter: &str,
+    attribute: &'static str,
+    value: &Option<String>,
+) -> Option<Option<String>> {
+    let Some(value) = value else {
+        return Some(None);
+    };
+    let (kind, what) = match attribute {
+        "folder" => ("vm", "VM folder"),
+        _ => ("datastore", "datastore"),
+    };
+    let path = inventory_path(datacenter, kind, value);
+    match vm_ops::find_by_path(session.inventory.client(), &path).await {
+        Ok(Some(moref)) => Some(Some(moref)),
+        Ok(None) => {
+            diags.error(
+                format!("The {what} was not found"),
+                format!(
+                    "No {what} at inventory path {path:?}. Fix `{attribute}`; nothing was created."
+                ),
+                AttributePath::new(attribute),
+            );
+            None
+        }
+        Err(e) => {
+            diags.error(
+                format!("Cannot look up the {what}"),
+                format!("{e}."),
+                AttributePath::new(attribute),
+            );
+            None
+        }
     }
 }
 
