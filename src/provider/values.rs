@@ -44,6 +44,27 @@ pub fn strings<'a, T: ToString>(items: impl IntoIterator<Item = T>) -> ValueList
     Value::Value(items.into_iter().map(|i| string(i.to_string())).collect())
 }
 
+/// The known blocks of a list block (unknown or null ones are left out).
+pub fn blocks<T>(list: &ValueList<Value<T>>) -> Vec<&T> {
+    list.as_ref_option()
+        .map(|l| l.iter().filter_map(|b| b.as_ref_option()).collect())
+        .unwrap_or_default()
+}
+
+/// [`blocks`], to fill in computed values.
+pub fn blocks_mut<T>(list: &mut ValueList<Value<T>>) -> Vec<&mut T> {
+    match list {
+        Value::Value(l) => l
+            .iter_mut()
+            .filter_map(|b| match b {
+                Value::Value(b) => Some(b),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 pub fn known(v: &ValueString<'_>) -> Option<String> {
     v.as_ref_option().map(|s| s.to_string())
 }

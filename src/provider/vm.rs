@@ -179,24 +179,11 @@ fn nic_path(index: usize, attribute: &'static str) -> AttributePath {
 }
 
 fn nic_list<'s, 'a>(state: &'s VmState<'a>) -> Vec<&'s NicState<'a>> {
-    state
-        .network_interface
-        .as_ref_option()
-        .map(|list| list.iter().filter_map(|n| n.as_ref_option()).collect())
-        .unwrap_or_default()
+    values::blocks(&state.network_interface)
 }
 
 fn nic_list_mut<'s, 'a>(state: &'s mut VmState<'a>) -> Vec<&'s mut NicState<'a>> {
-    match &mut state.network_interface {
-        Value::Value(list) => list
-            .iter_mut()
-            .filter_map(|n| match n {
-                Value::Value(n) => Some(n),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    values::blocks_mut(&mut state.network_interface)
 }
 
 /// Go-style durations as Terraform users write them: `90s`, `10m`, `1h30m`, `500ms`.

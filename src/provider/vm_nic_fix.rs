@@ -92,24 +92,11 @@ fn nic_path(index: usize, attribute: &'static str) -> AttributePath {
 }
 
 fn nic_list<'s, 'a>(state: &'s NicFixState<'a>) -> Vec<&'s NicState<'a>> {
-    state
-        .nic
-        .as_ref_option()
-        .map(|list| list.iter().filter_map(|n| n.as_ref_option()).collect())
-        .unwrap_or_default()
+    values::blocks(&state.nic)
 }
 
 fn nic_list_mut<'s, 'a>(state: &'s mut NicFixState<'a>) -> Vec<&'s mut NicState<'a>> {
-    match &mut state.nic {
-        Value::Value(list) => list
-            .iter_mut()
-            .filter_map(|n| match n {
-                Value::Value(n) => Some(n),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    values::blocks_mut(&mut state.nic)
 }
 
 /// The `nic` blocks as requests: `Ok(None)` while some input is unknown, `Err` with the
