@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         return vsphereipam::cli::main();
     }
     vsphereipam::logging::init();
+    vsphereipam::nodelay::when_connected();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
