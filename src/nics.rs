@@ -43,6 +43,11 @@ pub fn normalize_mac(mac: &str) -> Option<String> {
     valid.then(|| octets.join(":").to_ascii_lowercase())
 }
 
+/// Whether two spellings name the same MAC; an invalid one matches nothing.
+pub fn same_mac(a: &str, b: &str) -> bool {
+    normalize_mac(a).is_some_and(|a| Some(a) == normalize_mac(b))
+}
+
 pub fn find_vm<'i>(inventory: &'i Inventory, uuid: &str) -> Option<&'i Vm> {
     inventory
         .vms
@@ -259,6 +264,20 @@ pub fn observed_in(inventory: &Inventory, subnet: &SubnetView) -> RangeSet {
         set.insert(Range::new(ip, ip));
     }
     set
+}
+
+/// [`reported_by_others`] for claims: who, other than the VM, uses a claim's address.
+pub fn claim_reporter<'a>(
+    observations: &'a [Observation],
+    subnets: &'a [SubnetView],
+    vm_uuid: &'a str,
+) -> impl Fn(&NicClaim) -> Option<String> + 'a {
+    move |claim| {
+        subnets
+            .iter()
+            .find(|s| s.subnet.id == claim.subnet_id)
+            .and_then(|s| reported_by_others(observations, s, vm_uuid, claim.ip))
+    }
 }
 
 /// Who, other than the VM `vm_uuid`, vCenter reports using the claim's address on a wire of

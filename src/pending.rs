@@ -12,6 +12,13 @@ use std::time::Duration;
 /// are left alone for this long: no create takes that long.
 pub const PENDING_TTL: Duration = Duration::from_secs(3600);
 
+/// A ticket whose create is over without having finished, and the addresses it still holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Abandoned {
+    pub ticket: Ticket,
+    pub addresses: Vec<std::net::Ipv4Addr>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
     pub instance_uuid: String,

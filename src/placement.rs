@@ -66,6 +66,23 @@ fn portgroups_of<'i>(
         .collect()
 }
 
+/// The datacenter exists, or an error listing those that do.
+pub fn require_datacenter(inventory: &Inventory, datacenter: &str) -> Result<(), PlacementError> {
+    if inventory.datacenters.iter().any(|d| d.name == datacenter) {
+        return Ok(());
+    }
+    let mut names: Vec<String> = inventory
+        .datacenters
+        .iter()
+        .map(|d| format!("{:?}", d.name))
+        .collect();
+    names.sort();
+    Err(PlacementError::NoDatacenter(
+        datacenter.to_string(),
+        names.join(", "),
+    ))
+}
+
 fn usable(host: &Host) -> bool {
     host.connection_state == "connected" && !host.in_maintenance
 }
@@ -80,18 +97,7 @@ pub fn place(
     wanted: Option<&str>,
     extra_load: &HashMap<String, usize>,
 ) -> Result<Placement, PlacementError> {
-    if !inventory.datacenters.iter().any(|d| d.name == datacenter) {
-        let mut names: Vec<String> = inventory
-            .datacenters
-            .iter()
-            .map(|d| format!("{:?}", d.name))
-            .collect();
-        names.sort();
-        return Err(PlacementError::NoDatacenter(
-            datacenter.to_string(),
-            names.join(", "),
-        ));
-    }
+    require_datacenter(inventory, datacenter)?;
     let per_nic: Vec<Vec<&PortGroup>> = subnets
         .iter()
         .map(|s| portgroups_of(inventory, datacenter, s))

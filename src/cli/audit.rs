@@ -11,7 +11,7 @@ use crate::store::{OwnerKind, Result, Store};
 use crate::vsphere::model::Inventory;
 
 /// Pending records older than this belong to an operation that did not finish.
-const PENDING_MAX_AGE_SECS: i64 = 3600;
+const PENDING_MAX_AGE_SECS: i64 = crate::pending::PENDING_TTL.as_secs() as i64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,10 +49,7 @@ pub fn audit(store: &Store, inventory: &Inventory) -> Result<Vec<Problem>> {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    crate::store::unix_now()
 }
 
 pub fn audit_at(store: &Store, inventory: &Inventory, now: i64) -> Result<Vec<Problem>> {

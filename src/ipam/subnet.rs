@@ -30,6 +30,15 @@ impl<T> Field<T> {
     pub fn is_unknown(&self) -> bool {
         matches!(self, Field::Unknown)
     }
+
+    /// `None` while unknown, else the value or its absence.
+    pub fn settled(self) -> Option<Option<T>> {
+        match self {
+            Field::Unknown => None,
+            Field::Null => Some(None),
+            Field::Value(v) => Some(Some(v)),
+        }
+    }
 }
 
 /// How the next free address is picked.

@@ -43,6 +43,9 @@ pub struct Session {
     /// VMs this process placed per host since the snapshot was taken: parallel creates see the
     /// same snapshot and would all pick the same least loaded host otherwise.
     placed: std::sync::Mutex<(Weak<Inventory>, HashMap<String, usize>)>,
+    /// Creates that died unfinished, found once per process (plan counts their addresses as
+    /// free, the first VM create cleans them up).
+    abandoned: tokio::sync::OnceCell<Vec<crate::pending::Abandoned>>,
     /// Abandoned VM creates are cleaned up once per process, before its first VM create.
     pending_swept: tokio::sync::OnceCell<()>,
 }
@@ -63,6 +66,19 @@ impl Session {
                 None
             }
         }
+    }
+
+    /// Every subnet of the inventory's vCenter with its wire links, or an error diagnostic.
+    pub async fn subnet_views_or_diag(
+        &self,
+        diags: &mut Diagnostics,
+        inventory: &Inventory,
+    ) -> Option<Vec<crate::store::ops::SubnetView>> {
+        let vcenter = inventory.instance_uuid.clone();
+        values::or_diag(
+            diags,
+            self.store.blocking(move |s| s.subnet_views(&vcenter)).await,
+        )
     }
 
     /// Once per snapshot (or again when `force`, after a subnet was created): records the
@@ -288,6 +304,7 @@ impl Provider for VsphereIpamProvider {
             store,
             observed_synced: Default::default(),
             placed: Default::default(),
+            abandoned: Default::default(),
             pending_swept: Default::default(),
         });
         if let Ok(mut slot) = self.shared.session.write() {

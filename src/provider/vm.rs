@@ -22,7 +22,7 @@ use super::values::{self, known, opt_string, string, strings};
 use super::{Session, Shared};
 use crate::ipam::ranges::RangeSet;
 use crate::nics::{self, NicRequest};
-use crate::pending::{self, Ticket};
+use crate::pending::{self, Abandoned, Ticket};
 use crate::placement::{self, Placement, PlacementError};
 use crate::store::ops::{AllocRequest, ClaimError, NicAddress, SubnetView};
 use crate::store::{AddressRecord, OwnerKind, StoreError};
@@ -291,20 +291,18 @@ fn validate_config(diags: &mut Diagnostics, config: &VmState<'_>) {
             );
         }
     }
-    match &config.network_interface {
-        Value::Value(list) if list.is_empty() => diags.error(
+    let no_blocks = match &config.network_interface {
+        Value::Value(list) => list.is_empty(),
+        Value::Null => true,
+        Value::Unknown => false,
+    };
+    if no_blocks {
+        diags.error(
             "No network_interface block",
             "Add at least one network_interface block with the subnet_id the NIC takes its \
              address from.",
             AttributePath::new("network_interface"),
-        ),
-        Value::Null => diags.error(
-            "No network_interface block",
-            "Add at least one network_interface block with the subnet_id the NIC takes its \
-             address from.",
-            AttributePath::new("network_interface"),
-        ),
-        _ => {}
+        );
     }
     for (i, nic) in nic_list(config).into_iter().enumerate() {
         if let Value::Value(ip) = &nic.ip_address {
@@ -345,20 +343,8 @@ struct Input {
 
 /// `None` while some input is unknown (or invalid: `validate` reports it).
 fn input_of(config: &VmState<'_>) -> Option<Input> {
-    let number = |v: &ValueNumber| -> Option<Option<i64>> {
-        match v {
-            Value::Unknown => None,
-            Value::Null => Some(None),
-            Value::Value(n) => Some(Some(*n)),
-        }
-    };
-    let text = |v: &ValueString<'_>| -> Option<Option<String>> {
-        match v {
-            Value::Unknown => None,
-            Value::Null => Some(None),
-            Value::Value(s) => Some(Some(s.to_string())),
-        }
-    };
+    let number = |v: &ValueNumber| values::field_num(v).settled();
+    let text = |v: &ValueString<'_>| values::field_str(v).settled();
     let Value::Value(blocks) = &config.network_interface else {
         return None;
     };
@@ -396,6 +382,48 @@ fn input_of(config: &VmState<'_>) -> Option<Input> {
         timeout: parse_duration(&timeout)?,
         nics,
     })
+}
+
+/// Defaults of the optional inputs that have one.
+fn plan_defaults(planned: &mut VmState<'_>) {
+    if planned.wait_for_guest_ip.is_null() {
+        planned.wait_for_guest_ip = Value::Value(true);
+    }
+    if planned.guest_ip_timeout.is_null() {
+        planned.guest_ip_timeout = string(DEFAULT_TIMEOUT);
+    }
+}
+
+/// The plan of a VM to create (new or replacing one): what only the create knows is unknown,
+/// and so is every optional input the configuration leaves to it.
+fn plan_new_vm(planned: &mut VmState<'_>, config: &VmState<'_>) {
+    planned.id = Value::Unknown;
+    planned.moref = Value::Unknown;
+    planned.host_id = Value::Unknown;
+    planned.power_state = Value::Unknown;
+    planned.guest_ip_addresses = Value::Unknown;
+    if config.num_cpus.is_null() {
+        planned.num_cpus = Value::Unknown;
+    }
+    if config.memory_mb.is_null() {
+        planned.memory_mb = Value::Unknown;
+    }
+    if config.hostname.is_null() {
+        planned.hostname = Value::Unknown;
+    }
+    plan_defaults(planned);
+    let asked: Vec<bool> = nic_list(config)
+        .iter()
+        .map(|n| n.ip_address.is_value())
+        .collect();
+    for (i, nic) in nic_list_mut(planned).into_iter().enumerate() {
+        if !asked.get(i).copied().unwrap_or(false) {
+            nic.ip_address = Value::Unknown;
+        }
+        nic.mac = Value::Unknown;
+        nic.wire_id = Value::Unknown;
+        nic.port_group = Value::Unknown;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -440,14 +468,14 @@ fn find_template<'i>(
     }
 }
 
-fn datacenter_names(inventory: &Inventory) -> String {
-    let mut names: Vec<String> = inventory
-        .datacenters
-        .iter()
-        .map(|d| format!("{:?}", d.name))
-        .collect();
-    names.sort();
-    names.join(", ")
+fn template_or_diag<'i>(
+    diags: &mut Diagnostics,
+    inventory: &'i Inventory,
+    input: &Input,
+) -> Option<&'i Vm> {
+    find_template(inventory, &input.datacenter, &input.template)
+        .map_err(|detail| diags.error("Template not found", detail, AttributePath::new("template")))
+        .ok()
 }
 
 fn subnets_of<'s>(
@@ -542,38 +570,44 @@ fn requests(
     (reqs, observed)
 }
 
-/// Pending VM tickets of this vCenter whose create is over without having finished.
-async fn abandoned_tickets(
-    session: &Session,
+/// Pending VM tickets of this vCenter whose create is over without having finished; looked up
+/// once per process (the store scan would otherwise run for every VM of a plan).
+async fn abandoned<'s>(
+    session: &'s Session,
     inventory: &Inventory,
-) -> Result<Vec<(Ticket, Vec<Ipv4Addr>)>, StoreError> {
-    let vcenter = inventory.instance_uuid.clone();
-    let owners = session
-        .store
-        .blocking(move |s| s.pending_owners(&vcenter, OwnerKind::Vm))
-        .await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
-    let here = pending::this_host();
-    Ok(owners
-        .into_iter()
-        .filter_map(|o| {
-            let ticket = Ticket::parse(&o.owner_id)?;
-            let age = Duration::from_secs(now.saturating_sub(o.created_at).max(0) as u64);
-            ticket
-                .abandoned(age, &here, pending::process_alive)
-                .then_some((ticket, o.addresses))
-        })
-        .collect())
+) -> Result<&'s [Abandoned], StoreError> {
+    let found = session.abandoned.get_or_try_init(|| async {
+        let vcenter = inventory.instance_uuid.clone();
+        let owners = session
+            .store
+            .blocking(move |s| s.pending_owners(&vcenter, OwnerKind::Vm))
+            .await?;
+        let now = crate::store::unix_now();
+        let here = pending::this_host();
+        Ok::<_, StoreError>(
+            owners
+                .into_iter()
+                .filter_map(|o| {
+                    let ticket = Ticket::parse(&o.owner_id)?;
+                    let age = Duration::from_secs(now.saturating_sub(o.created_at).max(0) as u64);
+                    ticket
+                        .abandoned(age, &here, pending::process_alive)
+                        .then_some(Abandoned {
+                            ticket,
+                            addresses: o.addresses,
+                        })
+                })
+                .collect(),
+        )
+    });
+    Ok(found.await?.as_slice())
 }
 
 /// Undoes creates whose process died: destroys the VM each left behind (found by the instance
 /// UUID it was given) and releases its pending addresses. Returns whether a VM was destroyed,
 /// so the caller reloads the snapshot that still shows it.
 async fn sweep_pending(session: &Session, inventory: &Inventory) -> bool {
-    let tickets = match abandoned_tickets(session, inventory).await {
+    let tickets = match abandoned(session, inventory).await {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!("cannot look for abandoned VM creates: {e}");
@@ -581,7 +615,7 @@ async fn sweep_pending(session: &Session, inventory: &Inventory) -> bool {
         }
     };
     let mut destroyed = false;
-    for (ticket, addresses) in tickets {
+    for Abandoned { ticket, addresses } in tickets {
         let leftover = inventory.vms.iter().find(|vm| {
             vm.instance_uuid
                 .as_deref()
@@ -626,9 +660,8 @@ fn inventory_path(datacenter: &str, kind: &str, path: &str) -> String {
     }
 }
 
-fn guest_family(template: &Vm, hostname: &str, subnets: &[&SubnetView]) -> GuestFamily {
-    if template.guest_family.as_deref() == Some("windowsGuest") {
-        let _ = hostname;
+fn guest_family(template: &Vm, subnets: &[&SubnetView]) -> GuestFamily {
+    if is_windows(template) {
         GuestFamily::Windows {
             workgroup: "WORKGROUP".to_string(),
             admin_password: None,
@@ -738,25 +771,15 @@ fn refresh(state: &mut VmState<'_>, inventory: &Inventory, vm: &Vm, records: &[A
     }
 }
 
-fn same_mac(a: &str, b: &str) -> bool {
-    nics::normalize_mac(a).is_some_and(|a| Some(a) == nics::normalize_mac(b))
-}
+use nics::same_mac;
 
-fn own_records(records: Vec<AddressRecord>, vm_uuid: &str) -> Vec<AddressRecord> {
-    records
-        .into_iter()
-        .filter(|a| a.owner_kind == OwnerKind::Vm && a.owner_id.eq_ignore_ascii_case(vm_uuid))
-        .collect()
-}
-
+/// The VM's records (owned by its lower-case UUID).
 async fn records_of(session: &Session, vm_uuid: &str) -> Result<Vec<AddressRecord>, StoreError> {
-    let lookup = vm_uuid.to_ascii_lowercase();
-    let uuid = lookup.clone();
+    let owner = vm_uuid.to_ascii_lowercase();
     session
         .store
-        .blocking(move |s| s.addresses_of_vm(&lookup))
+        .blocking(move |s| s.addresses_of_owner(OwnerKind::Vm, &owner))
         .await
-        .map(|r| own_records(r, &uuid))
 }
 
 /// A warning when VMware Tools reports addresses on the VM's NICs other than those assigned.
@@ -854,61 +877,18 @@ impl Resource for VmResource {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let mut planned = proposed;
-        planned.id = Value::Unknown;
-        planned.moref = Value::Unknown;
-        planned.host_id = Value::Unknown;
-        planned.power_state = Value::Unknown;
-        planned.guest_ip_addresses = Value::Unknown;
-        if planned.num_cpus.is_null() {
-            planned.num_cpus = Value::Unknown;
-        }
-        if planned.memory_mb.is_null() {
-            planned.memory_mb = Value::Unknown;
-        }
-        if planned.wait_for_guest_ip.is_null() {
-            planned.wait_for_guest_ip = Value::Value(true);
-        }
-        if planned.guest_ip_timeout.is_null() {
-            planned.guest_ip_timeout = string(DEFAULT_TIMEOUT);
-        }
-        for nic in nic_list_mut(&mut planned) {
-            if nic.ip_address.is_null() {
-                nic.ip_address = Value::Unknown;
-            }
-            nic.mac = Value::Unknown;
-            nic.wire_id = Value::Unknown;
-            nic.port_group = Value::Unknown;
-        }
-        if planned.hostname.is_null() {
-            planned.hostname = Value::Unknown;
-        }
+        plan_new_vm(&mut planned, &config);
         // Checks that need vCenter and the store, when every input is known.
         let Some(input) = input_of(&config) else {
             return Some((planned, ValueEmpty::default()));
         };
         let session = self.shared.session(diags)?;
         let inventory = session.inventory_or_diag(diags).await?;
-        if !inventory
-            .datacenters
-            .iter()
-            .any(|d| d.name == input.datacenter)
-        {
-            placement_error(
-                diags,
-                &PlacementError::NoDatacenter(
-                    input.datacenter.clone(),
-                    datacenter_names(&inventory),
-                ),
-            );
+        if let Err(e) = placement::require_datacenter(&inventory, &input.datacenter) {
+            placement_error(diags, &e);
             return None;
         }
-        let template = match find_template(&inventory, &input.datacenter, &input.template) {
-            Ok(t) => t,
-            Err(detail) => {
-                diags.error("Template not found", detail, AttributePath::new("template"));
-                return None;
-            }
-        };
+        let template = template_or_diag(diags, &inventory, &input)?;
         if planned.hostname.is_unknown() {
             let max = if is_windows(template) { 15 } else { 63 };
             planned.hostname = string(host_name_of(&input.name, max));
@@ -919,14 +899,7 @@ impl Resource for VmResource {
         if planned.memory_mb.is_unknown() {
             planned.memory_mb = template.memory_mb.into();
         }
-        let vcenter = inventory.instance_uuid.clone();
-        let views = values::or_diag(
-            diags,
-            session
-                .store
-                .blocking(move |s| s.subnet_views(&vcenter))
-                .await,
-        )?;
+        let views = session.subnet_views_or_diag(diags, &inventory).await?;
         let subnets = subnets_of(diags, &views, &input.nics, &session.store.describe())?;
         let placed = match placement::place(
             &inventory,
@@ -944,26 +917,24 @@ impl Resource for VmResource {
         if input.host.is_some() {
             planned.host_id = string(placed.host.clone());
         }
-        let abandoned: Vec<(OwnerKind, String)> =
-            match abandoned_tickets(&session, &inventory).await {
-                Ok(t) => t
-                    .into_iter()
-                    .map(|(t, _)| (OwnerKind::Vm, t.owner_id()))
-                    .collect(),
-                Err(e) => {
-                    values::store_error(diags, &e, None);
-                    return None;
-                }
-            };
+        let mut released: Vec<(OwnerKind, String)> = match abandoned(&session, &inventory).await {
+            Ok(t) => t
+                .iter()
+                .map(|a| (OwnerKind::Vm, a.ticket.owner_id()))
+                .collect(),
+            Err(e) => {
+                values::store_error(diags, &e, None);
+                return None;
+            }
+        };
         // A replacement plans the new VM while the old one still holds its addresses; the
         // old one goes first. It carries the same name, so a VM of that name in the
         // datacenter is taken as gone (if it is another resource's, the create says so).
-        let mut abandoned = abandoned;
         let same_name = |vm: &Vm| {
             vm.name == input.name
                 && vm_datacenter(&inventory, vm).is_none_or(|dc| dc == input.datacenter)
         };
-        abandoned.extend(
+        released.extend(
             inventory
                 .vms
                 .iter()
@@ -982,7 +953,7 @@ impl Resource for VmResource {
         let (reqs, observed) = requests(&input, &subnets, seen, "plan", None);
         if let Err(e) = session
             .store
-            .blocking(move |s| Ok(s.check_allocations(&reqs, &observed, &abandoned)))
+            .blocking(move |s| Ok(s.check_allocations(&reqs, &observed, &released)))
             .await
             .unwrap_or_else(|e| Err(ClaimError::from(e)))
         {
@@ -1022,12 +993,7 @@ impl Resource for VmResource {
         {
             replace.push(AttributePath::new("hostname"));
         }
-        if planned.wait_for_guest_ip.is_null() {
-            planned.wait_for_guest_ip = Value::Value(true);
-        }
-        if planned.guest_ip_timeout.is_null() {
-            planned.guest_ip_timeout = string(DEFAULT_TIMEOUT);
-        }
+        plan_defaults(&mut planned);
         let before = nic_list(&prior);
         let after = nic_list(&planned);
         let wanted_ips: Vec<ValueString<'_>> = nic_list(&config)
@@ -1054,49 +1020,21 @@ impl Resource for VmResource {
         }
         let session = self.shared.session(diags)?;
         if !drifted.is_empty() {
-            let checks = session
+            let (index, pairs): (Vec<usize>, Vec<(String, String)>) = drifted
+                .into_iter()
+                .map(|(i, wire, subnet)| (i, (wire, subnet)))
+                .unzip();
+            match session
                 .store
-                .blocking(move |s| {
-                    let mut off = Vec::new();
-                    for (i, wire, subnet) in drifted {
-                        let reaches = s.subnet(&subnet)?.is_some_and(|v| {
-                            v.subnet.wire_id == wire || v.links.iter().any(|l| l.wire_id == wire)
-                        });
-                        if !reaches {
-                            off.push(i);
-                        }
-                    }
-                    Ok(off)
-                })
-                .await;
-            match checks {
-                Ok(off) => replace.extend(off.into_iter().map(|i| nic_path(i, "wire_id"))),
+                .blocking(move |s| s.off_their_subnet(&pairs))
+                .await
+            {
+                Ok(off) => replace.extend(off.into_iter().map(|k| nic_path(index[k], "wire_id"))),
                 Err(e) => values::store_error(diags, &e, None),
             }
         }
         if !replace.is_empty() {
-            planned.id = Value::Unknown;
-            planned.moref = Value::Unknown;
-            planned.host_id = Value::Unknown;
-            planned.power_state = Value::Unknown;
-            planned.guest_ip_addresses = Value::Unknown;
-            if config.num_cpus.is_null() {
-                planned.num_cpus = Value::Unknown;
-            }
-            if config.memory_mb.is_null() {
-                planned.memory_mb = Value::Unknown;
-            }
-            if config.hostname.is_null() {
-                planned.hostname = Value::Unknown;
-            }
-            for (i, nic) in nic_list_mut(&mut planned).into_iter().enumerate() {
-                if !matches!(wanted_ips.get(i), Some(Value::Value(_))) {
-                    nic.ip_address = Value::Unknown;
-                }
-                nic.mac = Value::Unknown;
-                nic.wire_id = Value::Unknown;
-                nic.port_group = Value::Unknown;
-            }
+            plan_new_vm(&mut planned, &config);
             return Some((planned, prior_private, replace));
         }
         // In place: a VM powered off outside Terraform is powered on; a VM moved off the
@@ -1106,14 +1044,7 @@ impl Resource for VmResource {
         }
         if let Some(wanted) = known(&config.host) {
             let inventory = session.inventory_or_diag(diags).await?;
-            let vcenter = inventory.instance_uuid.clone();
-            let views = values::or_diag(
-                diags,
-                session
-                    .store
-                    .blocking(move |s| s.subnet_views(&vcenter))
-                    .await,
-            )?;
+            let views = session.subnet_views_or_diag(diags, &inventory).await?;
             let nics: Vec<NicInput> = subnet_ids
                 .into_iter()
                 .flatten()
@@ -1168,7 +1099,7 @@ impl Resource for VmResource {
         };
         let session = self.shared.session(diags)?;
         let mut inventory = session.inventory_or_diag(diags).await?;
-        let swept = session
+        session
             .pending_swept
             .get_or_init(|| async {
                 if sweep_pending(&session, &inventory).await {
@@ -1176,23 +1107,9 @@ impl Resource for VmResource {
                 }
             })
             .await;
-        let () = *swept;
         inventory = session.inventory_or_diag(diags).await?;
-        let template = match find_template(&inventory, &input.datacenter, &input.template) {
-            Ok(t) => t.clone(),
-            Err(detail) => {
-                diags.error("Template not found", detail, AttributePath::new("template"));
-                return None;
-            }
-        };
-        let vcenter = inventory.instance_uuid.clone();
-        let views = values::or_diag(
-            diags,
-            session
-                .store
-                .blocking(move |s| s.subnet_views(&vcenter))
-                .await,
-        )?;
+        let template = template_or_diag(diags, &inventory, &input)?.clone();
+        let views = session.subnet_views_or_diag(diags, &inventory).await?;
         let subnets = subnets_of(diags, &views, &input.nics, &session.store.describe())?;
         let client = session.inventory.client();
         let folder = find_path(diags, &session, &input.datacenter, "folder", &input.folder).await?;
@@ -1252,7 +1169,7 @@ impl Resource for VmResource {
             match nic_spec(&inventory, pg, subnet, record.ip) {
                 Some(spec) => nic_specs.push(spec),
                 None => {
-                    release(&session, &owner).await;
+                    undo_create(&session, &owner, None).await;
                     diags.root_error(
                         "Port group not usable",
                         format!("Port group {pg} has no distributed switch UUID in the inventory."),
@@ -1270,7 +1187,7 @@ impl Resource for VmResource {
             num_cpus: input.num_cpus,
             memory_mb: input.memory_mb,
             hostname: hostname.clone(),
-            guest: guest_family(&template, &hostname, &subnets),
+            guest: guest_family(&template, &subnets),
             nics: nic_specs,
             instance_uuid: Some(ticket.instance_uuid.clone()),
         };
@@ -1280,7 +1197,7 @@ impl Resource for VmResource {
                 // A partial VM that could not be removed keeps its addresses pending: the next
                 // sweep removes it (it carries the ticket's instance UUID) and releases them.
                 let released = !matches!(e, VmOpError::CreateLeftover { .. })
-                    && release(&session, &owner).await;
+                    && undo_create(&session, &owner, None).await;
                 vm_op_error(diags, &e, released);
                 return None;
             }
@@ -1297,8 +1214,7 @@ impl Resource for VmResource {
             {
                 Ok(reported) => guest_ips = reported.into_values().flatten().collect(),
                 Err(e) => {
-                    let removed = vm_ops::destroy_vm(client, &created.moref).await;
-                    let released = removed.is_ok() && release(&session, &owner).await;
+                    let released = undo_create(&session, &owner, Some(&created.moref)).await;
                     vm_op_error(diags, &e, released);
                     return None;
                 }
@@ -1327,8 +1243,7 @@ impl Resource for VmResource {
             })
             .await
         {
-            let removed = vm_ops::destroy_vm(client, &created.moref).await;
-            let released = removed.is_ok() && release(&session, &owner).await;
+            let released = undo_create(&session, &owner, Some(&created.moref)).await;
             values::store_error(diags, &e, None);
             diags.root_error(
                 "The VM was removed again",
@@ -1452,7 +1367,6 @@ impl Resource for VmResource {
         if state.guest_ip_addresses.is_unknown() {
             state.guest_ip_addresses = prior.guest_ip_addresses.clone();
         }
-        session.inventory.invalidate().await;
         Some((state, private))
     }
 
@@ -1556,14 +1470,7 @@ impl Resource for VmResource {
                 }
             }
         }
-        let vcenter = inventory.instance_uuid.clone();
-        let views = values::or_diag(
-            diags,
-            session
-                .store
-                .blocking(move |s| s.subnet_views(&vcenter))
-                .await,
-        )?;
+        let views = session.subnet_views_or_diag(diags, &inventory).await?;
         let claims = match nics::resolve(&inventory, vm, &requests, &views) {
             Ok(c) => c,
             Err(problems) => {
@@ -1579,14 +1486,7 @@ impl Resource for VmResource {
         let result = session
             .store
             .blocking(move |s| {
-                let reported = |claim: &crate::store::ops::NicClaim| {
-                    views
-                        .iter()
-                        .find(|s| s.subnet.id == claim.subnet_id)
-                        .and_then(|s| {
-                            nics::reported_by_others(&observations, s, &claim_uuid, claim.ip)
-                        })
-                };
+                let reported = nics::claim_reporter(&observations, &views, &claim_uuid);
                 // A re-import finds its own records: claim them afresh.
                 s.release_owner(OwnerKind::Vm, &claim_uuid)?;
                 Ok(s.claim_nics(
@@ -1679,8 +1579,16 @@ async fn find_path(
     }
 }
 
-/// Releases a ticket's addresses; false (and a log line) when the store refuses.
-async fn release(session: &Session, owner: &str) -> bool {
+/// Undoes a create after its addresses were taken: destroys the VM when there is one, then
+/// releases the ticket's addresses. False (and a log line) when either fails: the addresses
+/// then stay pending for the next sweep.
+async fn undo_create(session: &Session, owner: &str, vm: Option<&str>) -> bool {
+    if let Some(moref) = vm {
+        if let Err(e) = vm_ops::destroy_vm(session.inventory.client(), moref).await {
+            tracing::warn!(vm = %moref, "cannot remove the VM of a failed create: {e}");
+            return false;
+        }
+    }
     let owner = owner.to_string();
     match session
         .store

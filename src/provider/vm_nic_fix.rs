@@ -199,20 +199,6 @@ struct Resolved {
     observations: Vec<Observation>,
 }
 
-impl Resolved {
-    /// Who, other than the VM, vCenter reports using the claim's address.
-    fn reported_by(&self) -> impl Fn(&NicClaim) -> Option<String> + '_ {
-        |claim| {
-            self.subnets
-                .iter()
-                .find(|s| s.subnet.id == claim.subnet_id)
-                .and_then(|s| {
-                    nics::reported_by_others(&self.observations, s, &self.vm_uuid, claim.ip)
-                })
-        }
-    }
-}
-
 fn vm_not_found(diags: &mut Diagnostics, vm_id: &str, inventory: &Inventory) {
     diags.error(
         "VM not found",
@@ -239,18 +225,7 @@ async fn resolve(
         vm_not_found(diags, vm_id, &inventory);
         return None;
     };
-    let vcenter = inventory.instance_uuid.clone();
-    let subnets = match session
-        .store
-        .blocking(move |s| s.subnet_views(&vcenter))
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            values::store_error(diags, &e, None);
-            return None;
-        }
-    };
+    let subnets = session.subnet_views_or_diag(diags, &inventory).await?;
     match nics::resolve(&inventory, vm, requests, &subnets) {
         Ok(claims) => Some(Some(Resolved {
             vm_uuid: vm.uuid.to_ascii_lowercase(),
@@ -281,7 +256,8 @@ async fn claim(
         .store
         .blocking(move |s| {
             let owner = (OwnerKind::NicFix, resolved.vm_uuid.as_str());
-            let reported = resolved.reported_by();
+            let reported =
+                nics::claim_reporter(&resolved.observations, &resolved.subnets, &resolved.vm_uuid);
             Ok(if write {
                 s.claim_nics(owner, &resolved.vm_uuid, &resolved.claims, &reported)
             } else {
@@ -304,17 +280,7 @@ fn fill(state: &mut NicFixState<'_>, claims: &[NicClaim]) {
     }
 }
 
-fn same_mac(a: &str, b: &str) -> bool {
-    nics::normalize_mac(a).is_some_and(|a| Some(a) == nics::normalize_mac(b))
-}
-
-/// This resource's records of the VM.
-fn own_records(records: Vec<AddressRecord>, vm_uuid: &str) -> Vec<AddressRecord> {
-    records
-        .into_iter()
-        .filter(|a| a.owner_kind == OwnerKind::NicFix && a.owner_id == vm_uuid)
-        .collect()
-}
+use nics::same_mac;
 
 #[async_trait]
 impl Resource for NicFixResource {
@@ -346,10 +312,10 @@ impl Resource for NicFixResource {
         let lookup = vm_uuid.clone();
         let records = match session
             .store
-            .blocking(move |s| s.addresses_of_vm(&lookup))
+            .blocking(move |s| s.addresses_of_owner(OwnerKind::NicFix, &lookup))
             .await
         {
-            Ok(r) => own_records(r, &vm_uuid),
+            Ok(r) => r,
             Err(e) => {
                 values::store_error(diags, &e, None);
                 return Some((state, private_state));
@@ -489,23 +455,16 @@ impl Resource for NicFixResource {
         }
         if !drifted.is_empty() {
             let session = self.shared.session(diags)?;
-            let checks = session
+            let (index, pairs): (Vec<usize>, Vec<(String, String)>) = drifted
+                .into_iter()
+                .map(|(i, wire, subnet)| (i, (wire, subnet)))
+                .unzip();
+            match session
                 .store
-                .blocking(move |s| {
-                    let mut off = Vec::new();
-                    for (i, wire, subnet) in drifted {
-                        let reaches = s.subnet(&subnet)?.is_some_and(|v| {
-                            v.subnet.wire_id == wire || v.links.iter().any(|l| l.wire_id == wire)
-                        });
-                        if !reaches {
-                            off.push(i);
-                        }
-                    }
-                    Ok(off)
-                })
-                .await;
-            match checks {
-                Ok(off) => replace.extend(off.into_iter().map(|i| nic_path(i, "wire_id"))),
+                .blocking(move |s| s.off_their_subnet(&pairs))
+                .await
+            {
+                Ok(off) => replace.extend(off.into_iter().map(|k| nic_path(index[k], "wire_id"))),
                 Err(e) => values::store_error(diags, &e, None),
             }
         }
@@ -625,10 +584,10 @@ impl Resource for NicFixResource {
         let lookup = vm_uuid.clone();
         let mut records = match session
             .store
-            .blocking(move |s| s.addresses_of_vm(&lookup))
+            .blocking(move |s| s.addresses_of_owner(OwnerKind::NicFix, &lookup))
             .await
         {
-            Ok(r) => own_records(r, &vm_uuid),
+            Ok(r) => r,
             Err(e) => {
                 values::store_error(diags, &e, None);
                 return None;

@@ -77,6 +77,14 @@ impl FromStr for OwnerKind {
     }
 }
 
+/// Seconds since the Unix epoch, as `created_at` holds them.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
 /// One held address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddressRecord {

@@ -33,6 +33,11 @@ pub struct SubnetView {
 }
 
 impl SubnetView {
+    /// Whether a NIC on `wire_id` takes addresses from this subnet: its wire or an additional one.
+    pub fn reaches(&self, wire_id: &str) -> bool {
+        self.subnet.wire_id == wire_id || self.links.iter().any(|l| l.wire_id == wire_id)
+    }
+
     /// Sorted additional wires: attached or detected.
     pub fn additional_wire_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.links.iter().map(|l| l.wire_id.clone()).collect();
@@ -42,12 +47,7 @@ impl SubnetView {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
+use super::unix_now as now;
 
 /// Held runs of one subnet as the allocator sees them.
 struct TxHeld<'t> {
@@ -478,6 +478,18 @@ impl Store {
                 })
                 .collect()
         })
+    }
+
+    /// Of `(wire, subnet)` pairs (a NIC's wire now, the subnet its address came from), the
+    /// indexes of those whose wire no longer reaches the subnet, or whose subnet is gone.
+    pub fn off_their_subnet(&self, pairs: &[(String, String)]) -> Result<Vec<usize>> {
+        let mut off = Vec::new();
+        for (i, (wire, subnet)) in pairs.iter().enumerate() {
+            if !self.subnet(subnet)?.is_some_and(|v| v.reaches(wire)) {
+                off.push(i);
+            }
+        }
+        Ok(off)
     }
 
     pub fn addresses_of_vm(&self, vm_uuid: &str) -> Result<Vec<AddressRecord>> {
