@@ -190,7 +190,8 @@ pub trait Tx {
 /// A database that runs closures in transactions: committed when the closure returns `Ok`,
 /// rolled back otherwise.
 pub trait Backend: Send + Sync {
-    fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    /// `commit` false rolls the transaction back even when `f` succeeds (a dry run).
+    fn with_tx(&self, commit: bool, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
     /// What the store is, without credentials, for logs.
     fn describe(&self) -> String;
 }
@@ -232,9 +233,19 @@ impl Store {
     }
 
     /// Runs `f` in one transaction (blocking).
-    pub fn transaction<R>(&self, mut f: impl FnMut(&mut dyn Tx) -> Result<R>) -> Result<R> {
+    pub fn transaction<R>(&self, f: impl FnMut(&mut dyn Tx) -> Result<R>) -> Result<R> {
+        self.run(true, f)
+    }
+
+    /// Runs `f` in one transaction that is rolled back whatever happens: checks that take
+    /// the same locks and see the same rows as the real operation (blocking).
+    pub fn dry_run<R>(&self, f: impl FnMut(&mut dyn Tx) -> Result<R>) -> Result<R> {
+        self.run(false, f)
+    }
+
+    fn run<R>(&self, commit: bool, mut f: impl FnMut(&mut dyn Tx) -> Result<R>) -> Result<R> {
         let mut out = None;
-        self.backend.with_tx(&mut |tx| {
+        self.backend.with_tx(commit, &mut |tx| {
             out = Some(f(tx)?);
             Ok(())
         })?;

@@ -317,14 +317,7 @@ impl Store {
 
     /// Releases every address an owner holds; returns what was released.
     pub fn release_owner(&self, kind: OwnerKind, owner_id: &str) -> Result<Vec<AddressRecord>> {
-        self.transaction(|tx| {
-            let held = tx.addresses_of_owner(kind, owner_id)?;
-            for a in &held {
-                tx.delete_address(&a.subnet_id, a.ip)?;
-                unhold(tx, &a.subnet_id, u32::from(a.ip))?;
-            }
-            Ok(held)
-        })
+        self.transaction(|tx| release_in(tx, kind, owner_id))
     }
 
     /// Changes the description of every address an owner holds.
@@ -353,6 +346,15 @@ impl Store {
     ) -> Result<Vec<AddressRecord>> {
         self.transaction(|tx| tx.addresses_of_owner(kind, owner_id))
     }
+}
+
+fn release_in(tx: &mut dyn Tx, kind: OwnerKind, owner_id: &str) -> Result<Vec<AddressRecord>> {
+    let held = tx.addresses_of_owner(kind, owner_id)?;
+    for a in &held {
+        tx.delete_address(&a.subnet_id, a.ip)?;
+        unhold(tx, &a.subnet_id, u32::from(a.ip))?;
+    }
+    Ok(held)
 }
 
 fn in_the_way(tx: &mut dyn Tx, subnet: &SubnetRecord) -> Result<Vec<AddressRecord>> {
@@ -506,15 +508,9 @@ impl Store {
         claims: &[NicClaim],
         reported: &dyn Fn(&NicClaim) -> Option<String>,
     ) -> Result<Vec<AddressRecord>, ClaimError> {
-        let mut failure = None;
-        let out = self.transaction(|tx| {
-            claim_in(tx, owner, vm_uuid, claims, reported, true).map_err(|e| {
-                let error = e.error.clone();
-                failure = Some(e);
-                error
-            })
-        });
-        out.map_err(|e| failure.take().unwrap_or(ClaimError::from(e)))
+        self.run_located(true, |tx| {
+            claim_in(tx, owner, vm_uuid, claims, reported, true)
+        })
     }
 
     /// The checks of [`claim_nics`](Self::claim_nics) without writing, for plan time.
@@ -525,17 +521,9 @@ impl Store {
         claims: &[NicClaim],
         reported: &dyn Fn(&NicClaim) -> Option<String>,
     ) -> Result<(), ClaimError> {
-        let mut failure = None;
-        let out = self.transaction(|tx| {
-            claim_in(tx, owner, vm_uuid, claims, reported, false)
-                .map(|_| ())
-                .map_err(|e| {
-                    let error = e.error.clone();
-                    failure = Some(e);
-                    error
-                })
-        });
-        out.map_err(|e| failure.take().unwrap_or(ClaimError::from(e)))
+        self.run_located(false, |tx| {
+            claim_in(tx, owner, vm_uuid, claims, reported, false).map(drop)
+        })
     }
 
     /// Makes the observed records of a vCenter's subnets match what it reports now: an address
@@ -724,15 +712,7 @@ impl Store {
         requests: &[AllocRequest],
         observed: &[RangeSet],
     ) -> Result<Vec<AddressRecord>, ClaimError> {
-        let mut failure = None;
-        let out = self.transaction(|tx| {
-            allocate_each(tx, requests, observed).map_err(|e| {
-                let error = e.error.clone();
-                failure = Some(e);
-                error
-            })
-        });
-        out.map_err(|e| failure.take().unwrap_or(ClaimError::from(e)))
+        self.run_located(true, |tx| allocate_each(tx, requests, observed))
     }
 
     /// The checks of [`allocate_all`](Self::allocate_all) without keeping anything: the
@@ -744,27 +724,30 @@ impl Store {
         observed: &[RangeSet],
         released: &[(OwnerKind, String)],
     ) -> Result<(), ClaimError> {
-        const DRY_RUN: &str = "dry run";
-        let mut failure = None;
-        let out = self.transaction(|tx| {
+        self.run_located(false, |tx| {
             for (kind, owner) in released {
-                for a in tx.addresses_of_owner(*kind, owner)? {
-                    tx.delete_address(&a.subnet_id, a.ip)?;
-                    unhold(tx, &a.subnet_id, u32::from(a.ip))?;
-                }
+                release_in(tx, *kind, owner)?;
             }
-            if let Err(e) = allocate_each(tx, requests, observed) {
+            allocate_each(tx, requests, observed).map(drop)
+        })
+    }
+
+    /// Runs `f` in one transaction (committed, or rolled back as a dry run), keeping which
+    /// request a failure belongs to.
+    fn run_located<R>(
+        &self,
+        commit: bool,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<R, ClaimError>,
+    ) -> Result<R, ClaimError> {
+        let mut failure = None;
+        let out = self.run(commit, |tx| {
+            f(tx).map_err(|e| {
                 let error = e.error.clone();
                 failure = Some(e);
-                return Err(error);
-            }
-            Err::<(), _>(StoreError::Refused(DRY_RUN.into()))
+                error
+            })
         });
-        match out {
-            Err(StoreError::Refused(s)) if s == DRY_RUN && failure.is_none() => Ok(()),
-            Err(e) => Err(failure.take().unwrap_or(ClaimError::from(e))),
-            Ok(()) => Ok(()),
-        }
+        out.map_err(|e| failure.take().unwrap_or(ClaimError::from(e)))
     }
 
     /// Hands the pending records of `ticket` to the VM that now exists: owner and VM UUID, the

@@ -210,7 +210,7 @@ impl PostgresBackend {
 }
 
 impl Backend for PostgresBackend {
-    fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+    fn with_tx(&self, commit: bool, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -225,6 +225,7 @@ impl Backend for PostgresBackend {
                 let outcome = f(&mut ptx);
                 let (aborted, done) = (ptx.aborted.take(), ptx.done);
                 match (outcome, aborted) {
+                    (Ok(()), _) if !commit => tx.rollback().map_err(db),
                     (Ok(()), _) => tx.commit().map_err(|e| {
                         lost_before_work = retryable(&e);
                         db(e)

@@ -159,14 +159,18 @@ fn create_private(file: &Path) -> Result<()> {
 }
 
 impl Backend for SqliteBackend {
-    fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+    fn with_tx(&self, commit: bool, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let mut conn = self.conn.lock().map_err(unavailable)?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
         let mut stx = SqliteTx { tx: &tx };
         f(&mut stx)?;
-        tx.commit().map_err(unavailable)
+        if commit {
+            tx.commit().map_err(unavailable)
+        } else {
+            tx.rollback().map_err(unavailable)
+        }
     }
 
     fn describe(&self) -> String {
