@@ -12,8 +12,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use common::env::Env;
 use common::sim::Sim;
-use common::terraform::{header, versions, Workdir};
+use common::terraform::{versions, Workdir};
 use vsphereipam::vsphere::client::{connect, ConnectOptions, Transport};
 use vsphereipam::vsphere::inventory::load_inventory;
 
@@ -92,25 +93,16 @@ fn sim_calls(sim: &Sim) -> u64 {
 /// plan that refreshes all 200.
 fn vm_figures(tf: &common::terraform::Terraform) -> (f64, u64, u64) {
     let sim = Sim::start("test");
-    let dir = tempfile::tempdir().unwrap();
+    let env = Env::new(&sim, "");
     let config = |count: usize| {
-        format!(
-            "{}\nprovider \"vsphereipam\" {{}}\n\
-             data \"vsphereipam_wire\" \"app\" {{\n  name = \"pg-app\"\n}}\n\
+        env.config(&format!(
+            "data \"vsphereipam_wire\" \"app\" {{\n  name = \"pg-app\"\n}}\n\
              resource \"vsphereipam_ipsubnet\" \"vms\" {{\n  name = \"vms\"\n  wire_id = data.vsphereipam_wire.app.id\n  cidr = \"10.40.0.0/22\"\n  gateway = \"10.40.0.1\"\n}}\n\
-             resource \"vsphereipam_vm\" \"vm\" {{\n  count = {count}\n  name = \"bench-${{count.index}}\"\n  datacenter = \"DC0\"\n  template = \"tmpl-linux\"\n  network_interface {{\n    subnet_id = vsphereipam_ipsubnet.vms.id\n  }}\n}}\n",
-            header()
-        )
+             resource \"vsphereipam_vm\" \"vm\" {{\n  count = {count}\n  name = \"bench-${{count.index}}\"\n  datacenter = \"DC0\"\n  template = \"tmpl-linux\"\n  network_interface {{\n    subnet_id = vsphereipam_ipsubnet.vms.id\n  }}\n}}\n"
+        ))
     };
-    let wd = Workdir::new(tf, &config(0))
-        .env("VSPHERE_SERVER", &sim.server())
-        .env("VSPHERE_USER", &sim.info.user)
-        .env("VSPHERE_PASSWORD", &sim.info.password)
-        .env("VSPHERE_ALLOW_UNVERIFIED_SSL", "true")
-        .env(
-            "VSPHEREIPAM_STORE",
-            &format!("sqlite://{}", dir.path().join("ipam.db").display()),
-        );
+    let wd = env.workdir(tf, "");
+    wd.write("main.tf", &config(0));
     wd.apply_ok();
     wd.write("main.tf", &config(50));
     let calls = sim_calls(&sim);
@@ -143,7 +135,6 @@ fn main() {
 
     let tf = versions().remove(0);
     let sim = Sim::start("test");
-    let dir = tempfile::tempdir().unwrap();
     let subnets: String = (0..500)
         .map(|i| {
             format!(
@@ -153,20 +144,10 @@ fn main() {
             )
         })
         .collect();
-    let ours = Workdir::new(
+    let env = Env::new(&sim, "");
+    let ours = env.workdir(
         &tf,
-        &format!(
-            "{}\nprovider \"vsphereipam\" {{}}\ndata \"vsphereipam_wire\" \"db\" {{\n  name = \"pg-db\"\n}}\n{subnets}",
-            header()
-        ),
-    )
-    .env("VSPHERE_SERVER", &sim.server())
-    .env("VSPHERE_USER", &sim.info.user)
-    .env("VSPHERE_PASSWORD", &sim.info.password)
-    .env("VSPHERE_ALLOW_UNVERIFIED_SSL", "true")
-    .env(
-        "VSPHEREIPAM_STORE",
-        &format!("sqlite://{}", dir.path().join("ipam.db").display()),
+        &format!("data \"vsphereipam_wire\" \"db\" {{\n  name = \"pg-db\"\n}}\n{subnets}"),
     );
     let plan_ours = plan_seconds(&ours);
     let floor = Workdir::new(
