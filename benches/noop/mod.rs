@@ -1,0 +1,330 @@
+//! A provider that does no work, served by the bench binary itself when Terraform starts it.
+//!
+//! It measures the floor any tf-provider plugin sets for `plan_overhead_ratio`: `noop_subnet`
+//! has exactly the schema and state type of `vsphereipam_ipsubnet` but reads and plans without
+//! touching a store or vCenter; `noop_data` has the three attributes of a minimal resource. The
+//! gap between `terraform_data` and these two is Terraform's cost of a plugin resource of that
+//! shape (gRPC, msgpack, per-attribute schema handling), which no provider code can remove.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::{
+    Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
+};
+use tf_provider::value::{Value, ValueEmpty, ValueString};
+use tf_provider::{map, AttributePath, Diagnostics, DynamicResource, Provider, Resource};
+use vsphereipam::provider::ipsubnet::{self, IpSubnetState};
+
+/// Provider source the bench's working directories point at the bench binary.
+pub const SOURCE: &str = "registry.terraform.io/bench/noop";
+
+/// True when Terraform, not a person or Cargo, started this process.
+pub fn started_as_plugin() -> bool {
+    std::env::var_os("TF_PLUGIN_MAGIC_COOKIE").is_some()
+}
+
+/// Serves the no-op provider until Terraform stops it.
+pub fn serve() {
+    // As in the provider's main: two rustls crypto providers are compiled in, so pick one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    vsphereipam::nodelay::when_connected();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    if let Err(e) = runtime.block_on(tf_provider::serve("noop", NoopProvider)) {
+        eprintln!("{e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// A directory holding this binary under the plugin name Terraform looks for.
+pub fn plugin_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exe = std::env::current_exe().expect("bench binary path");
+    std::os::unix::fs::symlink(&exe, dir.path().join("terraform-provider-noop"))
+        .expect("link the bench binary as a plugin");
+    dir
+}
+
+/// CLI config with the no-op provider's `dev_overrides`.
+pub fn cli_config(plugin_dir: &Path) -> String {
+    format!(
+        "provider_installation {{\n  dev_overrides {{\n    \"{SOURCE}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+        plugin_dir.display()
+    )
+}
+
+struct NoopProvider;
+
+#[async_trait]
+impl Provider for NoopProvider {
+    type Config<'a> = ValueEmpty;
+    type MetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(Schema {
+            version: 1,
+            block: Block::default(),
+        })
+    }
+
+    async fn validate<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _config: Self::Config<'a>,
+    ) -> Option<()> {
+        Some(())
+    }
+
+    fn get_resources(
+        &self,
+        _diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
+        Some(map! { "subnet" => NoopSubnet, "data" => NoopData })
+    }
+}
+
+struct NoopSubnet;
+
+#[async_trait]
+impl Resource for NoopSubnet {
+    type State<'a> = IpSubnetState<'a>;
+    type PrivateState<'a> = ValueEmpty;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(ipsubnet::schema())
+    }
+
+    async fn validate<'a>(&self, _diags: &mut Diagnostics, _config: Self::State<'a>) -> Option<()> {
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        Some((state, private))
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        proposed: Self::State<'a>,
+        _config: Self::State<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let mut planned = proposed;
+        for v in [
+            &mut planned.id,
+            &mut planned.netmask,
+            &mut planned.start_ip,
+            &mut planned.end_ip,
+            &mut planned.alloc_policy,
+        ] {
+            if v.is_null() {
+                *v = Value::Unknown;
+            }
+        }
+        planned.prefix_length = Value::Unknown;
+        planned.additional_wire_ids = Value::Unknown;
+        Some((planned, ValueEmpty::default()))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        proposed: Self::State<'a>,
+        _config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        Some((proposed, private, Vec::new()))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::PrivateState<'a>> {
+        Some(private)
+    }
+
+    async fn create<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        planned: Self::State<'a>,
+        _config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let mut state = planned;
+        let known = |v: &mut ValueString<'a>, s: &'static str| {
+            if !v.is_value() {
+                *v = Value::Value(s.into());
+            }
+        };
+        known(&mut state.id, "noop");
+        known(&mut state.netmask, "255.255.255.0");
+        known(&mut state.start_ip, "10.0.0.1");
+        known(&mut state.end_ip, "10.0.0.254");
+        known(&mut state.alloc_policy, "stepdown");
+        state.prefix_length = Value::Value(24);
+        state.additional_wire_ids = Value::Value(Vec::new());
+        Some((state, private))
+    }
+
+    async fn update<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        planned: Self::State<'a>,
+        _config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        Some((planned, private))
+    }
+
+    async fn destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _state: Self::State<'a>,
+        _private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<()> {
+        Some(())
+    }
+}
+
+/// Three attributes, the shape of `terraform_data` without its `triggers_replace`.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct DataState<'a> {
+    #[serde(borrow = "'a")]
+    id: ValueString<'a>,
+    input: ValueString<'a>,
+    output: ValueString<'a>,
+}
+
+struct NoopData;
+
+fn attribute(constraint: AttributeConstraint) -> Attribute {
+    Attribute {
+        attr_type: AttributeType::String,
+        description: Description::plain(""),
+        constraint,
+        ..Default::default()
+    }
+}
+
+#[async_trait]
+impl Resource for NoopData {
+    type State<'a> = DataState<'a>;
+    type PrivateState<'a> = ValueEmpty;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(Schema {
+            version: 0,
+            block: Block {
+                attributes: map! {
+                    "id" => attribute(AttributeConstraint::Computed),
+                    "input" => attribute(AttributeConstraint::Optional),
+                    "output" => attribute(AttributeConstraint::Computed),
+                },
+                ..Default::default()
+            },
+        })
+    }
+
+    async fn validate<'a>(&self, _diags: &mut Diagnostics, _config: Self::State<'a>) -> Option<()> {
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        Some((state, private))
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        proposed: Self::State<'a>,
+        _config: Self::State<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let mut planned = proposed;
+        planned.id = Value::Unknown;
+        planned.output = planned.input.clone();
+        Some((planned, ValueEmpty::default()))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        proposed: Self::State<'a>,
+        _config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        Some((proposed, private, Vec::new()))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::PrivateState<'a>> {
+        Some(private)
+    }
+
+    async fn create<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        planned: Self::State<'a>,
+        _config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let mut state = planned;
+        state.id = Value::Value("noop".into());
+        Some((state, private))
+    }
+
+    async fn update<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        planned: Self::State<'a>,
+        _config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        Some((planned, private))
+    }
+
+    async fn destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _state: Self::State<'a>,
+        _private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<()> {
+        Some(())
+    }
+}
