@@ -195,3 +195,47 @@ fn inventory_subnets_addresses_and_audit() {
     assert!(err.contains("VSPHERE_SERVER"), "{err}");
     assert!(!err.contains("hunter2-secret"), "{err}");
 }
+
+/// Progress of a long inventory load shows on a terminal (here a pseudo-terminal made by
+/// `script`) and nothing of it on a pipe.
+#[test]
+fn inventory_progress_on_a_terminal_only() {
+    let sim = Sim::start("test");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ipam.db").display());
+    // The page of objects comes 800 ms late, long enough for the spinner to be drawn.
+    sim.control(
+        "delay",
+        &[("method", "RetrievePropertiesEx"), ("ms", "800")],
+    );
+
+    let piped = cli(&sim, &url, &["inventory", "--allow-unverified-ssl"]);
+    assert_eq!(piped.status.code(), Some(0));
+    assert!(
+        piped.stderr.is_empty(),
+        "nothing but the table on a pipe: {:?}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+
+    let command = format!(
+        "{} inventory --allow-unverified-ssl",
+        env!("CARGO_BIN_EXE_terraform-provider-vsphereipam")
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env_remove("TF_PLUGIN_MAGIC_COOKIE")
+        .env("VSPHERE_SERVER", sim.server())
+        .env("VSPHERE_USER", &sim.info.user)
+        .env("VSPHERE_PASSWORD", &sim.info.password)
+        .env("VSPHEREIPAM_STORE", &url)
+        .output()
+        .expect("run script(1) from util-linux");
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{terminal}");
+    let server = sim.server();
+    assert!(
+        terminal.contains(&format!("loading the inventory of {server}")),
+        "a spinner while the objects are read: {terminal:?}"
+    );
+    assert!(terminal.contains("WIRES"), "then the table: {terminal:?}");
+}

@@ -14,7 +14,9 @@ use sim::{MPortgroup, MVm, Sim};
 use vsphereipam::vsphere::client::{
     connect, ConnectError, ConnectOptions, Transport, VsphereClient,
 };
-use vsphereipam::vsphere::inventory::{load_inventory, PAGE_SIZE};
+use vsphereipam::vsphere::inventory::{
+    load_inventory, load_inventory_with_progress, LoadProgress, PAGE_SIZE,
+};
 use vsphereipam::vsphere::model::{Inventory, PortGroupKind, Vlan};
 
 fn options(sim: &Sim) -> ConnectOptions {
@@ -353,6 +355,18 @@ async fn load_cost(sim: &Sim, client: &VsphereClient) -> (u64, u64, Inventory, u
     (client_calls, sim_calls, inventory, elapsed)
 }
 
+/// A reload (the session's view exists: only page calls) reporting progress to `progress`.
+async fn sim_reset_and_load(
+    sim: &Sim,
+    client: &VsphereClient,
+    progress: &(dyn Fn(LoadProgress) + Send + Sync),
+) {
+    sim.reset_stats().await;
+    load_inventory_with_progress(client, progress)
+        .await
+        .expect("load inventory");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn loading_cost_does_not_grow_with_vms() {
     let small = Sim::start("test");
@@ -386,6 +400,26 @@ async fn loading_cost_does_not_grow_with_vms() {
     assert!(
         calls <= small_client + pages,
         "small: {small_client}, scale: {calls}"
+    );
+    // Progress is reported after every page, counting up to every object read.
+    let reports = std::sync::Mutex::new(Vec::<LoadProgress>::new());
+    let record = |p: LoadProgress| reports.lock().unwrap().push(p);
+    sim_reset_and_load(&scale, &client, &record).await;
+    let reports = reports.into_inner().unwrap();
+    let page_calls = scale.stats().await.total;
+    assert_eq!(
+        reports.len() as u64,
+        page_calls,
+        "one report per page: {reports:?}"
+    );
+    for (i, p) in reports.iter().enumerate() {
+        assert_eq!(p.pages as usize, i + 1, "{reports:?}");
+    }
+    assert!(reports.windows(2).all(|w| w[0].objects < w[1].objects));
+    let last = reports.last().expect("at least one page");
+    assert!(
+        last.objects >= inventory.vms.len() + inventory.hosts.len() + inventory.portgroups.len(),
+        "{last:?}"
     );
     eprintln!(
         "inventory of {} VMs, {} hosts, {} port groups: {} ms, {} round trips (small scenario: {})",

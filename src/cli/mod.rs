@@ -18,6 +18,7 @@ use crate::ipam::ranges::{Range, RangeSet};
 use crate::provider::config::{self, RawSettings};
 use crate::store::{OwnerKind, Store};
 use crate::vsphere::client;
+use crate::vsphere::inventory::{load_inventory_with_progress, LoadProgress};
 use crate::vsphere::model::Inventory;
 use crate::vsphere::wire;
 use table::Table;
@@ -138,20 +139,32 @@ async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-/// Loads the inventory, with a spinner on a terminal and nothing on a pipe.
+/// Loads the inventory, with a spinner counting the objects read on a terminal and nothing on a
+/// pipe. vCenter does not tell the total before the last page, so there is no bar to fill.
 async fn load_inventory(cli: &Cli) -> anyhow::Result<Arc<Inventory>> {
     let settings = config::resolve(raw(cli), env).map_err(setting_errors)?;
+    let server = settings.connect.server.clone();
     let progress = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_message(format!(
-            "loading the inventory of {}",
-            settings.connect.server
-        ));
+        bar.set_message(format!("connecting to {server}"));
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         bar
     });
     let client = client::connect(&settings.connect).await?;
-    let inventory = crate::vsphere::inventory::load_inventory(&client).await?;
+    if let Some(bar) = &progress {
+        bar.set_message(format!("loading the inventory of {server}"));
+    }
+    let on_page = |p: LoadProgress| {
+        if let Some(bar) = &progress {
+            bar.set_message(format!(
+                "loading the inventory of {server}: {} objects read ({} {})",
+                p.objects,
+                p.pages,
+                if p.pages == 1 { "page" } else { "pages" }
+            ));
+        }
+    };
+    let inventory = load_inventory_with_progress(&client, &on_page).await?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }

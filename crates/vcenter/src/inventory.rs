@@ -138,13 +138,31 @@ vim_retrievable!(
 
 /// Reads every object and derives the snapshot. Round trips: 3 + extra pages.
 pub fn load_inventory(client: &VsphereClient) -> BoxFuture<'_, anyhow::Result<Inventory>> {
-    Box::pin(load(client))
+    Box::pin(load(client, &|_| {}))
 }
 
-async fn load(client: &VsphereClient) -> anyhow::Result<Inventory> {
+/// How far a load has come, reported after each page of objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadProgress {
+    pub pages: u32,
+    pub objects: usize,
+}
+
+/// [`load_inventory`], calling `progress` after each page read (for a progress display: the
+/// total is not known before the last page).
+pub fn load_inventory_with_progress<'a>(
+    client: &'a VsphereClient,
+    progress: &'a (dyn Fn(LoadProgress) + Send + Sync),
+) -> BoxFuture<'a, anyhow::Result<Inventory>> {
+    Box::pin(load(client, progress))
+}
+
+type Progress<'a> = &'a (dyn Fn(LoadProgress) + Send + Sync);
+
+async fn load(client: &VsphereClient, progress: Progress<'_>) -> anyhow::Result<Inventory> {
     let started = Instant::now();
     let calls_before = client.calls();
-    let contents = fetch_all(client).await?;
+    let contents = fetch_all(client, progress).await?;
     let fetched_ms = started.elapsed().as_millis() as u64;
     let object_count = contents.len();
     let rows = Rows::decode(contents);
@@ -166,7 +184,10 @@ async fn load(client: &VsphereClient) -> anyhow::Result<Inventory> {
 // ---------------------------------------------------------------------------------------------
 // Fetching
 
-async fn fetch_all(client: &VsphereClient) -> anyhow::Result<Vec<ObjectContent>> {
+async fn fetch_all(
+    client: &VsphereClient,
+    progress: Progress<'_>,
+) -> anyhow::Result<Vec<ObjectContent>> {
     let (slot, generation) = client.inventory_view();
     // Held across the fetch: concurrent loads (rare, the cache coalesces them) take turns.
     let mut slot = slot.lock().await;
@@ -176,7 +197,7 @@ async fn fetch_all(client: &VsphereClient) -> anyhow::Result<Vec<ObjectContent>>
                 r#type: MoTypesEnum::ContainerView,
                 value: view.clone(),
             };
-            match retrieve_pages(client, &view).await {
+            match retrieve_pages(client, &view, progress).await {
                 Ok(contents) => return Ok(contents),
                 // Gone with an expired session: make a new one below.
                 Err(e) => tracing::debug!(error = %e, "inventory view unusable; recreating it"),
@@ -185,7 +206,7 @@ async fn fetch_all(client: &VsphereClient) -> anyhow::Result<Vec<ObjectContent>>
     }
     let view = create_view(client).await?;
     *slot = Some((generation, view.value.clone()));
-    retrieve_pages(client, &view).await
+    retrieve_pages(client, &view, progress).await
 }
 
 /// A ContainerView of every inventory type. It lives (and vCenter keeps it current) until the
@@ -207,6 +228,7 @@ async fn create_view(client: &VsphereClient) -> anyhow::Result<ManagedObjectRefe
 async fn retrieve_pages(
     client: &VsphereClient,
     view: &ManagedObjectReference,
+    progress: Progress<'_>,
 ) -> anyhow::Result<Vec<ObjectContent>> {
     let pc_ref = &client.service_content().property_collector;
     let pc = PropertyCollector::new(client.vim(), &pc_ref.value);
@@ -225,6 +247,10 @@ async fn retrieve_pages(
     let mut pages = 1u32;
     loop {
         objects.append(&mut page.objects);
+        progress(LoadProgress {
+            pages,
+            objects: objects.len(),
+        });
         let Some(token) = page.token.take() else {
             break;
         };
