@@ -73,21 +73,29 @@ fn inventory(vms: usize) -> (f64, u64) {
     })
 }
 
-/// Seconds of `terraform plan` (refresh included) over an applied configuration, the median of
-/// `PLAN_RUNS` (one run varies by ±15% on a 2-core machine).
-fn plan_seconds(wd: &Workdir) -> f64 {
-    wd.apply_ok();
-    let mut times: Vec<f64> = (0..PLAN_RUNS)
-        .map(|_| {
+/// Seconds of `terraform plan` (refresh included) over each applied configuration: `PLAN_RUNS`
+/// rounds taking turns between them (one run varies by ±15% on a 2-core machine, and a slow
+/// moment should hit every configuration alike), the median round of each.
+fn plan_seconds(workdirs: &[&Workdir]) -> Vec<f64> {
+    for wd in workdirs {
+        wd.apply_ok();
+    }
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); workdirs.len()];
+    for _ in 0..PLAN_RUNS {
+        for (wd, times) in workdirs.iter().zip(&mut times) {
             let started = Instant::now();
             let run = wd.run(&["plan", "-input=false", "-no-color", "-detailed-exitcode"]);
-            let s = started.elapsed().as_secs_f64();
+            times.push(started.elapsed().as_secs_f64());
             assert!(run.success, "plan shows changes or failed: {}", run.all());
-            s
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
         })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+        .collect()
 }
 
 const PLAN_RUNS: usize = 5;
@@ -192,15 +200,15 @@ fn main() {
             subnets("vsphereipam_ipsubnet", "data.vsphereipam_wire.db.id")
         ),
     );
-    let plan_ours = plan_seconds(&ours);
-    let plan_floor = plan_seconds(&Workdir::new(&tf, &data("terraform_data")));
+    let floor = Workdir::new(&tf, &data("terraform_data"));
     let plugin_dir = noop::plugin_dir();
-    let plan_noop_subnets = plan_seconds(&noop_workdir(
-        &tf,
-        plugin_dir.path(),
-        &subnets("noop_subnet", "\"w\""),
-    ));
-    let plan_noop_data = plan_seconds(&noop_workdir(&tf, plugin_dir.path(), &data("noop_data")));
+    let noop_subnets = noop_workdir(&tf, plugin_dir.path(), &subnets("noop_subnet", "\"w\""));
+    let noop_data = noop_workdir(&tf, plugin_dir.path(), &data("noop_data"));
+    let [plan_ours, plan_floor, plan_noop_subnets, plan_noop_data] =
+        plan_seconds(&[&ours, &floor, &noop_subnets, &noop_data])[..]
+    else {
+        unreachable!("four configurations planned")
+    };
     println!("plan_500_subnets_s {plan_ours:.2} s");
     println!("plan_500_terraform_data_s {plan_floor:.2} s");
     println!("plan_overhead_ratio {:.2} x", plan_ours / plan_floor);
