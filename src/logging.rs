@@ -61,13 +61,11 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let mut fields = JsonFields::default();
         event.record(&mut fields);
-        let level = match *event.metadata().level() {
-            Level::TRACE => "trace",
-            Level::DEBUG => "debug",
-            Level::INFO => "info",
-            Level::WARN => "warn",
-            Level::ERROR => "error",
-        };
+        let level = hclog_level(
+            event.metadata().target(),
+            *event.metadata().level(),
+            &fields,
+        );
         let mut line = serde_json::Map::new();
         line.insert("@level".into(), level.into());
         line.insert("@message".into(), fields.message.into());
@@ -77,6 +75,26 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
         line.extend(fields.extra);
         let mut stderr = std::io::stderr().lock();
         let _ = writeln!(stderr, "{}", serde_json::Value::Object(line));
+    }
+}
+
+/// gRPC code 12, UNIMPLEMENTED, as tower-http's trace layer (inside tf-provider) names it.
+const UNIMPLEMENTED: &str = "Code: 12";
+
+/// The go-hclog level of an event. Newer Terraform versions probe RPCs that tf-provider does
+/// not offer (resource identity, for one) and carry on when told they are unimplemented;
+/// tower-http logs each such answer as an error, which `TF_LOG=ERROR` would show as a provider
+/// failure on every run. Those answers are logged at debug level instead.
+fn hclog_level(target: &str, level: Level, fields: &JsonFields) -> &'static str {
+    let probe = target.starts_with("tower_http")
+        && fields.extra.get("classification").and_then(|c| c.as_str()) == Some(UNIMPLEMENTED);
+    match level {
+        _ if probe => "debug",
+        Level::TRACE => "trace",
+        Level::DEBUG => "debug",
+        Level::INFO => "info",
+        Level::WARN => "warn",
+        Level::ERROR => "error",
     }
 }
 
@@ -120,6 +138,35 @@ impl Visit for JsonFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fields(classification: &str) -> JsonFields {
+        let mut f = JsonFields::default();
+        f.extra
+            .insert("classification".into(), classification.into());
+        f
+    }
+
+    #[test]
+    fn unimplemented_probes_are_not_errors() {
+        let target = "tower_http::trace::on_failure";
+        assert_eq!(
+            hclog_level(target, Level::ERROR, &fields("Code: 12")),
+            "debug"
+        );
+        // Any other failure stays an error, and our own events keep their level.
+        assert_eq!(
+            hclog_level(target, Level::ERROR, &fields("Code: 13")),
+            "error"
+        );
+        assert_eq!(
+            hclog_level("vsphereipam::store", Level::ERROR, &fields("Code: 12")),
+            "error"
+        );
+        assert_eq!(
+            hclog_level("vsphereipam", Level::WARN, &JsonFields::default()),
+            "warn"
+        );
+    }
 
     #[test]
     fn redacts_password_in_urls() {

@@ -135,6 +135,20 @@ fn wire_describes_distributed_and_standard_port_groups() {
         }
         // A second plan is empty: data sources are stable.
         wd.plan_no_changes();
+
+        // A plan that went well logs no provider error (Terraform 1.15 probes RPCs that
+        // tf-provider lacks; those answers are not failures).
+        let quiet = workdir(&tf, &sim, LOOKUPS).env("TF_LOG", "ERROR");
+        quiet.init();
+        let run = quiet.run(&["plan", "-input=false", "-no-color"]);
+        let out = run.all();
+        assert!(run.success, "terraform {}: {out}", tf.version);
+        assert!(
+            !out.lines()
+                .any(|l| l.contains("[ERROR]") && l.contains("terraform-provider-vsphereipam")),
+            "terraform {}: provider errors logged by a good plan:\n{out}",
+            tf.version
+        );
     }
 }
 
