@@ -10,7 +10,7 @@ use std::process::Command;
 
 use vsphereipam::ipam::ranges::{Range, RangeSet};
 use vsphereipam::ipam::subnet::{validate, Field, SubnetInput};
-use vsphereipam::store::ops::AllocRequest;
+use vsphereipam::store::ops::{AllocRequest, NicClaim};
 use vsphereipam::store::{OwnerKind, Store, StoreError, SubnetRecord};
 
 fn sqlite_store(dir: &tempfile::TempDir) -> Store {
@@ -223,6 +223,61 @@ fn conformance(store: &Store) {
         store.allocate(&req("e", "z", None), &RangeSet::new()),
         Err(StoreError::SubnetFull { .. })
     ));
+
+    // Re-claiming a VM's NICs (a re-import) is one transaction: refused, the old records stay.
+    let r = subnet("r", "10.50.0.0/24", |_| {});
+    store.create_subnet(&r, &[]).unwrap();
+    let claim = |address: &str, mac: &str| NicClaim {
+        subnet_id: "r".into(),
+        ip: ip(address),
+        mac: mac.into(),
+        wire_id: r.wire_id.clone(),
+    };
+    let nobody = |_: &NicClaim| None;
+    let owner = (OwnerKind::Vm, "vm-r");
+    store
+        .claim_nics(
+            owner,
+            "vm-r",
+            &[claim("10.50.0.10", "00:50:56:00:00:01")],
+            &nobody,
+        )
+        .unwrap();
+    store
+        .allocate(&req("r", "other-vm", Some("10.50.0.20")), &RangeSet::new())
+        .unwrap();
+    let held = |store: &Store| -> Vec<Ipv4Addr> {
+        let mut ips: Vec<Ipv4Addr> = store
+            .addresses_of_owner(OwnerKind::Vm, "vm-r")
+            .unwrap()
+            .iter()
+            .map(|a| a.ip)
+            .collect();
+        ips.sort();
+        ips
+    };
+    let refused = store
+        .reclaim_nics(
+            owner,
+            "vm-r",
+            &[
+                claim("10.50.0.11", "00:50:56:00:00:01"),
+                claim("10.50.0.20", "00:50:56:00:00:02"),
+            ],
+            &nobody,
+        )
+        .unwrap_err();
+    assert_eq!(refused.index, Some(1), "{refused:?}");
+    assert_eq!(held(store), [ip("10.50.0.10")]);
+    store
+        .reclaim_nics(
+            owner,
+            "vm-r",
+            &[claim("10.50.0.11", "00:50:56:00:00:01")],
+            &nobody,
+        )
+        .unwrap();
+    assert_eq!(held(store), [ip("10.50.0.11")]);
 }
 
 #[test]

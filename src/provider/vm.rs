@@ -1488,8 +1488,7 @@ impl Resource for VmResource {
             .blocking(move |s| {
                 let reported = nics::claim_reporter(&observations, &views, &claim_uuid);
                 // A re-import finds its own records: claim them afresh.
-                s.release_owner(OwnerKind::Vm, &claim_uuid)?;
-                Ok(s.claim_nics(
+                Ok(s.reclaim_nics(
                     (OwnerKind::Vm, &claim_uuid),
                     &claim_uuid,
                     &recorded_claims,

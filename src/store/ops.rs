@@ -513,6 +513,21 @@ impl Store {
         })
     }
 
+    /// [`claim_nics`](Self::claim_nics) after releasing what `owner` holds, in the same
+    /// transaction: a re-import that is refused leaves the records it had in place.
+    pub fn reclaim_nics(
+        &self,
+        owner: (OwnerKind, &str),
+        vm_uuid: &str,
+        claims: &[NicClaim],
+        reported: &dyn Fn(&NicClaim) -> Option<String>,
+    ) -> Result<Vec<AddressRecord>, ClaimError> {
+        self.run_located(true, |tx| {
+            release_in(tx, owner.0, owner.1)?;
+            claim_in(tx, owner, vm_uuid, claims, reported, true)
+        })
+    }
+
     /// The checks of [`claim_nics`](Self::claim_nics) without writing, for plan time.
     pub fn check_claims(
         &self,
