@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let target = std::env::var("TARGET").unwrap_or_default();
     if target.starts_with("x86_64-") && target.contains("-linux-gnu") {
         println!("cargo:rustc-link-arg-bins=-no-pie");
+        // The bench binary also serves the no-op provider its figures compare against.
+        println!("cargo:rustc-link-arg-benches=-no-pie");
     }
     tonic_build::configure()
         .build_server(false)
