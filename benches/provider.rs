@@ -23,46 +23,58 @@ use vsphereipam::vsphere::inventory::load_inventory;
 
 const MAGIC_COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
 
-/// Milliseconds from spawning `binary` as Terraform does (a client certificate in
+/// Milliseconds from spawning a plugin as Terraform does (a client certificate in
 /// `PLUGIN_CLIENT_CERT`, so the plugin makes its own TLS certificate first, or none) to reading
-/// its handshake line: median of 21 starts, after 3 unmeasured ones (Cargo has just written the
-/// 100 MB binary; its first starts page it in, which an installed provider does not pay on
-/// every run).
-fn handshake_ms(binary: &std::path::Path, client_cert: Option<&str>) -> f64 {
-    let mut times: Vec<f64> = (0..24)
-        .map(|_| {
-            let mut command = Command::new(binary);
-            command
-                .env("TF_PLUGIN_MAGIC_COOKIE", MAGIC_COOKIE)
-                .env("PLUGIN_PROTOCOL_VERSIONS", "6")
-                .env_remove("PLUGIN_CLIENT_CERT")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null());
-            if let Some(cert) = client_cert {
-                command.env("PLUGIN_CLIENT_CERT", cert);
+/// its handshake line, for each `(binary, client certificate)`: 24 rounds taking turns between
+/// them, the first 3 unmeasured (Cargo has just written the 100 MB binaries; their first starts
+/// page them in, which an installed provider does not pay on every run), median of the rest.
+fn handshake_ms(starts: &[(&std::path::Path, Option<&str>)]) -> Vec<f64> {
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); starts.len()];
+    for round in 0..24 {
+        for ((binary, client_cert), times) in starts.iter().zip(&mut times) {
+            let ms = handshake_once(binary, *client_cert);
+            if round >= 3 {
+                times.push(ms);
             }
-            let started = Instant::now();
-            let mut child = command.spawn().unwrap();
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            let ms = started.elapsed().as_secs_f64() * 1e3;
-            assert!(line.starts_with("1|6|"), "handshake: {line:?}");
-            let server_cert = line.trim_end().split('|').nth(5).unwrap_or("");
-            assert_eq!(
-                server_cert.len() > 50,
-                client_cert.is_some(),
-                "a server certificate exactly when a client one was given: {line:?}"
-            );
-            let _ = child.kill();
-            let _ = child.wait();
-            ms
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
         })
-        .skip(3)
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+        .collect()
+}
+
+fn handshake_once(binary: &std::path::Path, client_cert: Option<&str>) -> f64 {
+    let mut command = Command::new(binary);
+    command
+        .env("TF_PLUGIN_MAGIC_COOKIE", MAGIC_COOKIE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "6")
+        .env_remove("PLUGIN_CLIENT_CERT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(cert) = client_cert {
+        command.env("PLUGIN_CLIENT_CERT", cert);
+    }
+    let started = Instant::now();
+    let mut child = command.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    assert!(line.starts_with("1|6|"), "handshake: {line:?}");
+    let server_cert = line.trim_end().split('|').nth(5).unwrap_or("");
+    assert_eq!(
+        server_cert.len() > 50,
+        client_cert.is_some(),
+        "a server certificate exactly when a client one was given: {line:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    ms
 }
 
 /// A client certificate like the one Terraform (go-plugin's AutoMTLS) makes for every plugin.
@@ -194,17 +206,20 @@ fn main() {
     let ours = std::path::Path::new(env!("CARGO_BIN_EXE_terraform-provider-vsphereipam"));
     let noop_plugin = noop::plugin_dir();
     let noop_binary = noop_plugin.path().join("terraform-provider-noop");
-    println!("handshake_ms {:.1} ms", handshake_ms(ours, Some(&cert)));
-    // The same for the no-op provider, and both without TLS (how earlier runs measured it).
-    println!(
-        "handshake_noop_ms {:.1} ms",
-        handshake_ms(&noop_binary, Some(&cert))
-    );
-    println!("handshake_no_tls_ms {:.1} ms", handshake_ms(ours, None));
-    println!(
-        "handshake_noop_no_tls_ms {:.1} ms",
-        handshake_ms(&noop_binary, None)
-    );
+    // Ours, the no-op provider (the floor tf-provider sets), and both without TLS (how runs
+    // before the client certificate was added measured it).
+    let [tls, noop_tls, no_tls, noop_no_tls] = handshake_ms(&[
+        (ours, Some(&cert)),
+        (&noop_binary, Some(&cert)),
+        (ours, None),
+        (&noop_binary, None),
+    ])[..] else {
+        unreachable!("four kinds of start measured")
+    };
+    println!("handshake_ms {tls:.1} ms");
+    println!("handshake_noop_ms {noop_tls:.1} ms");
+    println!("handshake_no_tls_ms {no_tls:.1} ms");
+    println!("handshake_noop_no_tls_ms {noop_no_tls:.1} ms");
 
     let (ms, calls) = inventory(10_000);
     println!("inventory_10000_vms_ms {ms:.0} ms");

@@ -7,6 +7,7 @@
 //! shape (gRPC, msgpack, per-attribute schema handling), which no provider code can remove.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -81,20 +82,37 @@ impl Provider for NoopProvider {
         &self,
         _diags: &mut Diagnostics,
     ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
-        Some(map! { "subnet" => NoopSubnet, "data" => NoopData })
+        Some(map! { "subnet" => Noop::<Subnet>::new(), "data" => Noop::<Data>::new() })
     }
 }
 
-struct NoopSubnet;
+/// What the no-op resources differ in: their schema and state, and their computed values.
+trait Shape: Send + Sync + 'static {
+    type State<'a>: Serialize + Deserialize<'a> + Send;
+    fn schema() -> Schema;
+    /// Computed attributes of a create plan: unknown until applied.
+    fn plan(state: &mut Self::State<'_>);
+    /// Computed attributes once created.
+    fn create(state: &mut Self::State<'_>);
+}
+
+/// A resource that keeps what Terraform sends it: reads return the state, plans the proposal.
+struct Noop<T>(PhantomData<T>);
+
+impl<T> Noop<T> {
+    fn new() -> Self {
+        Noop(PhantomData)
+    }
+}
 
 #[async_trait]
-impl Resource for NoopSubnet {
-    type State<'a> = IpSubnetState<'a>;
+impl<T: Shape> Resource for Noop<T> {
+    type State<'a> = T::State<'a>;
     type PrivateState<'a> = ValueEmpty;
     type ProviderMetaState<'a> = ValueEmpty;
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(ipsubnet::schema())
+        Some(T::schema())
     }
 
     async fn validate<'a>(&self, _diags: &mut Diagnostics, _config: Self::State<'a>) -> Option<()> {
@@ -119,19 +137,7 @@ impl Resource for NoopSubnet {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let mut planned = proposed;
-        for v in [
-            &mut planned.id,
-            &mut planned.netmask,
-            &mut planned.start_ip,
-            &mut planned.end_ip,
-            &mut planned.alloc_policy,
-        ] {
-            if v.is_null() {
-                *v = Value::Unknown;
-            }
-        }
-        planned.prefix_length = Value::Unknown;
-        planned.additional_wire_ids = Value::Unknown;
+        T::plan(&mut planned);
         Some((planned, ValueEmpty::default()))
     }
 
@@ -166,18 +172,7 @@ impl Resource for NoopSubnet {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let mut state = planned;
-        let known = |v: &mut ValueString<'a>, s: &'static str| {
-            if !v.is_value() {
-                *v = Value::Value(s.into());
-            }
-        };
-        known(&mut state.id, "noop");
-        known(&mut state.netmask, "255.255.255.0");
-        known(&mut state.start_ip, "10.0.0.1");
-        known(&mut state.end_ip, "10.0.0.254");
-        known(&mut state.alloc_policy, "stepdown");
-        state.prefix_length = Value::Value(24);
-        state.additional_wire_ids = Value::Value(Vec::new());
+        T::create(&mut state);
         Some((state, private))
     }
 
@@ -201,6 +196,49 @@ impl Resource for NoopSubnet {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<()> {
         Some(())
+    }
+}
+
+/// `vsphereipam_ipsubnet`'s schema and state type.
+struct Subnet;
+
+impl Shape for Subnet {
+    type State<'a> = IpSubnetState<'a>;
+
+    fn schema() -> Schema {
+        ipsubnet::schema()
+    }
+
+    fn plan(s: &mut IpSubnetState<'_>) {
+        for v in [
+            &mut s.id,
+            &mut s.netmask,
+            &mut s.start_ip,
+            &mut s.end_ip,
+            &mut s.alloc_policy,
+        ] {
+            if v.is_null() {
+                *v = Value::Unknown;
+            }
+        }
+        s.prefix_length = Value::Unknown;
+        s.additional_wire_ids = Value::Unknown;
+    }
+
+    fn create(s: &mut IpSubnetState<'_>) {
+        for (v, default) in [
+            (&mut s.id, "noop"),
+            (&mut s.netmask, "255.255.255.0"),
+            (&mut s.start_ip, "10.0.0.1"),
+            (&mut s.end_ip, "10.0.0.254"),
+            (&mut s.alloc_policy, "stepdown"),
+        ] {
+            if !v.is_value() {
+                *v = Value::Value(default.into());
+            }
+        }
+        s.prefix_length = Value::Value(24);
+        s.additional_wire_ids = Value::Value(Vec::new());
     }
 }
 
@@ -213,25 +251,19 @@ struct DataState<'a> {
     output: ValueString<'a>,
 }
 
-struct NoopData;
+struct Data;
 
-fn attribute(constraint: AttributeConstraint) -> Attribute {
-    Attribute {
-        attr_type: AttributeType::String,
-        description: Description::plain(""),
-        constraint,
-        ..Default::default()
-    }
-}
-
-#[async_trait]
-impl Resource for NoopData {
+impl Shape for Data {
     type State<'a> = DataState<'a>;
-    type PrivateState<'a> = ValueEmpty;
-    type ProviderMetaState<'a> = ValueEmpty;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(Schema {
+    fn schema() -> Schema {
+        let attribute = |constraint| Attribute {
+            attr_type: AttributeType::String,
+            description: Description::plain(""),
+            constraint,
+            ..Default::default()
+        };
+        Schema {
             version: 0,
             block: Block {
                 attributes: map! {
@@ -241,90 +273,15 @@ impl Resource for NoopData {
                 },
                 ..Default::default()
             },
-        })
+        }
     }
 
-    async fn validate<'a>(&self, _diags: &mut Diagnostics, _config: Self::State<'a>) -> Option<()> {
-        Some(())
+    fn plan(s: &mut DataState<'_>) {
+        s.id = Value::Unknown;
+        s.output = s.input.clone();
     }
 
-    async fn read<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        state: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        Some((state, private))
-    }
-
-    async fn plan_create<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        proposed: Self::State<'a>,
-        _config: Self::State<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        let mut planned = proposed;
-        planned.id = Value::Unknown;
-        planned.output = planned.input.clone();
-        Some((planned, ValueEmpty::default()))
-    }
-
-    async fn plan_update<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        _prior: Self::State<'a>,
-        proposed: Self::State<'a>,
-        _config: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
-        Some((proposed, private, Vec::new()))
-    }
-
-    async fn plan_destroy<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        _prior: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<Self::PrivateState<'a>> {
-        Some(private)
-    }
-
-    async fn create<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        planned: Self::State<'a>,
-        _config: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        let mut state = planned;
-        state.id = Value::Value("noop".into());
-        Some((state, private))
-    }
-
-    async fn update<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        _prior: Self::State<'a>,
-        planned: Self::State<'a>,
-        _config: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        Some((planned, private))
-    }
-
-    async fn destroy<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        _state: Self::State<'a>,
-        _private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<()> {
-        Some(())
+    fn create(s: &mut DataState<'_>) {
+        s.id = Value::Value("noop".into());
     }
 }
