@@ -38,7 +38,12 @@ fn handshake_ms(starts: &[(&std::path::Path, Option<&str>)]) -> Vec<f64> {
             }
         }
     }
-    times
+    medians(times)
+}
+
+/// The median of each list of timings.
+fn medians(lists: Vec<Vec<f64>>) -> Vec<f64> {
+    lists
         .into_iter()
         .map(|mut t| {
             t.sort_by(f64::total_cmp);
@@ -123,13 +128,7 @@ fn plan_seconds(workdirs: &[&Workdir]) -> Vec<f64> {
             assert!(run.success, "plan shows changes or failed: {}", run.all());
         }
     }
-    times
-        .into_iter()
-        .map(|mut t| {
-            t.sort_by(f64::total_cmp);
-            t[t.len() / 2]
-        })
-        .collect()
+    medians(times)
 }
 
 const PLAN_RUNS: usize = 5;
