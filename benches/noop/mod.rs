@@ -1,6 +1,7 @@
 //! A provider that does no work, served by the bench binary itself when Terraform starts it.
 //!
-//! It measures the floor any tf-provider plugin sets for `plan_overhead_ratio`: `noop_subnet`
+//! It measures the floor any tf-provider plugin sets for `plan_overhead_ratio` and
+//! `handshake_ms`: `noop_subnet`
 //! has exactly the schema and state type of `vsphereipam_ipsubnet` but reads and plans without
 //! touching a store or vCenter; `noop_data` has the three attributes of a minimal resource. The
 //! gap between `terraform_data` and these two is Terraform's cost of a plugin resource of that
