@@ -358,6 +358,21 @@ fn unreadable_store_is_a_clear_error() {
 }
 
 const CHILD_ENV: &str = "VSPHEREIPAM_TEST_ALLOC_CHILD";
+/// A directory where each child says it is ready and then waits for `go`, so that all of them
+/// allocate at once (the first one started could otherwise fill the subnet alone).
+const GATE_ENV: &str = "VSPHEREIPAM_TEST_ALLOC_GATE";
+
+/// Waits up to a minute for `done`.
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
 
 /// Child half of the multi-process test: allocates until the subnet is full and prints each
 /// address. Runs only when the parent starts it.
@@ -368,9 +383,18 @@ fn child_allocator() {
     };
     let store = Store::open(&url).unwrap();
     let me = std::process::id().to_string();
+    let gate = std::path::PathBuf::from(std::env::var(GATE_ENV).unwrap());
+    std::fs::write(gate.join(format!("ready-{me}")), "").unwrap();
+    wait_for("the go signal", || gate.join("go").exists());
     loop {
         match store.allocate(&req("shared", &me, None), &RangeSet::new()) {
-            Ok(a) => println!("GOT {}", a.ip),
+            Ok(a) => {
+                println!("GOT {}", a.ip);
+                // Between two allocations, a pause like a real caller's: SQLite's busy handler
+                // sleeps while it waits, so a process allocating in a tight loop would keep
+                // the lock and fill the subnet alone.
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
             Err(StoreError::SubnetFull { .. }) => break,
             Err(e) => panic!("allocation failed: {e}"),
         }
@@ -396,6 +420,7 @@ fn processes_fill_one_subnet(url: &str) {
         )
         .unwrap();
     let exe = std::env::current_exe().unwrap();
+    let gate = tempfile::tempdir().unwrap();
     let children: Vec<_> = (0..4)
         .map(|_| {
             Command::new(&exe)
@@ -406,11 +431,15 @@ fn processes_fill_one_subnet(url: &str) {
                     "--test-threads=1",
                 ])
                 .env(CHILD_ENV, url)
+                .env(GATE_ENV, gate.path())
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
+    let ready = || std::fs::read_dir(gate.path()).unwrap().count();
+    wait_for("4 children ready", || ready() == 4);
+    std::fs::write(gate.path().join("go"), "").unwrap();
     let mut all = Vec::new();
     let mut per_child = Vec::new();
     for child in children {
