@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 
 use common::env::Env;
 use common::sim::Sim;
-use common::terraform::{expect_error, versions, Workdir};
+use common::terraform::{expect_error, versions, Terraform, Workdir};
+use common::wait_for;
 use serde_json::Value;
 use vsphereipam::store::OwnerKind;
 
@@ -82,6 +83,21 @@ fn vm(label: &str, extra: &str, nics: &[&str]) -> String {
 
 fn config(body: &str) -> String {
     format!("{SUBNETS}\n{body}")
+}
+
+/// The subnets applied, then `main.tf` holding one VM on `app` named `<prefix>-<version>`
+/// (not applied): the workdir, the VM's name and its resource block.
+fn one_vm(env: &Env, tf: &Terraform, label: &str, prefix: &str) -> (Workdir, String, String) {
+    let wd = env.workdir(tf, &config(""));
+    wd.apply_ok();
+    let name = format!("{prefix}-{}", tf.version.replace('.', ""));
+    let body = vm(
+        label,
+        &format!("  name = \"{name}\""),
+        &["subnet_id = vsphereipam_ipsubnet.app.id"],
+    );
+    wd.write("main.tf", &env.config(&config(&body)));
+    (wd, name, body)
 }
 
 /// The simulator's current inventory, as the provider loads it.
@@ -516,15 +532,7 @@ fn a_failing_vcenter_call_rolls_the_create_back() {
     for tf in versions() {
         let v: &str = tf.version;
         let env = Env::new(&sim, "");
-        let wd = env.workdir(&tf, &config(""));
-        wd.apply_ok();
-        let name = format!("rollback-{}", v.replace('.', ""));
-        let body = vm(
-            "r",
-            &format!("  name = \"{name}\""),
-            &["subnet_id = vsphereipam_ipsubnet.app.id"],
-        );
-        wd.write("main.tf", &env.config(&config(&body)));
+        let (wd, name, body) = one_vm(&env, &tf, "r", "rollback");
         // The clone succeeds; powering on fails.
         sim.control("fail", &[("method", "PowerOnVM_Task"), ("count", "1")]);
         let run = wd.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
@@ -747,30 +755,22 @@ fn a_plugin_killed_mid_create_leaves_nothing_held_after_the_next_apply() {
     for tf in versions() {
         let v: &str = tf.version;
         let env = Env::new(&sim, "");
-        let wd = env.workdir(&tf, &config(""));
-        wd.apply_ok();
-        let name = format!("killed-{}", v.replace('.', ""));
-        let body = vm(
-            "k",
-            &format!("  name = \"{name}\""),
-            &["subnet_id = vsphereipam_ipsubnet.app.id"],
-        );
-        wd.write("main.tf", &env.config(&config(&body)));
+        let (wd, name, _) = one_vm(&env, &tf, "k", "killed");
         // The clone happens at once but its answer is held back: the plugin is killed while
         // it waits, with its address pending and a VM it never learnt about.
         sim.control("delay", &[("method", "CloneVM_Task"), ("ms", "60000")]);
         let child = spawn_apply(&wd);
-        let (pid, instance_uuid) = wait_for(|| pending_pid(&env), v);
-        wait_for(
-            || {
-                inventory(&sim)
-                    .vms
-                    .iter()
-                    .any(|x| x.instance_uuid.as_deref() == Some(instance_uuid.as_str()))
-                    .then_some(())
-            },
-            v,
-        );
+        let every = std::time::Duration::from_millis(100);
+        let (pid, instance_uuid) = wait_for(&format!("{v}: a pending record"), every, || {
+            pending_pid(&env)
+        });
+        wait_for(&format!("{v}: the cloned VM"), every, || {
+            inventory(&sim)
+                .vms
+                .iter()
+                .any(|x| x.instance_uuid.as_deref() == Some(instance_uuid.as_str()))
+                .then_some(())
+        });
         kill(pid);
         let out = child.wait_with_output().unwrap();
         assert!(!out.status.success(), "{v}: apply survived the kill");
@@ -803,17 +803,6 @@ fn spawn_apply(wd: &Workdir) -> std::process::Child {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn terraform apply")
-}
-
-fn wait_for<T>(mut f: impl FnMut() -> Option<T>, v: &str) -> T {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        if let Some(t) = f() {
-            return t;
-        }
-        assert!(std::time::Instant::now() < deadline, "{v}: timed out");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
 }
 
 fn kill(pid: u32) {

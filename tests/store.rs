@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::process::Command;
 
+use common::wait_for;
 use vsphereipam::ipam::ranges::{Range, RangeSet};
 use vsphereipam::ipam::subnet::{validate, Field, SubnetInput};
 use vsphereipam::store::ops::{AllocRequest, NicClaim};
@@ -361,21 +362,8 @@ const CHILD_ENV: &str = "VSPHEREIPAM_TEST_ALLOC_CHILD";
 /// A directory where each child says it is ready and then waits for `go`, so that all of them
 /// allocate at once (the first one started could otherwise fill the subnet alone).
 const GATE_ENV: &str = "VSPHEREIPAM_TEST_ALLOC_GATE";
+const GATE_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// Waits up to a minute for `done`.
-fn wait_for(what: &str, done: impl Fn() -> bool) {
-    let started = std::time::Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-}
-
-/// Child half of the multi-process test: allocates until the subnet is full and prints each
-/// address. Runs only when the parent starts it.
 #[test]
 fn child_allocator() {
     let Ok(url) = std::env::var(CHILD_ENV) else {
@@ -385,7 +373,9 @@ fn child_allocator() {
     let me = std::process::id().to_string();
     let gate = std::path::PathBuf::from(std::env::var(GATE_ENV).unwrap());
     std::fs::write(gate.join(format!("ready-{me}")), "").unwrap();
-    wait_for("the go signal", || gate.join("go").exists());
+    wait_for("the go signal", GATE_POLL, || {
+        gate.join("go").exists().then_some(())
+    });
     loop {
         match store.allocate(&req("shared", &me, None), &RangeSet::new()) {
             Ok(a) => {
@@ -438,7 +428,9 @@ fn processes_fill_one_subnet(url: &str) {
         })
         .collect();
     let ready = || std::fs::read_dir(gate.path()).unwrap().count();
-    wait_for("4 children ready", || ready() == 4);
+    wait_for("4 children ready", GATE_POLL, || {
+        (ready() == 4).then_some(())
+    });
     std::fs::write(gate.path().join("go"), "").unwrap();
     let mut all = Vec::new();
     let mut per_child = Vec::new();
