@@ -1,0 +1,293 @@
+//! Schemas as resources declare them, and their protocol form.
+//!
+//! Besides what Terraform needs, an attribute says whether changing it replaces the resource
+//! (`requires_replace`): the server adds those paths to every plan itself.
+
+use std::collections::HashMap;
+
+use crate::proto::tfplugin6 as pb;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StringKind {
+    #[default]
+    Plain,
+    Markdown,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Description {
+    pub kind: StringKind,
+    pub content: String,
+}
+
+impl Description {
+    pub fn plain(content: impl Into<String>) -> Self {
+        Self {
+            kind: StringKind::Plain,
+            content: content.into(),
+        }
+    }
+    pub fn markdown(content: impl Into<String>) -> Self {
+        Self {
+            kind: StringKind::Markdown,
+            content: content.into(),
+        }
+    }
+}
+
+impl<T: Into<String>> From<T> for Description {
+    fn from(value: T) -> Self {
+        Description::plain(value)
+    }
+}
+
+/// The type of an attribute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttributeType {
+    String,
+    Number,
+    Bool,
+    List(Box<AttributeType>),
+    Set(Box<AttributeType>),
+    Map(Box<AttributeType>),
+    Object(HashMap<String, AttributeType>),
+    Tuple(Vec<AttributeType>),
+    /// Nested attributes (protocol 6): one object, or a list/set/map of them.
+    AttributeSingle(HashMap<String, Attribute>),
+    AttributeList(HashMap<String, Attribute>),
+    AttributeSet(HashMap<String, Attribute>),
+    AttributeMap(HashMap<String, Attribute>),
+    /// Terraform's dynamic pseudo-type.
+    Any,
+}
+
+impl AttributeType {
+    /// cty's JSON type notation: `"string"`, `["list","number"]`, `["object",{...}]`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{json, Value as J};
+        let object = |attrs: &HashMap<String, Attribute>| {
+            J::Object(
+                attrs
+                    .iter()
+                    .map(|(k, a)| (k.clone(), a.attr_type.to_json()))
+                    .collect(),
+            )
+        };
+        match self {
+            AttributeType::String => json!("string"),
+            AttributeType::Number => json!("number"),
+            AttributeType::Bool => json!("bool"),
+            AttributeType::Any => json!("dynamic"),
+            AttributeType::List(t) => json!(["list", t.to_json()]),
+            AttributeType::Set(t) => json!(["set", t.to_json()]),
+            AttributeType::Map(t) => json!(["map", t.to_json()]),
+            AttributeType::Object(m) => json!([
+                "object",
+                J::Object(m.iter().map(|(k, t)| (k.clone(), t.to_json())).collect())
+            ]),
+            AttributeType::Tuple(ts) => {
+                json!(["tuple", J::Array(ts.iter().map(|t| t.to_json()).collect())])
+            }
+            AttributeType::AttributeSingle(a) => json!(["object", object(a)]),
+            AttributeType::AttributeList(a) => json!(["list", ["object", object(a)]]),
+            AttributeType::AttributeSet(a) => json!(["set", ["object", object(a)]]),
+            AttributeType::AttributeMap(a) => json!(["map", ["object", object(a)]]),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AttributeConstraint {
+    /// Set by the provider only.
+    Computed,
+    /// Set by the user or left null.
+    Optional,
+    /// Set by the user, or by the provider when the user leaves it out.
+    OptionalComputed,
+    Required,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attribute {
+    pub attr_type: AttributeType,
+    pub description: Description,
+    pub constraint: AttributeConstraint,
+    pub sensitive: bool,
+    /// Never stored in state or plan (Terraform 1.11+); the value reaches the provider in the
+    /// configuration only.
+    pub write_only: bool,
+    pub deprecated: bool,
+    /// Shown when the deprecated attribute is used.
+    pub deprecation_message: String,
+    /// A change of this attribute replaces the resource.
+    pub requires_replace: bool,
+}
+
+impl Default for Attribute {
+    fn default() -> Self {
+        Self {
+            attr_type: AttributeType::String,
+            description: Description::default(),
+            constraint: AttributeConstraint::Optional,
+            sensitive: false,
+            write_only: false,
+            deprecated: false,
+            deprecation_message: String::new(),
+            requires_replace: false,
+        }
+    }
+}
+
+/// How a nested block repeats.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NestedBlock {
+    Single(Block),
+    List(Block),
+    Set(Block),
+    Map(Block),
+    Group(Block),
+}
+
+impl NestedBlock {
+    pub fn block(&self) -> &Block {
+        match self {
+            NestedBlock::Single(b)
+            | NestedBlock::List(b)
+            | NestedBlock::Set(b)
+            | NestedBlock::Map(b)
+            | NestedBlock::Group(b) => b,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub version: i64,
+    pub attributes: HashMap<String, Attribute>,
+    pub blocks: HashMap<String, NestedBlock>,
+    pub description: Description,
+    pub deprecated: bool,
+}
+
+impl Default for Block {
+    fn default() -> Self {
+        Self {
+            version: 1,
+            attributes: HashMap::new(),
+            blocks: HashMap::new(),
+            description: Description::default(),
+            deprecated: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schema {
+    pub version: i64,
+    pub block: Block,
+}
+
+fn kind(k: StringKind) -> i32 {
+    match k {
+        StringKind::Plain => pb::StringKind::Plain as i32,
+        StringKind::Markdown => pb::StringKind::Markdown as i32,
+    }
+}
+
+fn attribute(name: &str, a: &Attribute) -> pb::schema::Attribute {
+    use pb::schema::object::NestingMode as N;
+    let nested = |attrs: &HashMap<String, Attribute>, nesting: N| {
+        let mut attributes: Vec<_> = attrs.iter().map(|(n, a)| attribute(n, a)).collect();
+        attributes.sort_by(|a, b| a.name.cmp(&b.name));
+        Some(pb::schema::Object {
+            attributes,
+            nesting: nesting as i32,
+            ..Default::default()
+        })
+    };
+    let (r#type, nested_type) = match &a.attr_type {
+        AttributeType::AttributeSingle(m) => (Vec::new(), nested(m, N::Single)),
+        AttributeType::AttributeList(m) => (Vec::new(), nested(m, N::List)),
+        AttributeType::AttributeSet(m) => (Vec::new(), nested(m, N::Set)),
+        AttributeType::AttributeMap(m) => (Vec::new(), nested(m, N::Map)),
+        t => (t.to_json().to_string().into_bytes(), None),
+    };
+    pb::schema::Attribute {
+        name: name.to_string(),
+        r#type,
+        nested_type,
+        description: a.description.content.clone(),
+        description_kind: kind(a.description.kind),
+        required: a.constraint == AttributeConstraint::Required,
+        optional: matches!(
+            a.constraint,
+            AttributeConstraint::Optional | AttributeConstraint::OptionalComputed
+        ),
+        computed: matches!(
+            a.constraint,
+            AttributeConstraint::Computed | AttributeConstraint::OptionalComputed
+        ),
+        sensitive: a.sensitive,
+        deprecated: a.deprecated,
+        deprecation_message: a.deprecation_message.clone(),
+        write_only: a.write_only,
+    }
+}
+
+impl From<&Block> for pb::schema::Block {
+    fn from(b: &Block) -> Self {
+        use pb::schema::nested_block::NestingMode as N;
+        let mut attributes: Vec<_> = b.attributes.iter().map(|(n, a)| attribute(n, a)).collect();
+        attributes.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut block_types: Vec<_> = b
+            .blocks
+            .iter()
+            .map(|(name, nb)| {
+                let nesting = match nb {
+                    NestedBlock::Single(_) => N::Single,
+                    NestedBlock::List(_) => N::List,
+                    NestedBlock::Set(_) => N::Set,
+                    NestedBlock::Map(_) => N::Map,
+                    NestedBlock::Group(_) => N::Group,
+                };
+                pb::schema::NestedBlock {
+                    type_name: name.clone(),
+                    block: Some(nb.block().into()),
+                    nesting: nesting as i32,
+                    min_items: 0,
+                    max_items: 0,
+                }
+            })
+            .collect();
+        block_types.sort_by(|a, b| a.type_name.cmp(&b.type_name));
+        pb::schema::Block {
+            version: b.version,
+            attributes,
+            block_types,
+            description: b.description.content.clone(),
+            description_kind: kind(b.description.kind),
+            deprecated: b.deprecated,
+            deprecation_message: String::new(),
+        }
+    }
+}
+
+impl From<&Schema> for pb::Schema {
+    fn from(s: &Schema) -> Self {
+        pb::Schema {
+            version: s.version,
+            block: Some((&s.block).into()),
+        }
+    }
+}
+
+/// `HashMap` literal: `map! { "a" => x, "b" => y }` (keys become `String`).
+#[macro_export]
+macro_rules! map {
+    ($($k:expr => $v:expr),* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut m = ::std::collections::HashMap::new();
+        $( m.insert(::std::string::String::from($k), ::std::convert::Into::into($v)); )*
+        m
+    }};
+}
