@@ -301,6 +301,36 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// The last guest customization spec that reached VM `name` (`GET
+    /// /_control/customization`, see tests/vcsim/customization.go), or `None` when none did.
+    pub fn customization(&self, name: &str) -> Option<serde_json::Value> {
+        let base = self.info.stats_url.trim_end_matches("/_stats");
+        let url = format!("{base}/_control/customization?vm={name}");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let response = http()
+                .get(&url)
+                .send()
+                .await
+                .expect("GET simulator customization");
+            if response.status() == reqwest::StatusCode::NOT_FOUND {
+                return None;
+            }
+            assert!(
+                response.status().is_success(),
+                "{url}: {}",
+                response.status()
+            );
+            let body = response.text().await.expect("customization body");
+            Some(serde_json::from_str(&body).expect("customization JSON"))
+        })
+    }
+}
+
 impl Drop for Sim {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -126,6 +126,7 @@ func (f *front) handler(backend *url.URL, control http.Handler) http.Handler {
 	mux.HandleFunc("/_stats/reset", f.serveReset)
 	mux.HandleFunc("/_control/delay", f.serveDelay)
 	mux.HandleFunc("/_control/fail", f.serveFail)
+	mux.HandleFunc("/_control/customization", serveCustomization)
 	mux.Handle("/_control/", control)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/sdk" || strings.HasPrefix(r.URL.Path, "/sdk/") {
@@ -138,6 +139,11 @@ func (f *front) handler(backend *url.URL, control http.Handler) http.Handler {
 				f.fails[name]--
 			}
 			f.delayMu.Unlock()
+			if !fail && name == "CustomizeVM_Task" {
+				body, _ := ioutil.ReadAll(r.Body)
+				r.Body = ioutil.NopCloser(bytes.NewReader(body))
+				recordCustomization(body)
+			}
 			if fail {
 				w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 				w.WriteHeader(http.StatusInternalServerError)
