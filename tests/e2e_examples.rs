@@ -40,6 +40,7 @@ fn env_workdir(tf: &Terraform, sim: &Sim, main_tf: &str) -> Workdir {
         .expect("a VM without Tools addresses on pg-app");
     Workdir::new(tf, main_tf)
         .env("TF_VAR_legacy_vm_uuid", &legacy.uuid)
+        .env("TF_VAR_windows_admin_password", "Example-Pa55word")
         .env("VSPHERE_SERVER", &sim.server())
         .env("VSPHERE_USER", &sim.info.user)
         .env("VSPHERE_PASSWORD", &sim.info.password)

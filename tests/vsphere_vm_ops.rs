@@ -15,7 +15,7 @@ use vsphereipam::vsphere::inventory::load_inventory;
 use vsphereipam::vsphere::model::{Inventory, PortGroup, PortGroupKind, Vm};
 use vsphereipam::vsphere::vm_ops::{
     create_vm, destroy_vm, get_vm, reconfigure_vm, wait_for_guest_ips, CreateVm, GuestFamily,
-    NicBacking, NicSpec, VmOpError,
+    LinuxPrep, NicBacking, NicSpec, Sysprep, VmOpError, WindowsIdentity,
 };
 
 async fn connected(sim: &Sim) -> VsphereClient {
@@ -91,9 +91,12 @@ fn linux_vm(inv: &Inventory, name: &str, host_name: &str, nics: Vec<NicSpec>) ->
         num_cpus: Some(2),
         memory_mb: Some(2048),
         hostname: name.to_string(),
-        guest: GuestFamily::Linux {
+        guest: GuestFamily::Linux(LinuxPrep {
             domain: "example.com".to_string(),
-        },
+            time_zone: None,
+            hw_clock_utc: Some(true),
+            script_text: None,
+        }),
         nics,
         instance_uuid: None,
     }
@@ -283,11 +286,17 @@ async fn creates_a_windows_vm_with_sysprep() {
         num_cpus: None,
         memory_mb: None,
         hostname: "WIN-APP-01".to_string(),
-        guest: GuestFamily::Windows {
-            workgroup: "WORKGROUP".to_string(),
-            admin_password: Some("S3cret!".to_string()),
-            time_zone: None,
-        },
+        guest: GuestFamily::Windows(Sysprep {
+            admin_password: "S3cret!".to_string(),
+            identity: WindowsIdentity::Workgroup("WORKGROUP".to_string()),
+            full_name: "Administrator".to_string(),
+            organization_name: "Managed by Terraform".to_string(),
+            product_key: None,
+            time_zone: 85,
+            auto_logon: false,
+            auto_logon_count: 1,
+            run_once: Vec::new(),
+        }),
         nics: vec![nic(app, [10, 20, 0, 70], [10, 20, 0, 1])],
         instance_uuid: None,
     };

@@ -4,6 +4,7 @@
 
 pub mod additional_wire;
 pub mod config;
+pub mod customization;
 pub mod docs;
 pub mod ip_address;
 pub mod ipsubnet;

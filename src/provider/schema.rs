@@ -32,3 +32,11 @@ pub fn optional_computed(attr_type: AttributeType, doc: &str) -> Attribute {
 pub fn string_list() -> AttributeType {
     AttributeType::List(Box::new(AttributeType::String))
 }
+
+/// Optional and sensitive: Terraform hides the value in plans and output.
+pub fn sensitive(attr_type: AttributeType, doc: &str) -> Attribute {
+    Attribute {
+        sensitive: true,
+        ..attribute(AttributeConstraint::Optional, attr_type, doc)
+    }
+}

@@ -14,9 +14,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeType, Block, Description, NestedBlock, Schema};
-use tf_provider::value::{Value, ValueBool, ValueEmpty, ValueList, ValueNumber, ValueString};
+use tf_provider::value::{
+    self as tf_value, Value, ValueBool, ValueEmpty, ValueList, ValueNumber, ValueString,
+};
 use tf_provider::{map, AttributePath, Diagnostics, Resource};
 
+use super::customization::{self, GuestInput, LinuxState, WindowsState};
 use super::schema::{computed, optional, optional_computed, required, string_list};
 use super::values::{self, known, opt_string, string, strings};
 use super::{Session, Shared};
@@ -27,7 +30,7 @@ use crate::placement::{self, Placement, PlacementError};
 use crate::store::ops::{AllocRequest, ClaimError, NicAddress, SubnetView};
 use crate::store::{AddressRecord, OwnerKind, StoreError};
 use crate::vsphere::model::{Inventory, PortGroupKind, Vm};
-use crate::vsphere::vm_ops::{self, CreateVm, GuestFamily, NicBacking, NicSpec, VmOpError};
+use crate::vsphere::vm_ops::{self, CreateVm, NicBacking, NicSpec, VmOpError};
 use crate::vsphere::wire;
 
 const DEFAULT_TIMEOUT: &str = "10m";
@@ -70,6 +73,10 @@ pub struct VmState<'a> {
     pub guest_ip_timeout: ValueString<'a>,
     pub power_state: ValueString<'a>,
     pub guest_ip_addresses: ValueList<ValueString<'a>>,
+    #[serde(with = "tf_value::serde_as_vec")]
+    pub linux: Value<LinuxState<'a>>,
+    #[serde(with = "tf_value::serde_as_vec")]
+    pub windows: Value<WindowsState<'a>>,
 }
 
 pub fn schema() -> Schema {
@@ -83,11 +90,14 @@ pub fn schema() -> Schema {
                  next free one under the subnet's `alloc_policy`), is connected to a port group \
                  of its subnet's wire (or an additional wire) that the chosen host carries, and \
                  the guest is customized with the address, netmask, gateway, DNS servers and \
-                 domain of its subnet. Without `host`, the least loaded host that carries a port \
+                 domain of its subnet, and with the `linux` or `windows` block (after the \
+                 template's guest family; Windows templates need a `windows` block with an \
+                 `admin_password`). Without `host`, the least loaded host that carries a port \
                  group for every NIC is chosen. Any failure after an address was taken removes \
                  the partial VM and releases its addresses. `num_cpus`, `memory_mb`, `name` and \
                  `host` change in place; a changed NIC subnet or address, `template`, `folder`, \
-                 `datastore` or `hostname` replaces the VM.\n\n\
+                 `datastore`, `hostname` or anything in `linux`/`windows` replaces the VM \
+                 (customization runs once, at create).\n\n\
                  Drift: a VM powered off outside Terraform is powered on by the next apply, one \
                  moved off its configured `host` is moved back, a NIC moved off its subnet's \
                  wires (or removed) replaces the VM, and guest addresses that differ from the \
@@ -97,8 +107,8 @@ pub fn schema() -> Schema {
                  removes the half-made VM and releases its addresses.\n\n\
                  Import by the VM UUID records the addresses VMware Tools report on its NICs as \
                  the resource's own; inputs vCenter does not keep (`template`, `folder`, \
-                 `datastore`, `hostname`, the guest IP wait) are recorded by the first apply \
-                 without changing the VM.",
+                 `datastore`, `hostname`, the guest IP wait, the `linux`/`windows` blocks) are \
+                 recorded by the first apply without changing the VM.",
             ),
             attributes: map! {
                 "id" => computed(AttributeType::String, "The VM's UUID (`config.uuid`)."),
@@ -129,7 +139,8 @@ pub fn schema() -> Schema {
                      replaces the VM."),
                 "hostname" => optional_computed(AttributeType::String,
                     "Guest host name (Windows: computer name, at most 15 characters). Default: \
-                     `name` reduced to a valid host name. Changing it replaces the VM."),
+                     `linux.host_name` or `windows.computer_name` when set, else `name` reduced \
+                     to a valid host name. Changing it replaces the VM."),
                 "wait_for_guest_ip" => optional_computed(AttributeType::Bool,
                     "Wait until VMware Tools reports exactly the assigned address on every NIC \
                      (default `true`). When it does not within `guest_ip_timeout`, the VM is \
@@ -162,7 +173,9 @@ pub fn schema() -> Schema {
                             "Name of the port group the NIC is connected to.")
                     },
                     ..Default::default()
-                })
+                }),
+                "linux" => customization::linux_block(),
+                "windows" => customization::windows_block()
             },
             ..Default::default()
         },
@@ -238,7 +251,7 @@ pub fn host_name_of(name: &str, max: usize) -> String {
     }
 }
 
-fn valid_host_name(name: &str) -> bool {
+pub(super) fn valid_host_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && !name.starts_with('-')
@@ -282,6 +295,7 @@ fn validate_config(diags: &mut Diagnostics, config: &VmState<'_>) {
             );
         }
     }
+    customization::validate(diags, &config.linux, &config.windows, &config.hostname);
     if let Value::Value(t) = &config.guest_ip_timeout {
         if parse_duration(t).is_none() {
             diags.error(
@@ -335,7 +349,9 @@ struct Input {
     host: Option<String>,
     folder: Option<String>,
     datastore: Option<String>,
+    /// The guest's name as configured: the customization block's, else `hostname`.
     hostname: Option<String>,
+    guest: GuestInput,
     wait: bool,
     timeout: Duration,
     nics: Vec<NicInput>,
@@ -368,6 +384,11 @@ fn input_of(config: &VmState<'_>) -> Option<Input> {
         Value::Value(b) => *b,
     };
     let timeout = text(&config.guest_ip_timeout)?.unwrap_or(DEFAULT_TIMEOUT.to_string());
+    let guest = customization::input_of(&config.linux, &config.windows)?;
+    let hostname = match guest.name() {
+        Some(name) => Some(name.to_string()),
+        None => text(&config.hostname)?,
+    };
     Some(Input {
         name: known(&config.name)?,
         datacenter: known(&config.datacenter)?,
@@ -377,7 +398,8 @@ fn input_of(config: &VmState<'_>) -> Option<Input> {
         host: text(&config.host)?,
         folder: text(&config.folder)?,
         datastore: text(&config.datastore)?,
-        hostname: text(&config.hostname)?,
+        hostname,
+        guest,
         wait,
         timeout: parse_duration(&timeout)?,
         nics,
@@ -660,21 +682,17 @@ fn inventory_path(datacenter: &str, kind: &str, path: &str) -> String {
     }
 }
 
-fn guest_family(template: &Vm, subnets: &[&SubnetView]) -> GuestFamily {
-    if is_windows(template) {
-        GuestFamily::Windows {
-            workgroup: "WORKGROUP".to_string(),
-            admin_password: None,
-            time_zone: None,
-        }
-    } else {
-        GuestFamily::Linux {
-            domain: subnets
-                .iter()
-                .find_map(|s| s.subnet.domain.clone())
-                .unwrap_or_else(|| "localdomain".to_string()),
-        }
-    }
+/// The guest's name: the customization block's or `hostname`, else `name` reduced to a host
+/// name (15 characters for Windows).
+fn guest_name(input: &Input, windows: bool) -> String {
+    input.hostname.clone().unwrap_or_else(|| {
+        let max = if windows {
+            customization::MAX_WINDOWS_NAME
+        } else {
+            63
+        };
+        host_name_of(&input.name, max)
+    })
 }
 
 fn is_windows(template: &Vm) -> bool {
@@ -889,9 +907,30 @@ impl Resource for VmResource {
             return None;
         }
         let template = template_or_diag(diags, &inventory, &input)?;
+        let windows = is_windows(template);
+        if !customization::check_family(diags, windows, &input.template, &input.guest) {
+            return None;
+        }
         if planned.hostname.is_unknown() {
-            let max = if is_windows(template) { 15 } else { 63 };
-            planned.hostname = string(host_name_of(&input.name, max));
+            planned.hostname = string(guest_name(&input, windows));
+        }
+        if let (true, Some(name)) = (windows, &input.hostname) {
+            if name.len() > customization::MAX_WINDOWS_NAME
+                || name.chars().all(|c| c.is_ascii_digit())
+            {
+                diags.error(
+                    "Invalid Windows computer name",
+                    format!(
+                        "Template {:?} is a Windows template and {name:?} is not a Windows \
+                         computer name: at most {} characters, not only digits. Set a shorter \
+                         hostname or windows.computer_name.",
+                        input.template,
+                        customization::MAX_WINDOWS_NAME
+                    ),
+                    AttributePath::new("hostname"),
+                );
+                return None;
+            }
         }
         if planned.num_cpus.is_unknown() {
             planned.num_cpus = template.num_cpus.map(i64::from).into();
@@ -992,6 +1031,16 @@ impl Resource for VmResource {
             && prior.hostname != planned.hostname
         {
             replace.push(AttributePath::new("hostname"));
+        }
+        // Customization runs once: any change replaces the VM, except on an imported VM (no
+        // template recorded yet), whose first apply records the blocks as they are.
+        if !prior.template.is_null() {
+            if prior.linux != planned.linux {
+                replace.push(AttributePath::new("linux"));
+            }
+            if prior.windows != planned.windows {
+                replace.push(AttributePath::new("windows"));
+            }
         }
         plan_defaults(&mut planned);
         let before = nic_list(&prior);
@@ -1137,6 +1186,15 @@ impl Resource for VmResource {
             }
         };
 
+        // Checked at plan time too; a replacement's plan does not look at the template.
+        let windows = is_windows(&template);
+        let hostname = guest_name(&input, windows);
+        let first_domain = subnets.first().and_then(|s| s.subnet.domain.as_deref());
+        let Some(guest) = customization::guest_family(windows, &input.guest, first_domain) else {
+            customization::check_family(diags, windows, &input.template, &input.guest);
+            return None;
+        };
+
         // Addresses first, as pending records of a ticket: from here on every failure rolls back.
         let ticket = Ticket::mine();
         let owner = ticket.owner_id();
@@ -1159,11 +1217,6 @@ impl Resource for VmResource {
                 return None;
             }
         };
-        let windows = is_windows(&template);
-        let hostname = input
-            .hostname
-            .clone()
-            .unwrap_or_else(|| host_name_of(&input.name, if windows { 15 } else { 63 }));
         let mut nic_specs = Vec::new();
         for ((record, pg), subnet) in records.iter().zip(&placed.portgroups).zip(&subnets) {
             match nic_spec(&inventory, pg, subnet, record.ip) {
@@ -1187,7 +1240,7 @@ impl Resource for VmResource {
             num_cpus: input.num_cpus,
             memory_mb: input.memory_mb,
             hostname: hostname.clone(),
-            guest: guest_family(&template, &subnets),
+            guest,
             nics: nic_specs,
             instance_uuid: Some(ticket.instance_uuid.clone()),
         };

@@ -20,7 +20,9 @@
 //! 4. `ReconfigVM_Task` only when CPU/memory did not come out as asked (the simulator's clone
 //!    copies the source's hardware), `RelocateVM_Task` only when the clone is not on the chosen
 //!    host (the simulator ignores the clone's host);
-//! 5. `CustomizeVM_Task`: host name and one adapter mapping per NIC, matched by its new MAC;
+//! 5. `CustomizeVM_Task`: the guest family's spec (`CustomizationLinuxPrep` or
+//!    `CustomizationSysprep`, passwords as plain-text `CustomizationPassword`s) and one adapter
+//!    mapping per NIC, matched by its new MAC;
 //! 6. `PowerOnVM_Task`, which applies the customization.
 //!
 //! Once the clone exists, any failure powers it off if needed and destroys it before the error
@@ -53,13 +55,14 @@ use vim_rs::types::enums::{
 use vim_rs::types::struct_enum::StructType;
 use vim_rs::types::structs::{
     CustomizationAdapterMapping, CustomizationFixedIp, CustomizationFixedName,
-    CustomizationGlobalIpSettings, CustomizationGuiUnattended, CustomizationIdentification,
-    CustomizationIpSettings, CustomizationLinuxPrep, CustomizationPassword, CustomizationSpec,
-    CustomizationSysprep, CustomizationUserData, CustomizationWinOptions,
-    DistributedVirtualSwitchPortConnection, GuestNicInfo, ManagedObjectReference, MethodFault,
-    ObjectContent, ObjectSpec, PropertyFilterSpec, PropertySpec, RetrieveOptions, SelectionSpec,
-    TraversalSpec, VirtualDevice, VirtualDeviceConfigSpec, VirtualDeviceConnectInfo,
-    VirtualDeviceDeviceBackingInfo, VirtualE1000, VirtualE1000E, VirtualEthernetCard,
+    CustomizationGlobalIpSettings, CustomizationGuiRunOnce, CustomizationGuiUnattended,
+    CustomizationIdentification, CustomizationIpSettings, CustomizationLinuxPrep,
+    CustomizationPassword, CustomizationSpec, CustomizationSysprep, CustomizationUserData,
+    CustomizationWinOptions, DistributedVirtualSwitchPortConnection, GuestNicInfo,
+    ManagedObjectReference, MethodFault, ObjectContent, ObjectSpec, PropertyFilterSpec,
+    PropertySpec, RetrieveOptions, SelectionSpec, TraversalSpec, VirtualDevice,
+    VirtualDeviceConfigSpec, VirtualDeviceConnectInfo, VirtualDeviceDeviceBackingInfo,
+    VirtualE1000, VirtualE1000E, VirtualEthernetCard,
     VirtualEthernetCardDistributedVirtualPortBackingInfo, VirtualEthernetCardNetworkBackingInfo,
     VirtualMachineCloneSpec, VirtualMachineConfigSpec, VirtualMachineRelocateSpec, VirtualVmxnet,
     VirtualVmxnet3,
@@ -86,50 +89,114 @@ const TASK_POLL_MAX: Duration = Duration::from_secs(5);
 /// Windows (NetBIOS) computer names are at most 15 characters.
 const MAX_WINDOWS_NAME: usize = 15;
 
-/// Windows time zone index used when none is given: "GMT Standard Time".
-const DEFAULT_WINDOWS_TIME_ZONE: i32 = 85;
-
-/// Sysprep wants a registered user and organization; they are not shown anywhere that matters.
-const SYSPREP_OWNER: &str = "vsphereipam";
-
 // ---------------------------------------------------------------------------------------------
 // Public types
 
-/// How the guest operating system is customized. `Debug` leaves the password out.
-#[derive(Clone, PartialEq, Eq)]
+/// How the guest operating system is customized, with the computer's name in
+/// [`CreateVm::hostname`]. `Debug` leaves every secret out.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestFamily {
-    /// Linux customization (LinuxPrep): [`CreateVm::hostname`] in `domain` (for example
-    /// "example.com"; must not be empty).
-    Linux { domain: String },
-    /// Windows sysprep: [`CreateVm::hostname`] is the computer name (at most 15 characters),
-    /// the machine joins `workgroup`. `admin_password` is the new Administrator password
-    /// (`None`: blank, as sysprep does); `time_zone` is a Microsoft time zone index (default
-    /// 85, GMT Standard Time).
-    Windows {
-        workgroup: String,
-        admin_password: Option<String>,
-        time_zone: Option<i32>,
+    Linux(LinuxPrep),
+    Windows(Sysprep),
+}
+
+/// Linux customization (`CustomizationLinuxPrep`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinuxPrep {
+    /// DNS domain of the host ("example.com"); must not be empty.
+    pub domain: String,
+    /// tz database name ("Europe/Berlin"); `None` leaves the template's.
+    pub time_zone: Option<String>,
+    /// Whether the hardware clock is in UTC; `None` leaves the template's.
+    pub hw_clock_utc: Option<bool>,
+    /// Customization script run in the guest (before and after customization).
+    pub script_text: Option<String>,
+}
+
+/// Windows customization (`CustomizationSysprep`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sysprep {
+    /// The new Administrator password, sent as plain text (never empty: a blank password is
+    /// refused).
+    pub admin_password: String,
+    pub identity: WindowsIdentity,
+    /// Registered owner.
+    pub full_name: String,
+    /// Registered organization.
+    pub organization_name: String,
+    /// Windows product key; `None` sends none.
+    pub product_key: Option<String>,
+    /// Microsoft time zone index (85 is GMT Standard Time).
+    pub time_zone: i32,
+    pub auto_logon: bool,
+    /// Times Administrator is logged on automatically when `auto_logon` (at least 1).
+    pub auto_logon_count: i32,
+    /// Commands run at the first logon (`guiRunOnce`).
+    pub run_once: Vec<String>,
+}
+
+/// What a Windows guest joins.
+#[derive(Clone, PartialEq, Eq)]
+pub enum WindowsIdentity {
+    Workgroup(String),
+    Domain {
+        domain: String,
+        user: String,
+        password: String,
+        /// Organizational unit for the computer account ("OU=web,DC=corp,DC=example").
+        ou: Option<String>,
     },
 }
 
-impl fmt::Debug for GuestFamily {
+/// Stands for a secret in `Debug` output.
+const REDACTED: &str = "<redacted>";
+
+impl fmt::Debug for LinuxPrep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A script may carry credentials: only its size is shown.
+        f.debug_struct("LinuxPrep")
+            .field("domain", &self.domain)
+            .field("time_zone", &self.time_zone)
+            .field("hw_clock_utc", &self.hw_clock_utc)
+            .field(
+                "script_text",
+                &self
+                    .script_text
+                    .as_ref()
+                    .map(|s| format!("<{} bytes>", s.len())),
+            )
+            .finish()
+    }
+}
+
+impl fmt::Debug for Sysprep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sysprep")
+            .field("admin_password", &REDACTED)
+            .field("identity", &self.identity)
+            .field("full_name", &self.full_name)
+            .field("organization_name", &self.organization_name)
+            .field("product_key", &self.product_key.as_ref().map(|_| REDACTED))
+            .field("time_zone", &self.time_zone)
+            .field("auto_logon", &self.auto_logon)
+            .field("auto_logon_count", &self.auto_logon_count)
+            .field("run_once", &format!("<{} commands>", self.run_once.len()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for WindowsIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GuestFamily::Linux { domain } => {
-                f.debug_struct("Linux").field("domain", domain).finish()
-            }
-            GuestFamily::Windows {
-                workgroup,
-                admin_password,
-                time_zone,
+            WindowsIdentity::Workgroup(w) => f.debug_tuple("Workgroup").field(w).finish(),
+            WindowsIdentity::Domain {
+                domain, user, ou, ..
             } => f
-                .debug_struct("Windows")
-                .field("workgroup", workgroup)
-                .field(
-                    "admin_password",
-                    &admin_password.as_ref().map(|_| "<redacted>"),
-                )
-                .field("time_zone", time_zone)
+                .debug_struct("Domain")
+                .field("domain", domain)
+                .field("user", user)
+                .field("password", &REDACTED)
+                .field("ou", ou)
                 .finish(),
         }
     }
@@ -1322,21 +1389,47 @@ fn validate(spec: &CreateVm) -> Result<(), VmOpError> {
         ));
     }
     match &spec.guest {
-        GuestFamily::Linux { domain } if domain.trim().is_empty() => {
-            return invalid("the Linux guest customization needs a domain".to_string());
+        GuestFamily::Linux(linux) => {
+            if linux.domain.trim().is_empty() {
+                return invalid("the Linux guest customization needs a domain".to_string());
+            }
         }
-        GuestFamily::Windows { workgroup, .. } => {
+        GuestFamily::Windows(win) => {
             if host.len() > MAX_WINDOWS_NAME || host.chars().all(|c| c.is_ascii_digit()) {
                 return invalid(format!(
                     "Windows computer name \"{host}\" must be at most {MAX_WINDOWS_NAME} \
                      characters and not only digits"
                 ));
             }
-            if workgroup.trim().is_empty() {
-                return invalid("the Windows guest customization needs a workgroup".to_string());
+            // vCenter takes a missing password as "blank"; never send that.
+            if win.admin_password.is_empty() {
+                return invalid("the Windows Administrator password is empty".to_string());
+            }
+            match &win.identity {
+                WindowsIdentity::Workgroup(w) if w.trim().is_empty() => {
+                    return invalid("the Windows workgroup is empty".to_string());
+                }
+                WindowsIdentity::Domain {
+                    domain,
+                    user,
+                    password,
+                    ..
+                } if domain.trim().is_empty() || user.trim().is_empty() || password.is_empty() => {
+                    return invalid(
+                        "joining a Windows domain needs the domain, a domain user and its \
+                         password"
+                            .to_string(),
+                    );
+                }
+                _ => {}
+            }
+            if win.auto_logon && win.auto_logon_count < 1 {
+                return invalid(format!(
+                    "auto_logon_count must be at least 1, got {}",
+                    win.auto_logon_count
+                ));
             }
         }
-        GuestFamily::Linux { .. } => {}
     }
     for (i, nic) in spec.nics.iter().enumerate() {
         if !(1..=32).contains(&nic.prefix_len) {
@@ -1813,17 +1906,22 @@ fn customization_spec(spec: &CreateVm, macs: &[String]) -> CustomizationSpec {
             name: spec.hostname.clone(),
         })
     };
+    let password = |value: &str| CustomizationPassword {
+        value: value.to_string(),
+        // Not encrypted by vCenter's wizard: the API must not try to decrypt it.
+        plain_text: true,
+    };
     let (identity, options): (
         Box<dyn CustomizationIdentitySettingsTrait>,
         Option<Box<dyn CustomizationOptionsTrait>>,
     ) = match &spec.guest {
-        GuestFamily::Linux { domain } => (
+        GuestFamily::Linux(linux) => (
             Box::new(CustomizationLinuxPrep {
                 host_name: name(),
-                domain: domain.clone(),
-                time_zone: None,
-                hw_clock_utc: Some(true),
-                script_text: None,
+                domain: linux.domain.clone(),
+                time_zone: linux.time_zone.clone(),
+                hw_clock_utc: linux.hw_clock_utc,
+                script_text: linux.script_text.clone(),
                 compatible_customization_method: None,
                 reset_password: None,
                 password: None,
@@ -1831,51 +1929,64 @@ fn customization_spec(spec: &CreateVm, macs: &[String]) -> CustomizationSpec {
             }),
             None,
         ),
-        GuestFamily::Windows {
-            workgroup,
-            admin_password,
-            time_zone,
-        } => (
-            Box::new(CustomizationSysprep {
-                gui_unattended: CustomizationGuiUnattended {
-                    password: admin_password.as_ref().map(|p| CustomizationPassword {
-                        value: p.clone(),
-                        plain_text: true,
-                    }),
-                    time_zone: time_zone.unwrap_or(DEFAULT_WINDOWS_TIME_ZONE),
-                    auto_logon: false,
-                    auto_logon_count: 1,
-                },
-                user_data: CustomizationUserData {
-                    full_name: SYSPREP_OWNER.to_string(),
-                    org_name: SYSPREP_OWNER.to_string(),
-                    computer_name: name(),
-                    product_id: String::new(),
-                },
-                gui_run_once: None,
-                identification: CustomizationIdentification {
+        GuestFamily::Windows(win) => {
+            let identification = match &win.identity {
+                WindowsIdentity::Workgroup(workgroup) => CustomizationIdentification {
                     join_workgroup: Some(workgroup.clone()),
                     join_domain: None,
                     domain_admin: None,
                     domain_admin_password: None,
                     domain_ou: None,
                 },
-                license_file_print_data: None,
-                script_text: None,
-                reset_password: None,
-                extra_config: None,
-            }),
-            Some(Box::new(CustomizationWinOptions {
-                change_sid: true,
-                delete_accounts: false,
-                reboot: None,
-            })),
-        ),
+                WindowsIdentity::Domain {
+                    domain,
+                    user,
+                    password: domain_password,
+                    ou,
+                } => CustomizationIdentification {
+                    join_workgroup: None,
+                    join_domain: Some(domain.clone()),
+                    domain_admin: Some(user.clone()),
+                    domain_admin_password: Some(password(domain_password)),
+                    domain_ou: ou.clone(),
+                },
+            };
+            (
+                Box::new(CustomizationSysprep {
+                    gui_unattended: CustomizationGuiUnattended {
+                        password: Some(password(&win.admin_password)),
+                        time_zone: win.time_zone,
+                        auto_logon: win.auto_logon,
+                        auto_logon_count: win.auto_logon_count,
+                    },
+                    user_data: CustomizationUserData {
+                        full_name: win.full_name.clone(),
+                        org_name: win.organization_name.clone(),
+                        computer_name: name(),
+                        // The API takes an empty product id as "none".
+                        product_id: win.product_key.clone().unwrap_or_default(),
+                    },
+                    gui_run_once: (!win.run_once.is_empty()).then(|| CustomizationGuiRunOnce {
+                        command_list: win.run_once.clone(),
+                    }),
+                    identification,
+                    license_file_print_data: None,
+                    script_text: None,
+                    reset_password: None,
+                    extra_config: None,
+                }),
+                Some(Box::new(CustomizationWinOptions {
+                    change_sid: true,
+                    delete_accounts: false,
+                    reboot: None,
+                })),
+            )
+        }
     };
     let mut dns_servers: Vec<String> = Vec::new();
     let mut suffixes: Vec<String> = Vec::new();
-    if let GuestFamily::Linux { domain } = &spec.guest {
-        suffixes.push(domain.clone());
+    if let GuestFamily::Linux(linux) = &spec.guest {
+        suffixes.push(linux.domain.clone());
     }
     let nic_setting_map = spec
         .nics

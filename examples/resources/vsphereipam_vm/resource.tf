@@ -38,17 +38,58 @@ resource "vsphereipam_vm" "web" {
   }
 }
 
-# A database VM at a chosen address, with its own host name.
+# A Linux database VM at a chosen address, with its own host name, time zone and a script run
+# by the customization. Its domain is the app subnet's (app.example.com).
 resource "vsphereipam_vm" "db" {
   name             = "db-0"
   datacenter       = "DC0"
   template         = "tmpl-linux"
-  hostname         = "db0"
   guest_ip_timeout = "5m"
 
   network_interface {
     subnet_id  = vsphereipam_ipsubnet.app.id
     ip_address = "10.20.0.200"
+  }
+
+  linux {
+    host_name    = "db0"
+    time_zone    = "Europe/Berlin"
+    hw_clock_utc = true
+    script_text  = <<-EOT
+      #!/bin/sh
+      if [ "$1" = "postcustomization" ]; then
+        echo "customized by Terraform" > /etc/motd
+      fi
+    EOT
+  }
+}
+
+# The Administrator password comes from a sensitive variable (TF_VAR_windows_admin_password):
+# Terraform hides it in plans, the provider never logs it.
+variable "windows_admin_password" {
+  type      = string
+  sensitive = true
+}
+
+# A Windows server in a workgroup. Windows templates need a windows block with an
+# admin_password: a Windows VM is never left with a blank Administrator password. To join a
+# domain instead, set join_domain, domain_admin_user and domain_admin_password.
+resource "vsphereipam_vm" "win" {
+  name       = "win-0"
+  datacenter = "DC0"
+  template   = "tmpl-windows"
+
+  network_interface {
+    subnet_id = vsphereipam_ipsubnet.app.id
+  }
+
+  windows {
+    computer_name         = "WIN0"
+    admin_password        = var.windows_admin_password
+    workgroup             = "LAB"
+    organization_name     = "Example Corp"
+    time_zone             = 110 # W. Europe Standard Time
+    run_once_command_list = ["winrm quickconfig -quiet"]
   }
 }
 
