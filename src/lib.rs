@@ -9,5 +9,6 @@ pub mod nodelay;
 pub mod pending;
 pub mod placement;
 pub mod provider;
+pub mod redact;
 pub mod store;
 pub mod vsphere;

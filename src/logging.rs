@@ -3,7 +3,8 @@
 //! Terraform reads a plugin's stderr and re-logs each JSON line at the level it names, so
 //! `TF_LOG=DEBUG` (or `TF_LOG_PROVIDER`) shows our lines with their real level. Nothing that
 //! is logged may carry a secret: callers log setting names and hosts, never values of
-//! `password` or store URLs with credentials (see [`redact_url`]).
+//! `password`, and every line passes through [`crate::redact::redact`] before it is written,
+//! so a URL or DSN with a password that slips into a message is masked all the same.
 
 use std::fmt;
 use std::io::Write;
@@ -15,7 +16,14 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the stderr logger unless tf-provider will install its own (`PLUGIN_LOG_FILE`).
+///
+/// Also turns off library backtraces for the plugin: with `RUST_BACKTRACE=1` in the
+/// environment, tf-provider appends a backtrace (source paths, line numbers) to the detail of
+/// every diagnostic, and anyhow captures one in every error. Panics still honour
+/// `RUST_BACKTRACE`, which only reads `RUST_LIB_BACKTRACE` for library captures.
 pub fn init() {
+    // Before any other thread exists: setting the environment is then sound.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     if std::env::var_os("PLUGIN_LOG_FILE").is_some() {
         return;
     }
@@ -41,19 +49,40 @@ pub fn init() {
         .try_init();
 }
 
-/// Removes the password from a URL such as `postgres://user:secret@host/db`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
+/// For the admin commands: warnings as `warn: message (key=value)` lines on stderr, redacted
+/// like the plugin's.
+pub fn init_cli() {
+    let _ = tracing_subscriber::registry()
+        .with(EnvFilter::new("warn"))
+        .with(PlainLayer)
+        .try_init();
+}
+
+struct PlainLayer;
+
+impl<S: Subscriber> Layer<S> for PlainLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut fields = JsonFields::default();
+        event.record(&mut fields);
+        let extra: Vec<String> = fields
+            .extra
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect();
+        let level = event.metadata().level().as_str().to_ascii_lowercase();
+        let mut line = format!("{level}: {}", fields.message);
+        if !extra.is_empty() {
+            line.push_str(&format!(" ({})", extra.join(", ")));
         }
-        None => url.to_string(),
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
 }
+
+/// The one redaction helper, under the name the store's PostgreSQL backend imports.
+pub use crate::redact::redact as redact_url;
 
 struct HclogLayer;
 
@@ -106,19 +135,15 @@ struct JsonFields {
 
 impl Visit for JsonFields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = format!("{value:?}");
+        self.record_str(field, &format!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let text = crate::redact::redact(value);
         if field.name() == "message" {
             self.message = text;
         } else {
             self.extra.insert(field.name().to_string(), text.into());
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = value.to_string();
-        } else {
-            self.extra.insert(field.name().to_string(), value.into());
         }
     }
 
@@ -169,14 +194,32 @@ mod tests {
     }
 
     #[test]
-    fn redacts_password_in_urls() {
-        assert_eq!(
-            redact_url("postgres://ipam:s3cret@db.example/ipam"),
-            "postgres://ipam:***@db.example/ipam"
-        );
-        assert_eq!(
-            redact_url("sqlite:///var/lib/x.db"),
-            "sqlite:///var/lib/x.db"
-        );
+    fn fields_and_messages_are_redacted() {
+        struct Probe;
+        impl fmt::Debug for Probe {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("host=db password=s3cret")
+            }
+        }
+        let event = |dispatch: &tracing::Dispatch| {
+            tracing::dispatcher::with_default(dispatch, || {
+                tracing::warn!(store = "postgres://u:s3cret@db/x", probe = ?Probe,
+                    "opening postgres://u:s3cret@db/x")
+            })
+        };
+        let fields = std::sync::Arc::new(std::sync::Mutex::new(JsonFields::default()));
+        struct Capture(std::sync::Arc<std::sync::Mutex<JsonFields>>);
+        impl<S: Subscriber> Layer<S> for Capture {
+            fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+                event.record(&mut *self.0.lock().unwrap());
+            }
+        }
+        let dispatch =
+            tracing::Dispatch::new(tracing_subscriber::registry().with(Capture(fields.clone())));
+        event(&dispatch);
+        let fields = fields.lock().unwrap();
+        let all = format!("{} {:?}", fields.message, fields.extra);
+        assert!(!all.contains("s3cret"), "{all}");
+        assert!(all.contains("postgres://u:***@db/x"), "{all}");
     }
 }

@@ -96,6 +96,7 @@ pub fn started_by_terraform() -> bool {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::logging::init_cli();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start: {e}")),
@@ -107,7 +108,8 @@ pub fn main() -> ExitCode {
 }
 
 fn fail(message: String) -> ExitCode {
-    eprintln!("error: {message}");
+    // Errors may quote a store URL or DSN as the user gave it.
+    eprintln!("error: {}", crate::redact::redact(&message));
     ExitCode::from(2)
 }
 

@@ -29,7 +29,7 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("connect", &self.connect)
-            .field("store", &crate::logging::redact_url(&self.store))
+            .field("store", &crate::redact::redact(&self.store))
             .finish()
     }
 }
@@ -62,9 +62,30 @@ pub fn resolve(
             String::new()
         })
     };
-    let server = required("vsphere_server", raw.vsphere_server, "VSPHERE_SERVER");
-    let user = required("user", raw.user, "VSPHERE_USER");
-    let password = required("password", raw.password, "VSPHERE_PASSWORD");
+    // Credentials written into the server (`https://user:pass@vc`, as govc's GOVC_URL takes
+    // them) never travel with it into logs or diagnostics; they stand in for `user` and
+    // `password` when those are unset.
+    let server = raw.vsphere_server.or_else(|| env("VSPHERE_SERVER"));
+    let (server, url_user, url_password) = match server {
+        Some(s) => {
+            let (server, user, password) = split_userinfo(&s);
+            (Some(server), user, password)
+        }
+        None => (None, None, None),
+    };
+    let server = required("vsphere_server", server, "VSPHERE_SERVER");
+    let user = required(
+        "user",
+        raw.user.or_else(|| env("VSPHERE_USER")).or(url_user),
+        "VSPHERE_USER",
+    );
+    let password = required(
+        "password",
+        raw.password
+            .or_else(|| env("VSPHERE_PASSWORD"))
+            .or(url_password),
+        "VSPHERE_PASSWORD",
+    );
 
     let allow_unverified_ssl = match raw.allow_unverified_ssl {
         Some(v) => v,
@@ -136,6 +157,32 @@ pub fn resolve_store(
     }
 }
 
+/// Splits `[scheme://][user[:password]@]host[:port][/path]` into the server without its
+/// userinfo and the (percent-decoded) user and password.
+pub fn split_userinfo(server: &str) -> (String, Option<String>, Option<String>) {
+    let trimmed = server.trim();
+    let (scheme, rest) = match trimmed.find("://") {
+        Some(i) => trimmed.split_at(i + 3),
+        None => ("", trimmed),
+    };
+    // The last '@' ends the userinfo: a password may hold an unencoded '@'.
+    let Some(at) = rest.rfind('@') else {
+        return (trimmed.to_string(), None, None);
+    };
+    let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, password) = match userinfo.split_once(':') {
+        Some((u, p)) => (decode(u), Some(decode(p))),
+        None => (decode(userinfo), None),
+    };
+    let user = Some(user).filter(|u| !u.is_empty());
+    (format!("{scheme}{host}"), user, password)
+}
+
 fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" => Some(true),
@@ -156,7 +203,7 @@ fn check_store_url(url: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "The store must be \"sqlite://<path>\" or \"postgres://user@host/db\"; got {:?}.",
-            crate::logging::redact_url(url)
+            crate::redact::redact(url)
         ))
     }
 }
@@ -246,6 +293,38 @@ mod tests {
             ]
         );
         assert!(errs[0].detail.contains("VSPHERE_SERVER"));
+    }
+
+    #[test]
+    fn credentials_in_the_server_are_split_off() {
+        let s = resolve(
+            RawSettings::default(),
+            env(&[(
+                "VSPHERE_SERVER",
+                "https://admin%40corp:p%40ss:w@vc.example:443/sdk",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(s.connect.server, "https://vc.example:443/sdk");
+        assert_eq!(s.connect.user, "admin@corp");
+        assert_eq!(s.connect.password, "p@ss:w");
+        assert!(!format!("{s:?}").contains("p@ss"));
+        // Explicit settings win over the userinfo; a bare `user:pass@host` is split too.
+        let s = resolve(
+            RawSettings {
+                vsphere_server: Some("u:secret@vc".into()),
+                password: Some("explicit".into()),
+                ..Default::default()
+            },
+            env(&[("VSPHERE_USER", "env-user")]),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.connect.server.as_str(), s.connect.user.as_str()),
+            ("vc", "env-user")
+        );
+        assert_eq!(s.connect.password, "explicit");
+        assert_eq!(split_userinfo("vc:443"), ("vc:443".into(), None, None));
     }
 
     #[test]

@@ -190,6 +190,8 @@ pub(crate) fn provider_schema() -> Schema {
             attributes: map! {
                 "vsphere_server" => optional(AttributeType::String,
                     "vCenter server name, optionally with `:port` and an `https://` prefix. \
+                     Credentials written into it (`https://user:password@vc`) stand in for \
+                     `user` and `password` when those are unset, and are never logged. \
                      Environment: `VSPHERE_SERVER`."),
                 "user" => optional(AttributeType::String,
                     "vCenter user name. Environment: `VSPHERE_USER`."),
@@ -205,10 +207,15 @@ pub(crate) fn provider_schema() -> Schema {
                 "api_transport" => optional(AttributeType::String,
                     "`auto` (default: VI/JSON on vCenter 8.0U1 and later, SOAP elsewhere), \
                      `soap` or `json`."),
-                "store" => optional(AttributeType::String,
-                    "IPAM store URL: `sqlite:///path/ipam.db` (embedded, the default is a per-user \
-                     file) or `postgres://user@host/db` for a store shared by many machines. \
-                     Environment: `VSPHEREIPAM_STORE`.")
+                "store" => tf_provider::schema::Attribute {
+                    sensitive: true,
+                    ..optional(AttributeType::String,
+                        "IPAM store URL: `sqlite:///path/ipam.db` (embedded, the default is a \
+                         per-user file, created in a directory of mode 0700) or \
+                         `postgres://user@host/db` for a store shared by many machines. \
+                         Sensitive: a password in it (`user:password@`, `?password=`) is never \
+                         logged or shown. Environment: `VSPHEREIPAM_STORE`.")
+                }
             },
             ..Default::default()
         },
@@ -275,10 +282,10 @@ impl Provider for VsphereIpamProvider {
             Ok(Err(e)) => {
                 diags.error(
                     "Cannot open the IPAM store",
-                    format!(
+                    crate::redact::redact(&format!(
                         "{e}. Check `store` (VSPHEREIPAM_STORE): {}.",
-                        crate::logging::redact_url(&settings.store)
-                    ),
+                        settings.store
+                    )),
                     AttributePath::new("store"),
                 );
                 None

@@ -102,6 +102,8 @@ pub fn store_error_at(diags: &mut Diagnostics, e: &StoreError, path: Option<Attr
             format!("{e}. Check the provider's `store` setting and that the database is reachable; nothing was changed."),
         ),
     };
+    // A store error may quote its URL or a server message that does.
+    let detail = crate::redact::redact(&detail);
     match path {
         Some(p) => diags.error(summary, detail, p),
         None => diags.root_error(summary, detail),

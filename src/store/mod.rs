@@ -224,7 +224,7 @@ impl Store {
         }
         Err(StoreError::Unavailable(format!(
             "unsupported store URL {:?}: use sqlite://<path> or postgres://user@host/db",
-            crate::logging::redact_url(url)
+            crate::redact::redact(url)
         )))
     }
 

@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file shared by every Terraform run of a user on a machine.
 //!
-//! Created with mode 0600, WAL journal (readers never block the writer), a busy timeout so a
+//! Created with mode 0600 in a directory created 0700 (an existing file with a wider mode is
+//! set to 0600, with a warning), WAL journal (readers never block the writer), a busy timeout so a
 //! second process waits instead of failing, and versioned migrations. Every transaction starts
 //! with `BEGIN IMMEDIATE`: it takes the write lock first, so the check and the write of an
 //! allocation can never interleave with another process's.
@@ -85,11 +86,10 @@ impl SqliteBackend {
     pub fn open(path: &str) -> Result<Self> {
         let file = Path::new(path);
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                unavailable(format!("cannot create directory {}: {e}", dir.display()))
-            })?;
+            create_private_dir(dir)?;
         }
         create_private(file)?;
+        tighten(file);
         let conn =
             Connection::open(file).map_err(|e| unavailable(format!("cannot open {path}: {e}")))?;
         conn.busy_timeout(Duration::from_secs(60))
@@ -140,6 +140,60 @@ impl SqliteBackend {
         }
         tx.commit().map_err(unavailable)
     }
+}
+
+/// Creates the directories missing on the way to the store with mode 0700, whatever the
+/// umask; directories that exist are the user's choice and stay as they are.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| unavailable(format!("cannot create directory {}: {e}", dir.display())))
+}
+
+/// Brings the store file and its `-wal`/`-shm` companions to mode 0600 when a wider mode was
+/// left on them (an older version, a copy, a umask of 000), with a warning: other users could
+/// read the addresses and VM ids, or with write access corrupt the store. A file that cannot
+/// be changed (another owner) only gets the warning.
+fn tighten(file: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut names = vec![file.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut name = file.as_os_str().to_owned();
+            name.push(suffix);
+            names.push(name.into());
+        }
+        for name in names {
+            let Ok(meta) = std::fs::metadata(&name) else {
+                continue;
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 == 0 {
+                continue;
+            }
+            match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => tracing::warn!(
+                    file = %name.display(),
+                    "the IPAM store file had mode {mode:03o}, readable by other users; set it to 0600"
+                ),
+                Err(e) => tracing::warn!(
+                    file = %name.display(),
+                    "the IPAM store file has mode {mode:03o}, readable by other users, and cannot \
+                     be set to 0600 ({e}); restrict it by hand"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
 }
 
 /// Creates the file with mode 0600 if it does not exist: addresses and VM ids are nobody
