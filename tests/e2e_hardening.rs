@@ -1,5 +1,6 @@
 //! Hardening, end to end through Terraform 1.15 and 1.0.3 against the simulator: secrets never
-//! printed (TRACE logs, diagnostics, the admin CLI) and private store files.
+//! printed (TRACE logs, diagnostics, the admin CLI), private store files, and plan-time refusals
+//! that name their attribute and say what to do.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::process::Command;
 
 use common::env::Env;
 use common::sim::Sim;
-use common::terraform::{header, versions, Run, Terraform, Workdir};
+use common::terraform::{expect_error, header, versions, Run, Terraform, Workdir};
 
 /// A workdir with `provider_block` and `body`, vCenter settings from the environment (`server`
 /// and `credentials` as given), and `store` in VSPHEREIPAM_STORE when set.
@@ -308,4 +309,295 @@ fn store_files_are_private() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("mode 664"), "{stderr}");
     assert_eq!(mode(Path::new(&file)), 0o600);
+}
+
+const BASE: &str = r#"
+data "vsphereipam_wire" "app" {
+  name = "pg-app"
+}
+data "vsphereipam_wire" "db" {
+  name = "pg-db"
+}
+resource "vsphereipam_ipsubnet" "app" {
+  name     = "app"
+  wire_id  = data.vsphereipam_wire.app.id
+  cidr     = "10.20.0.0/24"
+  start_ip = "10.20.0.100"
+  end_ip   = "10.20.0.199"
+}
+resource "vsphereipam_ip_address" "held" {
+  subnet_id  = vsphereipam_ipsubnet.app.id
+  ip_address = "10.20.0.150"
+}
+"#;
+
+/// A `vsphereipam_vm` on the app subnet with `extra` attributes and one NIC block per entry.
+fn vm(label: &str, extra: &str, nics: &[&str]) -> String {
+    let blocks: String = nics
+        .iter()
+        .map(|n| {
+            format!(
+                "  network_interface {{\n    subnet_id = vsphereipam_ipsubnet.app.id\n{n}  }}\n"
+            )
+        })
+        .collect();
+    format!(
+        "resource \"vsphereipam_vm\" \"{label}\" {{\n  name       = \"{label}\"\n  datacenter = \"DC0\"\n  \
+         template   = \"tmpl-linux\"\n{extra}{blocks}}}\n"
+    )
+}
+
+/// Every check that can run at plan time does, on the attribute at fault, saying what to do.
+#[test]
+fn plan_time_checks_name_their_attribute() {
+    let sim = Sim::start("test");
+    let m = sim.manifest();
+    let moref = |name: &str| {
+        m.portgroups
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap()
+            .moref
+            .clone()
+    };
+    let uplink = m
+        .portgroups
+        .iter()
+        .find(|p| p.uplink)
+        .expect("the scenario has an uplink port group");
+    let uuid = |name: &str| m.vms.iter().find(|v| v.name == name).unwrap().uuid.clone();
+    let (app1, tmpl) = (uuid("vm-app-1"), uuid("tmpl-linux"));
+    let cases: Vec<(String, &str, String, &[&str])> = vec![
+        (
+            vm("big", "  memory_mb  = 99999999999\n", &[""]),
+            "Invalid memory_mb",
+            "memory_mb  = 99999999999".into(),
+            &["from 4 to 25165824"],
+        ),
+        (
+            vm(
+                "twice",
+                "",
+                &["    ip_address = \"10.20.0.160\"\n", "    ip_address = \"10.20.0.160\"\n"],
+            ),
+            "Two NICs ask for one address",
+            "ip_address = \"10.20.0.160\"".into(),
+            &["network_interface[0] and network_interface[1] both ask for 10.20.0.160"],
+        ),
+        (
+            vm("f", "  folder     = \"no/such\"\n", &[""]),
+            "The VM folder was not found",
+            "folder     = \"no/such\"".into(),
+            &["DC0/vm/no/such"],
+        ),
+        (
+            vm("d", "  datastore  = \"NoSuchDS\"\n", &[""]),
+            "The datastore was not found",
+            "datastore  = \"NoSuchDS\"".into(),
+            &["DC0/datastore/NoSuchDS"],
+        ),
+        (
+            "resource \"vsphereipam_ip_address\" \"out\" {\n  subnet_id  = vsphereipam_ipsubnet.app.id\n  ip_address = \"10.20.0.50\"\n}\n".into(),
+            "Refused by the IPAM",
+            "ip_address = \"10.20.0.50\"".into(),
+            &["outside the allocatable range"],
+        ),
+        (
+            "resource \"vsphereipam_ip_address\" \"again\" {\n  subnet_id  = vsphereipam_ipsubnet.app.id\n  ip_address = \"10.20.0.150\"\n}\n".into(),
+            "Address already taken",
+            "ip_address = \"10.20.0.150\"".into(),
+            &["vsphereipam_ip_address"],
+        ),
+        (
+            format!("data \"vsphereipam_wire\" \"both\" {{\n  moref = \"{}\"\n  name  = \"pg-app\"\n}}\n", moref("pg-db")),
+            "`moref` and `name` name different port groups",
+            "name  = \"pg-app\"".into(),
+            &["is port group \"pg-db\""],
+        ),
+        (
+            format!("data \"vsphereipam_wire\" \"up\" {{\n  name = \"{}\"\n}}\n", uplink.name),
+            "Uplink port groups are not wires",
+            format!("name = \"{}\"", uplink.name),
+            &["VM port group"],
+        ),
+        (
+            format!("data \"vsphereipam_wire\" \"up\" {{\n  moref = \"{}\"\n}}\n", uplink.moref),
+            "Uplink port groups are not wires",
+            format!("moref = \"{}\"", uplink.moref),
+            &[],
+        ),
+        (
+            "resource \"vsphereipam_ipsubnet\" \"dom\" {\n  name    = \"dom\"\n  wire_id = data.vsphereipam_wire.db.id\n  cidr    = \"10.30.0.0/24\"\n  domain  = \"corp_example.\"\n}\n".into(),
+            "Invalid domain",
+            "domain  = \"corp_example.\"".into(),
+            &["corp.example"],
+        ),
+        (
+            format!("resource \"vsphereipam_vm_nic_fix\" \"t\" {{\n  vm_id = \"{tmpl}\"\n  nic {{\n    ip_address = \"10.20.0.170\"\n  }}\n}}\n"),
+            "A template has no addresses to record",
+            format!("vm_id = \"{tmpl}\""),
+            &["is a template"],
+        ),
+        (
+            format!("resource \"vsphereipam_vm_nic_fix\" \"c\" {{\n  vm_id = \"{app1}\"\n  nic {{\n    ip_address = \"10.20.0.171\"\n  }}\n}}\n"),
+            "VMware Tools report another address",
+            "ip_address = \"10.20.0.171\"".into(),
+            &["report 10.20.0.21"],
+        ),
+    ];
+    for tf in versions() {
+        let v = tf.version;
+        let env = Env::new(&sim, "");
+        let wd = env.workdir(&tf, BASE);
+        wd.apply_ok();
+        for (body, summary, snippet, details) in &cases {
+            wd.write("main.tf", &env.config(&format!("{BASE}{body}")));
+            let run = wd.plan_err();
+            expect_error(&run, v, summary, snippet);
+            let flat = run.flat();
+            for d in *details {
+                assert!(flat.contains(d), "{v}: {summary}: missing {d:?} in {flat}");
+            }
+        }
+
+        // With RUST_BACKTRACE=1 a diagnostic stays a sentence: no backtrace, no source paths.
+        let run = {
+            let out = wd
+                .command(&["plan", "-input=false", "-no-color"])
+                .env("RUST_BACKTRACE", "1")
+                .output()
+                .unwrap();
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        };
+        assert!(
+            run.contains("Invalid") || run.contains("VMware Tools"),
+            "{v}: {run}"
+        );
+        assert!(
+            !run.contains(".rs:") && !run.to_lowercase().contains("backtrace"),
+            "{v}: {run}"
+        );
+
+        // A NIC taking the next free address leaves the one another NIC asks for alone: with
+        // stepdown the next free is .199, the address the second NIC wants.
+        let both = vm("order", "", &["", "    ip_address = \"10.20.0.199\"\n"]);
+        wd.write("main.tf", &env.config(&format!("{BASE}{both}")));
+        let plan = wd.run(&["plan", "-input=false", "-no-color"]);
+        assert!(plan.success, "{v}: {}", plan.all());
+
+        // One attachment per (subnet, wire): a second resource for it is refused, at apply
+        // when both are new, at plan once one exists.
+        let attach = |label: &str| {
+            format!(
+                "resource \"vsphereipam_subnet_additional_wire\" \"{label}\" {{\n  subnet_id = vsphereipam_ipsubnet.app.id\n  wire_id   = data.vsphereipam_wire.db.id\n}}\n"
+            )
+        };
+        let two = format!("{BASE}{}{}", attach("a"), attach("b"));
+        wd.write("main.tf", &env.config(&two));
+        let run = wd.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+        assert!(!run.success, "{v}: {}", run.all());
+        assert!(
+            run.flat().contains("already attached"),
+            "{v}: {}",
+            run.all()
+        );
+        let run = wd.plan_err();
+        expect_error(
+            &run,
+            v,
+            "Wire already attached",
+            "wire_id   = data.vsphereipam_wire.db.id",
+        );
+        assert!(
+            run.flat().contains("terraform import"),
+            "{v}: {}",
+            run.all()
+        );
+        wd.write("main.tf", &env.config(BASE));
+        wd.destroy_ok();
+    }
+}
+
+/// `ipam audit` reports a record whose NIC VMware Tools now report another address for.
+#[test]
+fn audit_reports_a_guest_that_changed_its_address() {
+    use vsphereipam::ipam::ranges::RangeSet;
+    use vsphereipam::ipam::subnet::{validate, Field, SubnetInput};
+    use vsphereipam::store::ops::AllocRequest;
+    use vsphereipam::store::{OwnerKind, Store, SubnetRecord};
+
+    let sim = Sim::start("test");
+    let m = sim.manifest();
+    let app1 = m.vms.iter().find(|v| v.name == "vm-app-1").unwrap();
+    let pg = m.portgroups.iter().find(|p| p.name == "pg-app").unwrap();
+    let wire = format!("{}/{}", sim.info.instance_uuid, pg.moref);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ipam.db").display());
+    let store = Store::open(&url).unwrap();
+    store
+        .create_subnet(
+            &SubnetRecord {
+                id: "app".into(),
+                vcenter: sim.info.instance_uuid.clone(),
+                name: "app".into(),
+                wire_id: wire.clone(),
+                domain: None,
+                spec: validate(&SubnetInput {
+                    cidr: Field::Value("10.20.0.0/24".into()),
+                    ..Default::default()
+                })
+                .unwrap()
+                .unwrap(),
+            },
+            &[],
+        )
+        .unwrap();
+    // Recorded as 10.20.0.99 on the NIC whose Tools report 10.20.0.21.
+    store
+        .allocate(
+            &AllocRequest {
+                subnet_id: "app".into(),
+                ip: Some("10.20.0.99".parse().unwrap()),
+                owner_kind: OwnerKind::NicFix,
+                owner_id: app1.uuid.to_ascii_lowercase(),
+                vm_uuid: Some(app1.uuid.to_ascii_lowercase()),
+                mac: Some(app1.nics[0].mac.clone()),
+                wire_id: Some(wire),
+                pending: false,
+                description: None,
+            },
+            &RangeSet::new(),
+        )
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_terraform-provider-vsphereipam"))
+        .args(["ipam", "audit", "--json", "--allow-unverified-ssl"])
+        .env_remove("TF_PLUGIN_MAGIC_COOKIE")
+        .env("VSPHERE_SERVER", sim.server())
+        .env("VSPHERE_USER", &sim.info.user)
+        .env("VSPHERE_PASSWORD", &sim.info.password)
+        .env("VSPHEREIPAM_STORE", &url)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let problems: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "guest_ip_differs")
+        .unwrap_or_else(|| panic!("{problems}"));
+    assert_eq!(found["ip"], "10.20.0.99");
+    assert!(
+        found["detail"].as_str().unwrap().contains("10.20.0.21"),
+        "{found}"
+    );
 }

@@ -24,6 +24,10 @@ pub enum ProblemKind {
     VmGone,
     /// A pending record older than an hour.
     StalePending,
+    /// VMware Tools report other addresses on the NIC a record holds its address for: the
+    /// guest's network was changed after the record was made (a `vsphereipam_vm_nic_fix` or a
+    /// VM of the provider).
+    GuestIpDiffers,
 }
 
 impl fmt::Display for ProblemKind {
@@ -33,6 +37,7 @@ impl fmt::Display for ProblemKind {
             ProblemKind::HeldByAnother => "held_by_another",
             ProblemKind::VmGone => "vm_gone",
             ProblemKind::StalePending => "stale_pending",
+            ProblemKind::GuestIpDiffers => "guest_ip_differs",
         })
     }
 }
@@ -91,6 +96,24 @@ pub fn audit_at(store: &Store, inventory: &Inventory, now: i64) -> Result<Vec<Pr
                 });
             }
             let on_this_vcenter = a.wire_id.as_deref().is_some_and(|w| w.starts_with(&ours));
+            if let (Some(uuid), Some(mac)) = (&a.vm_uuid, &a.mac) {
+                let reported = nics::find_vm(inventory, uuid)
+                    .filter(|vm| vm.power_state == "poweredOn")
+                    .and_then(|vm| vm.guest_ips.get(&mac.to_ascii_lowercase()))
+                    .filter(|ips| !ips.is_empty() && !ips.contains(&a.ip));
+                if let Some(ips) = reported {
+                    let ips: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
+                    problems.push(Problem {
+                        kind: ProblemKind::GuestIpDiffers,
+                        ip: a.ip.to_string(),
+                        detail: format!(
+                            "held by {} but VMware Tools report {} on that NIC",
+                            a.holder(),
+                            ips.join(", ")
+                        ),
+                    });
+                }
+            }
             if let Some(uuid) = &a.vm_uuid {
                 if on_this_vcenter && nics::find_vm(inventory, uuid).is_none() {
                     problems.push(Problem {

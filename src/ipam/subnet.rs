@@ -171,6 +171,30 @@ fn violation(
     }
 }
 
+/// The subnet's `domain`: a DNS name as RFC 1123 writes host names (letters, digits and inner
+/// hyphens in dot-separated labels of at most 63, at most 253 in all), as guests take it.
+pub fn check_domain(domain: &str) -> Option<Violation> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if domain.len() <= 253 && domain.split('.').all(label_ok) {
+        return None;
+    }
+    Some(violation(
+        "domain",
+        "Invalid domain",
+        format!(
+            "{domain:?} is not a DNS domain: write dot-separated labels of letters, digits and \
+             inner hyphens (each at most 63 characters, 253 in all, no trailing dot), such as \
+             \"corp.example\"."
+        ),
+    ))
+}
+
 /// Checks every rule whose inputs are known. `Ok(Some(spec))` when everything is known and
 /// valid, `Ok(None)` when valid so far but some input is still unknown.
 pub fn validate(input: &SubnetInput) -> Result<Option<SubnetSpec>, Vec<Violation>> {
@@ -411,6 +435,36 @@ pub fn last_host(net: Ipv4Net) -> Ipv4Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn domains_follow_rfc_1123() {
+        for ok in [
+            "corp.example",
+            "localdomain",
+            "a-b.c1.example",
+            "1lab.example",
+        ] {
+            assert_eq!(check_domain(ok), None, "{ok}");
+        }
+        let long_label = format!("{}.example", "a".repeat(64));
+        let long_name = ["abcdefghij"; 26].join(".");
+        for bad in [
+            "",
+            "corp..example",
+            "corp.example.",
+            ".corp",
+            "-corp.example",
+            "corp-.example",
+            "my_corp.example",
+            "corp example",
+            "exämple.com",
+            long_label.as_str(),
+            long_name.as_str(),
+        ] {
+            let v = check_domain(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert_eq!(v.attribute, "domain");
+        }
+    }
 
     fn v(s: &str) -> Field<String> {
         Field::Value(s.to_string())

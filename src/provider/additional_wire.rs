@@ -40,6 +40,15 @@ fn state<'a>(subnet_id: &str, wire_id: &str) -> AdditionalWireState<'a> {
     }
 }
 
+/// Two resources for one attachment would detach it for both when either is destroyed.
+pub fn already_attached(wire_id: &str, subnet_name: &str, subnet_id: &str) -> String {
+    format!(
+        "{wire_id} is already attached to subnet {subnet_name:?} by another \
+         vsphereipam_subnet_additional_wire. Keep one resource per attachment; to manage an \
+         existing one, import it: terraform import <address> {subnet_id}/{wire_id}."
+    )
+}
+
 fn store_diag(diags: &mut Diagnostics, e: &StoreError) {
     let attribute = match e {
         StoreError::Refused(_) => Some("wire_id"),
@@ -122,19 +131,47 @@ impl Resource for AdditionalWireResource {
         if let Some(wire_id) = known(&planned.wire_id) {
             let inventory = session.inventory_or_diag(diags).await?;
             let moref = wire::moref_of(&wire_id);
-            if !inventory.portgroups.iter().any(|pg| pg.moref == moref) {
-                diags.error(
-                    "Wire not found",
-                    format!("{wire_id:?} is not a port group of this vCenter; use the `id` of a `vsphereipam_wire` data source."),
-                    AttributePath::new("wire_id"),
-                );
-                return None;
+            match inventory.portgroups.iter().find(|pg| pg.moref == moref) {
+                None => {
+                    diags.error(
+                        "Wire not found",
+                        format!("{wire_id:?} is not a port group of this vCenter; use the `id` of a `vsphereipam_wire` data source."),
+                        AttributePath::new("wire_id"),
+                    );
+                    return None;
+                }
+                Some(pg) if pg.uplink => {
+                    diags.error(
+                        "Uplink port groups are not wires",
+                        format!(
+                            "{wire_id:?} is the uplink port group of distributed switch {:?}: it \
+                             carries the hosts' physical NICs, not VM traffic. Attach a VM port group.",
+                            pg.switch_name
+                        ),
+                        AttributePath::new("wire_id"),
+                    );
+                    return None;
+                }
+                Some(_) => {}
             }
         }
         if let (Some(subnet_id), Some(wire_id)) =
             (known(&planned.subnet_id), known(&planned.wire_id))
         {
             match session.store.blocking(move |s| s.subnet(&subnet_id)).await {
+                Ok(Some(view))
+                    if view
+                        .links
+                        .iter()
+                        .any(|l| l.wire_id == wire_id && l.attached) =>
+                {
+                    diags.error(
+                        "Wire already attached",
+                        already_attached(&wire_id, &view.subnet.name, &view.subnet.id),
+                        AttributePath::new("wire_id"),
+                    );
+                    return None;
+                }
                 Ok(Some(view)) if view.subnet.wire_id == wire_id => {
                     diags.error(
                         "Cannot attach a subnet's own wire",

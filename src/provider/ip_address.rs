@@ -14,7 +14,7 @@ use super::schema::{computed, optional, optional_computed, required};
 use super::values::{self, known, opt_string, string};
 use super::Shared;
 use crate::nics;
-use crate::store::ops::AllocRequest;
+use crate::store::ops::{AllocRequest, SubnetView};
 use crate::store::{AddressRecord, OwnerKind, Store, StoreError};
 
 pub struct IpAddressResource {
@@ -91,6 +91,38 @@ fn requested_ip(
     }
 }
 
+/// The subnet `id`, or an error diagnostic on `subnet_id`.
+async fn subnet_or_diag(diags: &mut Diagnostics, store: &Store, id: &str) -> Option<SubnetView> {
+    let lookup = id.to_string();
+    match store.blocking(move |s| s.subnet(&lookup)).await {
+        Ok(Some(view)) => Some(view),
+        Ok(None) => {
+            diags.error(
+                "Subnet not found",
+                format!(
+                    "No subnet {id:?} in the IPAM store {}. Use the id of a \
+                     vsphereipam_ipsubnet.",
+                    store.describe()
+                ),
+                AttributePath::new("subnet_id"),
+            );
+            None
+        }
+        Err(e) => {
+            values::store_error(diags, &e, None);
+            None
+        }
+    }
+}
+
+/// The attribute an allocation failure is about.
+fn attribute_of(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::AddressTaken { .. } | StoreError::Refused(_) => "ip_address",
+        _ => "subnet_id",
+    }
+}
+
 /// The allocation of `id`, if the store still holds it.
 async fn record_of(store: &Store, id: String) -> Result<Option<AddressRecord>, StoreError> {
     store
@@ -138,15 +170,45 @@ impl Resource for IpAddressResource {
 
     async fn plan_create<'a>(
         &self,
-        _diags: &mut Diagnostics,
+        diags: &mut Diagnostics,
         proposed: Self::State<'a>,
-        _config: Self::State<'a>,
+        config: Self::State<'a>,
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let mut planned = proposed;
         planned.id = Value::Unknown;
         if planned.ip_address.is_null() {
             planned.ip_address = Value::Unknown;
+        }
+        // A requested address in a known subnet gets the create's checks now, in a
+        // transaction that is rolled back: inside the range, not reserved, not held.
+        if let (Some(subnet_id), Some(Some(ip))) = (
+            known(&config.subnet_id),
+            config.ip_address.as_ref_option().map(|s| s.parse().ok()),
+        ) {
+            let session = self.shared.session(diags)?;
+            let inventory = session.inventory_or_diag(diags).await?;
+            let view = subnet_or_diag(diags, &session.store, &subnet_id).await?;
+            let observed = nics::observed_in(&inventory, &view);
+            let request = AllocRequest {
+                subnet_id,
+                ip: Some(ip),
+                owner_kind: OwnerKind::Address,
+                owner_id: "plan".into(),
+                vm_uuid: None,
+                mac: None,
+                wire_id: None,
+                pending: false,
+                description: None,
+            };
+            let checked = session
+                .store
+                .blocking(move |s| Ok(s.check_allocations(&[request], &[observed], &[])))
+                .await;
+            if let Err(e) = checked.unwrap_or_else(|e| Err(e.into())) {
+                values::store_error(diags, &e.error, Some(attribute_of(&e.error)));
+                return None;
+            }
         }
         Some((planned, ValueEmpty::default()))
     }
@@ -199,25 +261,7 @@ impl Resource for IpAddressResource {
         let subnet_id = known(&planned.subnet_id)?;
         let session = self.shared.session(diags)?;
         let inventory = session.inventory_or_diag(diags).await?;
-        let lookup = subnet_id.clone();
-        let view = match session.store.blocking(move |s| s.subnet(&lookup)).await {
-            Ok(Some(view)) => view,
-            Ok(None) => {
-                diags.error(
-                    "Subnet not found",
-                    format!(
-                        "No subnet {subnet_id:?} in the IPAM store {}.",
-                        session.store.describe()
-                    ),
-                    AttributePath::new("subnet_id"),
-                );
-                return None;
-            }
-            Err(e) => {
-                values::store_error(diags, &e, None);
-                return None;
-            }
-        };
+        let view = subnet_or_diag(diags, &session.store, &subnet_id).await?;
         let observed = nics::observed_in(&inventory, &view);
         let request = AllocRequest {
             subnet_id,
@@ -240,11 +284,7 @@ impl Resource for IpAddressResource {
                 Some((state_of(&record), private))
             }
             Err(e) => {
-                let attribute = match e {
-                    StoreError::AddressTaken { .. } | StoreError::Refused(_) => "ip_address",
-                    _ => "subnet_id",
-                };
-                values::store_error(diags, &e, Some(attribute));
+                values::store_error(diags, &e, Some(attribute_of(&e)));
                 None
             }
         }

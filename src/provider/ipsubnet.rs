@@ -72,7 +72,9 @@ pub fn schema() -> Schema {
                 "gateway" => optional(AttributeType::String,
                     "Default gateway, inside `cidr`; reserved automatically when it falls in the allocatable range."),
                 "dns_servers" => optional(string_list(), "DNS servers handed to guests."),
-                "domain" => optional(AttributeType::String, "DNS domain handed to guests."),
+                "domain" => optional(AttributeType::String,
+                    "DNS domain handed to guests, such as `corp.example` (RFC 1123 labels, no \
+                     trailing dot)."),
                 "vlan_id" => optional(AttributeType::Number, "VLAN id of the subnet, 1 to 4094 (informational)."),
                 "alloc_policy" => optional_computed(AttributeType::String,
                     "`stepdown` (default: highest free address first), `stepup` or `random`."),
@@ -106,8 +108,12 @@ fn input_of(state: &IpSubnetState<'_>) -> SubnetInput {
 
 /// Validates `state`; `Some(spec)` once every input is known and valid.
 fn checked_spec(diags: &mut Diagnostics, state: &IpSubnetState<'_>) -> Option<SubnetSpec> {
+    let domain = known(&state.domain).and_then(|d| subnet::check_domain(&d));
+    if let Some(v) = &domain {
+        values::violation(diags, v);
+    }
     match subnet::validate(&input_of(state)) {
-        Ok(spec) => spec,
+        Ok(spec) => spec.filter(|_| domain.is_none()),
         Err(violations) => {
             for v in &violations {
                 values::violation(diags, v);
@@ -130,8 +136,21 @@ fn fill_from_spec(state: &mut IpSubnetState<'_>, spec: &SubnetSpec) {
 fn check_wire(diags: &mut Diagnostics, inventory: &Inventory, wire_id: &str) -> bool {
     let moref = wire::moref_of(wire_id);
     let ours = wire_id == moref || wire_id.starts_with(&format!("{}/", inventory.instance_uuid));
-    if ours && inventory.portgroups.iter().any(|pg| pg.moref == moref) {
-        return true;
+    match inventory.portgroups.iter().find(|pg| pg.moref == moref) {
+        Some(pg) if ours && pg.uplink => {
+            diags.error(
+                "Uplink port groups are not wires",
+                format!(
+                    "{wire_id:?} is the uplink port group of distributed switch {:?}: it carries \
+                     the hosts' physical NICs, not VM traffic. Use a VM port group.",
+                    pg.switch_name
+                ),
+                AttributePath::new("wire_id"),
+            );
+            return false;
+        }
+        Some(_) if ours => return true,
+        _ => {}
     }
     diags.error(
         "Wire not found",

@@ -34,6 +34,9 @@ use crate::vsphere::vm_ops::{self, CreateVm, NicBacking, NicSpec, VmOpError};
 use crate::vsphere::wire;
 
 const DEFAULT_TIMEOUT: &str = "10m";
+/// vSphere 8's maxima for one VM (hardware version 20).
+const MAX_CPUS: i64 = 768;
+const MAX_MEMORY_MB: i64 = 24 * 1024 * 1024;
 
 pub struct VmResource {
     shared: Arc<Shared>,
@@ -269,15 +272,24 @@ fn validate_config(diags: &mut Diagnostics, config: &VmState<'_>) {
             );
         }
     }
-    for (attr, value, min) in [
-        ("num_cpus", &config.num_cpus, 1),
-        ("memory_mb", &config.memory_mb, 4),
+    for (attr, value, min, max, limit) in [
+        ("num_cpus", &config.num_cpus, 1, MAX_CPUS, ""),
+        (
+            "memory_mb",
+            &config.memory_mb,
+            4,
+            MAX_MEMORY_MB,
+            " (24 TiB)",
+        ),
     ] {
         if let Value::Value(n) = value {
-            if *n < min || *n > i32::MAX as i64 {
+            if !(min..=max).contains(n) {
                 diags.error(
                     format!("Invalid {attr}"),
-                    format!("{attr} is {n}; it must be at least {min}."),
+                    format!(
+                        "{attr} is {n}; give a number from {min} to {max}{limit}, the range \
+                         vSphere 8 allows for one VM."
+                    ),
                     AttributePath::new(attr),
                 );
             }
@@ -318,14 +330,28 @@ fn validate_config(diags: &mut Diagnostics, config: &VmState<'_>) {
             AttributePath::new("network_interface"),
         );
     }
+    let mut asked: Vec<(Ipv4Addr, usize)> = Vec::new();
     for (i, nic) in nic_list(config).into_iter().enumerate() {
         if let Value::Value(ip) = &nic.ip_address {
-            if ip.parse::<Ipv4Addr>().is_err() {
+            let Ok(ip) = ip.parse::<Ipv4Addr>() else {
                 diags.error(
                     "Invalid IPv4 address",
                     format!("{ip:?} is not an IPv4 address such as 10.20.0.50."),
                     nic_path(i, "ip_address"),
                 );
+                continue;
+            };
+            match asked.iter().find(|(other, _)| *other == ip) {
+                Some((_, first)) => diags.error(
+                    "Two NICs ask for one address",
+                    format!(
+                        "network_interface[{first}] and network_interface[{i}] both ask for {ip}; \
+                         an address belongs to one NIC. Give each NIC its own ip_address, or \
+                         leave it unset on one of them to get the next free address."
+                    ),
+                    nic_path(i, "ip_address"),
+                ),
+                None => asked.push((ip, i)),
             }
         }
     }
@@ -911,6 +937,16 @@ impl Resource for VmResource {
         if !customization::check_family(diags, windows, &input.template, &input.guest) {
             return None;
         }
+        // Looked up as the create will, so a typo fails the plan, not the apply.
+        find_path(diags, &session, &input.datacenter, "folder", &input.folder).await?;
+        find_path(
+            diags,
+            &session,
+            &input.datacenter,
+            "datastore",
+            &input.datastore,
+        )
+        .await?;
         if planned.hostname.is_unknown() {
             planned.hostname = string(guest_name(&input, windows));
         }

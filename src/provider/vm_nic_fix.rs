@@ -15,7 +15,7 @@ use super::{Session, Shared};
 use crate::nics::{self, NicProblem, NicRequest};
 use crate::store::ops::{ClaimError, NicClaim, Observation, SubnetView};
 use crate::store::{AddressRecord, OwnerKind, StoreError};
-use crate::vsphere::model::Inventory;
+use crate::vsphere::model::{Inventory, Vm};
 
 pub struct NicFixResource {
     shared: Arc<Shared>,
@@ -52,7 +52,11 @@ pub fn schema() -> Schema {
                  them, and holds them in the IPAM store so they are never handed out again. Each \
                  address must lie in a subnet whose wire (or additional wire) is the port group \
                  of its NIC. Destroying the resource releases the addresses. When the subnet is \
-                 created in the same apply, add it to `depends_on`.",
+                 created in the same apply, add it to `depends_on`.\n\n\
+                 A template is refused (it never runs), and so is an address that VMware Tools \
+                 contradict: when Tools report addresses on the NIC, the recorded one must be \
+                 among them. A guest that changes its address later shows in `ipam audit` as \
+                 `guest_ip_differs`.",
             ),
             attributes: map! {
                 "id" => computed(AttributeType::String, "The VM UUID."),
@@ -211,6 +215,41 @@ fn vm_not_found(diags: &mut Diagnostics, vm_id: &str, inventory: &Inventory) {
     );
 }
 
+/// Blocks whose address VMware Tools contradict: Tools report addresses on that NIC and the
+/// block's is not among them. The record would hold an address the guest does not use while
+/// the one it uses stays unrecorded; the guest is right, so the block is refused. (A guest
+/// that changes its address after the record was made is reported by `ipam audit`.)
+fn tools_contradictions(vm: &Vm, requests: &[NicRequest]) -> Vec<NicProblem> {
+    let Ok(matched) = nics::match_nics(vm, requests) else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    for (i, (nic, request)) in matched.iter().zip(requests).enumerate() {
+        let Some(reported) = vm.guest_ips.get(&nic.mac).filter(|r| !r.is_empty()) else {
+            continue;
+        };
+        if reported.contains(&request.ip) {
+            continue;
+        }
+        let reported: Vec<String> = reported.iter().map(|ip| ip.to_string()).collect();
+        problems.push(NicProblem {
+            no_subnet: false,
+            index: Some(i),
+            attribute: "ip_address",
+            summary: "VMware Tools report another address".into(),
+            detail: format!(
+                "VMware Tools report {} on NIC {} of VM {:?}, not {}. Record the address the \
+                 guest uses, or fix the guest's network configuration first.",
+                reported.join(", "),
+                nic.mac,
+                vm.name,
+                request.ip
+            ),
+        });
+    }
+    problems
+}
+
 /// At plan time an address may belong to a subnet the same apply creates first (through
 /// `depends_on`): "no subnet" is then left to apply time, other problems are reported.
 async fn resolve(
@@ -225,6 +264,23 @@ async fn resolve(
         vm_not_found(diags, vm_id, &inventory);
         return None;
     };
+    if vm.template {
+        diags.error(
+            "A template has no addresses to record",
+            format!(
+                "{:?} ({vm_id}) is a template: it never runs, so no address is in use by it. \
+                 Give the UUID of a VM.",
+                vm.name
+            ),
+            AttributePath::new("vm_id"),
+        );
+        return None;
+    }
+    let contradicted = tools_contradictions(vm, requests);
+    if !contradicted.is_empty() {
+        report(diags, &contradicted);
+        return None;
+    }
     let subnets = session.subnet_views_or_diag(diags, &inventory).await?;
     match nics::resolve(&inventory, vm, requests, &subnets) {
         Ok(claims) => Some(Some(Resolved {

@@ -68,6 +68,19 @@ fn lookup_error(diags: &mut Diagnostics, query: &WireQuery<'_>, error: WireLooku
             ),
             AttributePath::new(attribute),
         ),
+        e @ WireLookupError::Uplink { .. } => diags.error(
+            "Uplink port groups are not wires",
+            format!(
+                "{e}: it carries the hosts' physical NICs, not VM traffic. Look up a VM port \
+                 group of that switch instead."
+            ),
+            AttributePath::new(attribute),
+        ),
+        e @ WireLookupError::NameMismatch { .. } => diags.error(
+            "`moref` and `name` name different port groups",
+            format!("{e}. Give only one of `moref` and `name`, or make them agree."),
+            AttributePath::new("name"),
+        ),
     }
 }
 
@@ -111,7 +124,9 @@ impl DataSource for WireDataSource {
                         "Only consider port groups on this vSwitch or distributed switch (by name)."),
                     "moref" => optional_computed(AttributeType::String,
                         "Look the port group up by managed object id instead (`dvportgroup-13`, \
-                         `network-7`); a wire id is accepted too."),
+                         `network-7`); a wire id is accepted too. A `name` given as well must be \
+                         the port group's name. Uplink port groups of distributed switches are \
+                         not wires and are refused."),
                     "id" => computed(AttributeType::String,
                         "Stable wire id: `<vCenter instance UUID>/<moref>`."),
                     "type" => computed(AttributeType::String,

@@ -268,10 +268,17 @@ impl Store {
                     "{wire_id} is the subnet's own wire; only other wires can be attached"
                 )));
             }
-            let detected = tx
-                .wire_links(subnet_id)?
-                .iter()
-                .any(|l| l.wire_id == wire_id && l.detected);
+            let links = tx.wire_links(subnet_id)?;
+            // One explicit attachment per pair: with two, destroying either would detach both.
+            if links.iter().any(|l| l.wire_id == wire_id && l.attached) {
+                return Err(StoreError::Refused(format!(
+                    "{wire_id} is already attached to subnet {:?} by another \
+                     vsphereipam_subnet_additional_wire; keep one resource per attachment (import \
+                     the existing one as {subnet_id}/{wire_id})",
+                    subnet.name
+                )));
+            }
+            let detected = links.iter().any(|l| l.wire_id == wire_id && l.detected);
             tx.put_wire_link(
                 subnet_id,
                 &WireLink {
@@ -831,16 +838,18 @@ fn allocate_each(
 ) -> Result<Vec<AddressRecord>, ClaimError> {
     let none = RangeSet::new();
     let mut rng = rand::thread_rng();
-    requests
-        .iter()
-        .enumerate()
-        .map(|(i, req)| {
-            allocate_in(tx, req, observed.get(i).unwrap_or(&none), &mut rng).map_err(|error| {
-                ClaimError {
-                    index: Some(i),
-                    error,
-                }
-            })
-        })
-        .collect()
+    // Requested addresses first: a NIC taking the next free address must not take the one
+    // another NIC of the same request asks for.
+    let mut order: Vec<usize> = (0..requests.len()).collect();
+    order.sort_by_key(|&i| requests[i].ip.is_none());
+    let mut out: Vec<Option<AddressRecord>> = vec![None; requests.len()];
+    for i in order {
+        let record = allocate_in(tx, &requests[i], observed.get(i).unwrap_or(&none), &mut rng)
+            .map_err(|error| ClaimError {
+                index: Some(i),
+                error,
+            })?;
+        out[i] = Some(record);
+    }
+    Ok(out.into_iter().flatten().collect())
 }

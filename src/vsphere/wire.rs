@@ -51,15 +51,31 @@ pub enum WireLookupError {
         /// One line per candidate: name, moref, type, switch and datacenter.
         candidates: Vec<String>,
     },
+    /// Only a distributed switch's uplink port group matches: it carries the hosts' physical
+    /// NICs, never a VM.
+    #[error("{name} ({moref}) is the uplink port group of distributed switch {switch:?}")]
+    Uplink {
+        name: String,
+        moref: String,
+        switch: String,
+    },
+    /// Both `moref` and `name` were given and name different port groups.
+    #[error("{moref} is port group {actual:?}, not {name:?}")]
+    NameMismatch {
+        moref: String,
+        name: String,
+        actual: String,
+    },
 }
 
-/// Finds exactly one port group; the moref, when given, wins over the name.
+/// Finds exactly one port group a VM can use: by moref (a `name` given as well must be its
+/// name), else by name; filters narrow either. Uplink port groups are never offered.
 pub fn find_portgroup<'i>(
     inventory: &'i Inventory,
     query: &WireQuery<'_>,
 ) -> Result<&'i PortGroup, WireLookupError> {
     let wanted_moref = query.moref.map(moref_of);
-    let matches: Vec<&PortGroup> = inventory
+    let (matches, uplinks): (Vec<&PortGroup>, Vec<&PortGroup>) = inventory
         .portgroups
         .iter()
         .filter(|pg| wanted_moref.is_none_or(|m| pg.moref == m))
@@ -70,10 +86,26 @@ pub fn find_portgroup<'i>(
                 .switch
                 .is_none_or(|sw| pg.switch_name.split(',').any(|s| s == sw))
         })
-        .collect();
+        .partition(|pg| !pg.uplink);
+    if let (Some(_), Some(name), [pg]) = (wanted_moref, query.name, &matches[..]) {
+        if pg.name != name {
+            return Err(WireLookupError::NameMismatch {
+                moref: pg.moref.clone(),
+                name: name.to_string(),
+                actual: pg.name.clone(),
+            });
+        }
+    }
     match matches.as_slice() {
-        [] => Err(WireLookupError::NotFound {
-            query: query.to_string(),
+        [] => Err(match uplinks.first() {
+            Some(pg) => WireLookupError::Uplink {
+                name: pg.name.clone(),
+                moref: pg.moref.clone(),
+                switch: pg.switch_name.clone(),
+            },
+            None => WireLookupError::NotFound {
+                query: query.to_string(),
+            },
         }),
         [one] => Ok(one),
         many => Err(WireLookupError::Ambiguous {
@@ -307,6 +339,61 @@ mod tests {
             };
             assert_eq!(find_portgroup(&inv, &q).unwrap().name, "pg-std");
         }
+    }
+
+    #[test]
+    fn uplinks_are_not_wires() {
+        let mut inv = inventory();
+        let mut uplink = pg("dvportgroup-9", "DSwitch0-DVUplinks", "DC0", "DSwitch0");
+        uplink.uplink = true;
+        inv.portgroups.push(uplink);
+        for q in [
+            WireQuery {
+                name: Some("DSwitch0-DVUplinks"),
+                ..Default::default()
+            },
+            WireQuery {
+                moref: Some("vc-1/dvportgroup-9"),
+                ..Default::default()
+            },
+        ] {
+            let err = find_portgroup(&inv, &q).unwrap_err();
+            assert!(matches!(err, WireLookupError::Uplink { .. }), "{err:?}");
+            assert!(err.to_string().contains("uplink"), "{err}");
+        }
+        // A VM port group of the same name is still found.
+        let mut same = pg("dvportgroup-10", "DSwitch0-DVUplinks", "DC0", "DSwitch1");
+        same.uplink = false;
+        inv.portgroups.push(same);
+        let q = WireQuery {
+            name: Some("DSwitch0-DVUplinks"),
+            ..Default::default()
+        };
+        assert_eq!(find_portgroup(&inv, &q).unwrap().moref, "dvportgroup-10");
+    }
+
+    #[test]
+    fn moref_and_a_different_name_conflict() {
+        let inv = inventory();
+        let q = WireQuery {
+            moref: Some("network-3"),
+            name: Some("pg-dup"),
+            ..Default::default()
+        };
+        assert_eq!(
+            find_portgroup(&inv, &q).unwrap_err(),
+            WireLookupError::NameMismatch {
+                moref: "network-3".into(),
+                name: "pg-dup".into(),
+                actual: "pg-std".into(),
+            }
+        );
+        let q = WireQuery {
+            moref: Some("network-3"),
+            name: Some("pg-std"),
+            ..Default::default()
+        };
+        assert_eq!(find_portgroup(&inv, &q).unwrap().moref, "network-3");
     }
 
     #[test]
