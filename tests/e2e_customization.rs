@@ -228,6 +228,22 @@ fn linux_and_windows_specs_reach_vcenter_as_configured() {
         }
         wd.plan_no_changes();
 
+        // A state written before the blocks existed (no linux/windows keys) still reads, and
+        // a VM without blocks in its configuration shows no change.
+        let path = wd.path().join("terraform.tfstate");
+        let mut state: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for r in state["resources"].as_array_mut().unwrap() {
+            if r["name"] == "plain" {
+                let attrs = r["instances"][0]["attributes"].as_object_mut().unwrap();
+                assert!(attrs.remove("linux").is_some(), "{v}: {attrs:?}");
+                attrs.remove("windows");
+            }
+        }
+        state["serial"] = json!(state["serial"].as_i64().unwrap() + 1);
+        std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+        wd.plan_no_changes();
+
         // Any customization input replaces the VM: customization runs once.
         let changed = body.replace("Europe/Berlin", "America/New_York");
         wd.write("main.tf", &env.config(&format!("{SUBNETS}\n{changed}")));

@@ -109,6 +109,37 @@ pub const WINDOWS_TIME_ZONES: &[(i64, &str)] = &[
     (300, "Tonga Standard Time"),
 ];
 
+/// Serde for an optional block (a list of at most one element on the wire). Unlike
+/// tf-provider's `serde_as_vec` it also reads a null or missing list as no block: a state
+/// written before the blocks existed has neither.
+pub mod optional_block {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use tf_provider::value::Value;
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &Value<T>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        tf_provider::value::serde_as_vec::serialize(value, serializer)
+    }
+
+    pub fn deserialize<'de, T, D>(deserializer: D) -> Result<Value<T>, D::Error>
+    where
+        T: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        let list: Option<Vec<Value<T>>> = Deserialize::deserialize(deserializer)?;
+        let mut items = list.unwrap_or_default().into_iter();
+        match (items.next(), items.next()) {
+            (None, _) => Ok(Value::Null),
+            (Some(one), None) => Ok(one),
+            (Some(_), Some(_)) => Err(serde::de::Error::custom(
+                "at most one block is allowed here",
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinuxState<'a> {
     pub host_name: ValueString<'a>,
@@ -702,6 +733,27 @@ mod tests {
         };
         f(&mut w);
         Value::Value(w)
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct WithBlock<'a> {
+        #[serde(default, with = "optional_block")]
+        linux: Value<LinuxState<'a>>,
+    }
+
+    #[test]
+    fn a_missing_or_null_block_reads_as_none() {
+        for json in [r#"{}"#, r#"{"linux": null}"#, r#"{"linux": []}"#] {
+            let read: WithBlock = serde_json::from_str(json).unwrap();
+            assert!(read.linux.is_null(), "{json}");
+        }
+        let read: WithBlock = serde_json::from_str(
+            r#"{"linux": [{"host_name": null, "domain": null, "time_zone": "UTC",
+                "hw_clock_utc": null, "script_text": null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(read.linux.as_ref_option().unwrap().time_zone, s("UTC"));
+        assert!(serde_json::from_str::<WithBlock>(r#"{"linux": [{}, {}]}"#).is_err());
     }
 
     #[test]

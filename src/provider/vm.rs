@@ -14,9 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeType, Block, Description, NestedBlock, Schema};
-use tf_provider::value::{
-    self as tf_value, Value, ValueBool, ValueEmpty, ValueList, ValueNumber, ValueString,
-};
+use tf_provider::value::{Value, ValueBool, ValueEmpty, ValueList, ValueNumber, ValueString};
 use tf_provider::{map, AttributePath, Diagnostics, Resource};
 
 use super::customization::{self, GuestInput, LinuxState, WindowsState};
@@ -76,9 +74,9 @@ pub struct VmState<'a> {
     pub guest_ip_timeout: ValueString<'a>,
     pub power_state: ValueString<'a>,
     pub guest_ip_addresses: ValueList<ValueString<'a>>,
-    #[serde(with = "tf_value::serde_as_vec")]
+    #[serde(default, with = "customization::optional_block")]
     pub linux: Value<LinuxState<'a>>,
-    #[serde(with = "tf_value::serde_as_vec")]
+    #[serde(default, with = "customization::optional_block")]
     pub windows: Value<WindowsState<'a>>,
 }
 
