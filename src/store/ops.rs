@@ -356,12 +356,30 @@ impl Store {
 }
 
 fn release_in(tx: &mut dyn Tx, kind: OwnerKind, owner_id: &str) -> Result<Vec<AddressRecord>> {
-    let held = tx.addresses_of_owner(kind, owner_id)?;
-    for a in &held {
-        tx.delete_address(&a.subnet_id, a.ip)?;
-        unhold(tx, &a.subnet_id, u32::from(a.ip))?;
+    // Releasing rewrites the held runs (read, then write), so it takes the subnets' locks like
+    // an allocation; the records are read again under them, as another transaction may have
+    // changed them meanwhile. Without the locks, two releases in one subnet split the same run
+    // (on PostgreSQL: a duplicate run, or a run that no longer matches the records).
+    let mut locked = std::collections::BTreeSet::new();
+    loop {
+        let held = tx.addresses_of_owner(kind, owner_id)?;
+        let unlocked: std::collections::BTreeSet<String> = held
+            .iter()
+            .map(|a| a.subnet_id.clone())
+            .filter(|s| !locked.contains(s))
+            .collect();
+        if unlocked.is_empty() {
+            for a in &held {
+                tx.delete_address(&a.subnet_id, a.ip)?;
+                unhold(tx, &a.subnet_id, u32::from(a.ip))?;
+            }
+            return Ok(held);
+        }
+        for subnet in unlocked {
+            tx.lock_subnet(&subnet)?;
+            locked.insert(subnet);
+        }
     }
-    Ok(held)
 }
 
 fn in_the_way(tx: &mut dyn Tx, subnet: &SubnetRecord) -> Result<Vec<AddressRecord>> {
