@@ -1,8 +1,9 @@
 //! The IPAM store: subnets, their wires, and address records, behind one interface whatever
-//! the database. A backend ([`sqlite`], later PostgreSQL) only implements the primitive queries
+//! the database. A backend ([`sqlite`], [`postgres`]) only implements the primitive queries
 //! of [`Tx`] inside a transaction; the IPAM rules that combine them live once, in [`ops`].
 
 pub mod ops;
+pub mod pgconn;
 pub mod postgres;
 pub mod sqlite;
 
@@ -213,13 +214,13 @@ impl Store {
         Self { backend }
     }
 
-    /// Opens the store a URL names (`sqlite://<path>`, `postgres://...`), creating and
-    /// migrating it as needed.
+    /// Opens the store a URL names (`sqlite://<path>`, `postgres://...` or a PostgreSQL
+    /// key=value string `host=... dbname=...`), creating and migrating it as needed.
     pub fn open(url: &str) -> Result<Store> {
         if let Some(path) = url.strip_prefix("sqlite://") {
             return Ok(Store::new(Arc::new(sqlite::SqliteBackend::open(path)?)));
         }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if pgconn::is_postgres(url) {
             return Ok(Store::new(Arc::new(postgres::PostgresBackend::open(url)?)));
         }
         Err(StoreError::Unavailable(format!(

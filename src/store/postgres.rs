@@ -6,19 +6,36 @@
 //! on that subnet (`lock_subnet`), or on the vCenter for subnet range changes
 //! (`lock_vcenter`). Allocations in different subnets run in parallel; two in the same subnet
 //! queue on the lock, and each statement after it sees what the previous holder committed.
-//! A deadlock or serialization failure reported by the server is retried.
+//!
+//! The client is tokio-postgres. Store operations are sync (they run on the blocking threads
+//! of `Store::blocking`), so the backend keeps the runtime's [`Handle`] and drives each query
+//! with `Handle::block_on` from that thread, while every connection's I/O task runs on the
+//! runtime itself. Without a multi-threaded runtime around (sync tests, benches) it owns a
+//! small one. Connections come from a pool (deadpool); one found closed is dropped there.
+//!
+//! Which failures are run again (ARCHITECTURE.md, "PostgreSQL"):
+//! - a deadlock or serialization failure: the server rolled the transaction back;
+//! - the server went away (shutdown 57P01/57P02, starting up 57P03, connection closed or
+//!   reset) before COMMIT was sent: the server rolled it back too; the transaction runs again
+//!   on a fresh connection, for up to [`RECONNECT_FOR`] while the server comes back;
+//! - the answer to COMMIT was lost: the outcome is not assumed but asked for on a fresh
+//!   connection (`txid_status` of the transaction id taken just before COMMIT): committed is
+//!   success, aborted runs it again.
 
+use std::future::Future;
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 use ipnet::Ipv4Net;
-use postgres::error::SqlState;
-use postgres::{Client, Config, Row};
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Row};
 
+use super::pgconn::{self, ConnInfo, SslMode};
 use super::{AddressRecord, Backend, OwnerKind, Result, StoreError, SubnetRecord, Tx, WireLink};
 use crate::ipam::ranges::Range;
 use crate::ipam::subnet::{Policy, SubnetSpec};
-use crate::logging::redact_url;
 
 /// Schema versions, applied in order; never edit a released one, add the next.
 const MIGRATIONS: &[&str] = &[
@@ -81,112 +98,371 @@ const MIGRATION_LOCK: i64 = 0x7653_7068_6970_616d; // "vsphipam"
 /// How often a transaction the server aborted (deadlock, serialization) is run again.
 const RETRIES: usize = 5;
 
-pub struct PostgresBackend {
-    url: String,
-    config: Config,
-    client: Mutex<Option<Client>>,
-}
+/// How long a transaction is retried while the server is away (a restart takes seconds).
+pub const RECONNECT_FOR: Duration = Duration::from_secs(15);
+
+/// Connections one process keeps: Terraform runs up to 10 operations at once, and six
+/// processes sharing a server stay well inside its default of 100 connections.
+const POOL_SIZE: usize = 4;
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-fn db(e: postgres::Error) -> StoreError {
-    pg_error(&e)
+/// A database error with the server's own message, never the connection string.
+fn pg_error(e: &tokio_postgres::Error) -> StoreError {
+    unavailable(pg_message(e))
 }
 
-/// A database error with the server's own message, never the connection string.
-fn pg_error(e: &postgres::Error) -> StoreError {
+fn pg_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
-        Some(d) => unavailable(format!("PostgreSQL: {} ({})", d.message(), d.code().code())),
-        None => unavailable(format!("PostgreSQL: {e}")),
+        Some(d) => format!("PostgreSQL: {} ({})", d.message(), d.code().code()),
+        None => {
+            // tokio-postgres' own text names only the kind ("error connecting to server");
+            // the cause says what happened.
+            let causes: Vec<String> = pgconn::chain(e).map(|c| c.to_string()).collect();
+            let mut text = causes[0].clone();
+            for cause in &causes[1..] {
+                if !text.contains(cause.as_str()) {
+                    text = format!("{text}: {cause}");
+                }
+            }
+            format!("PostgreSQL: {text}")
+        }
     }
 }
 
-fn retryable(e: &postgres::Error) -> bool {
+/// The server aborted the transaction to resolve a conflict: running it again is safe.
+fn conflict(e: &tokio_postgres::Error) -> bool {
     matches!(
         e.code(),
         Some(&SqlState::T_R_DEADLOCK_DETECTED) | Some(&SqlState::T_R_SERIALIZATION_FAILURE)
     )
 }
 
-fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        // A certificate the platform store holds but rustls cannot parse is skipped, as
-        // browsers do.
-        let _ = roots.add(cert);
+/// The server went away or is coming back: a fresh connection may succeed soon.
+fn gone(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
     }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(unavailable)?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    if let Some(code) = e.code() {
+        return [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ]
+        .contains(code)
+            || code.code().starts_with("08");
+    }
+    pgconn::chain(e).any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            use std::io::ErrorKind as K;
+            matches!(
+                io.kind(),
+                K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::ConnectionRefused
+                    | K::BrokenPipe
+                    | K::UnexpectedEof
+                    | K::NotConnected
+            )
+        })
+    })
+}
+
+/// The server cannot be reached at all: trying another TLS mode would not help.
+fn unreachable(e: &tokio_postgres::Error) -> bool {
+    pgconn::chain(e).any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            use std::io::ErrorKind as K;
+            matches!(
+                io.kind(),
+                K::ConnectionRefused | K::TimedOut | K::NotFound | K::AddrNotAvailable
+            )
+        })
+    })
+}
+
+/// A failed connection attempt, said so the user knows which setting to change.
+#[derive(Debug)]
+pub struct ConnectError {
+    message: String,
+    /// The server is away or starting: worth retrying.
+    gone: bool,
+}
+
+impl ConnectError {
+    fn of(e: &tokio_postgres::Error, info: &ConnInfo) -> Self {
+        let mut message = format!("cannot connect: {}", pg_message(e));
+        if let Some(hint) = pgconn::tls_hint(e, info) {
+            message = format!("{message}. {hint}");
+        } else if message.contains("server does not support TLS") {
+            message = format!(
+                "{message}. sslmode={} needs TLS: enable ssl on the server, or set sslmode=prefer \
+                 (TLS when the server offers it)",
+                info.sslmode.as_str()
+            );
+        }
+        ConnectError {
+            message,
+            gone: gone(e),
+        }
+    }
+
+    /// Both attempts of `allow` / `prefer` failed.
+    fn both(first: ConnectError, second: ConnectError, first_was_tls: bool) -> Self {
+        let (tls, plain) = if first_was_tls {
+            (&first, &second)
+        } else {
+            (&second, &first)
+        };
+        ConnectError {
+            message: format!("with TLS: {}; without TLS: {}", tls.message, plain.message),
+            gone: first.gone && second.gone,
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Makes connections the way libpq's sslmode says (see `pgconn`).
+struct Connector {
+    info: ConnInfo,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    handle: Handle,
+}
+
+impl Connector {
+    /// One connection attempt in tokio-postgres' TLS `mode`; its I/O task goes to the runtime.
+    async fn attempt(
+        &self,
+        mode: tokio_postgres::config::SslMode,
+    ) -> Result<Client, tokio_postgres::Error> {
+        let mut config = self.info.config.clone();
+        config.ssl_mode(mode);
+        let (client, connection) = config.connect(self.tls.clone()).await?;
+        self.handle.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("PostgreSQL connection ended: {}", pg_message(&e));
+            }
+        });
+        Ok(client)
+    }
+
+    async fn connect(&self) -> Result<Client, ConnectError> {
+        use tokio_postgres::config::SslMode as Wire;
+        let (first, fallback) = match self.info.sslmode {
+            // libpq uses no TLS on Unix-domain sockets, whatever sslmode says.
+            _ if self.info.local_only() => (Wire::Disable, None),
+            SslMode::Disable => (Wire::Disable, None),
+            SslMode::Allow => (Wire::Disable, Some(Wire::Require)),
+            // tokio-postgres' prefer already goes on in plain text when the server has no TLS;
+            // libpq also tries plain text when the TLS attempt failed.
+            SslMode::Prefer => (Wire::Prefer, Some(Wire::Disable)),
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => (Wire::Require, None),
+        };
+        let error = match self.attempt(first).await {
+            Ok(client) => return Ok(client),
+            Err(e) => e,
+        };
+        match fallback {
+            Some(second) if !unreachable(&error) => match self.attempt(second).await {
+                Ok(client) => Ok(client),
+                Err(e2) => Err(ConnectError::both(
+                    ConnectError::of(&error, &self.info),
+                    ConnectError::of(&e2, &self.info),
+                    first != Wire::Disable,
+                )),
+            },
+            _ => Err(ConnectError::of(&error, &self.info)),
+        }
+    }
+}
+
+impl managed::Manager for Connector {
+    type Type = Client;
+    type Error = ConnectError;
+
+    async fn create(&self) -> Result<Client, ConnectError> {
+        self.connect().await
+    }
+
+    async fn recycle(&self, client: &mut Client, _: &Metrics) -> RecycleResult<ConnectError> {
+        if client.is_closed() {
+            return Err(RecycleError::message("connection closed"));
+        }
+        Ok(())
+    }
+}
+
+type Pool = managed::Pool<Connector>;
+type Pooled = managed::Object<Connector>;
+
+/// The runtime the backend drives its futures on: the caller's, or one of its own.
+struct Driver {
+    handle: Handle,
+    _own: Option<OwnRuntime>,
+}
+
+/// Shut down without waiting, so dropping the store is safe anywhere, even inside a runtime.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Driver {
+    fn new() -> Result<Self> {
+        if let Ok(handle) = Handle::try_current() {
+            if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
+                return Ok(Driver { handle, _own: None });
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("vsphereipam-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| unavailable(format!("cannot start the PostgreSQL client: {e}")))?;
+        Ok(Driver {
+            handle: runtime.handle().clone(),
+            _own: Some(OwnRuntime(Some(runtime))),
+        })
+    }
+
+    /// Runs `f` to completion on this (blocking, non-runtime) thread.
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.handle.block_on(f)
+    }
+}
+
+pub struct PostgresBackend {
+    described: String,
+    pool: Pool,
+    // Declared last: dropped after the pool and its connections.
+    driver: Driver,
+}
+
+/// How one run of a transaction ended.
+enum Attempt {
+    Done(Result<()>),
+    /// Rolled back by the server to resolve a conflict.
+    Conflict(StoreError),
+    /// The connection died before COMMIT was sent: the server rolled back.
+    Gone(StoreError),
+    /// The answer to COMMIT of transaction `xid` was lost.
+    CommitUnknown {
+        xid: i64,
+        error: StoreError,
+    },
+}
+
+enum Outcome {
+    Committed,
+    Aborted,
 }
 
 impl PostgresBackend {
-    /// Connects to `url` (`postgres://user:password@host:port/db?sslmode=require`) and applies
-    /// the migrations.
-    pub fn open(url: &str) -> Result<Self> {
-        let config: Config = url
-            .parse()
-            .map_err(|e| unavailable(format!("invalid PostgreSQL URL {}: {e}", redact_url(url))))?;
+    /// Connects to a libpq connection string (URL or key=value) and applies the migrations.
+    pub fn open(conninfo: &str) -> Result<Self> {
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        let info = pgconn::parse(conninfo, home.as_deref()).map_err(unavailable)?;
+        let described = info.describe();
+        let located = |reason: String| unavailable(format!("{described}: {reason}"));
+        let tls = info.tls().map_err(&located)?;
+        let driver = Driver::new()?;
+        let connector = Connector {
+            info,
+            tls: tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+            handle: driver.handle.clone(),
+        };
+        let pool = Pool::builder(connector)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| located(e.to_string()))?;
         let backend = PostgresBackend {
-            url: url.to_string(),
-            config,
-            client: Mutex::new(None),
+            described,
+            pool,
+            driver,
         };
         backend.migrate().map_err(|e| backend.located(e))?;
         Ok(backend)
-    }
-
-    fn connect(&self) -> Result<Client> {
-        self.config
-            .connect(tls()?)
-            .map_err(|e| unavailable(format!("cannot connect: {}", db(e))))
     }
 
     /// Names the store (without its password) in an unavailability error.
     fn located(&self, e: StoreError) -> StoreError {
         match e {
             StoreError::Unavailable(reason) => {
-                StoreError::Unavailable(format!("{}: {reason}", redact_url(&self.url)))
+                StoreError::Unavailable(format!("{}: {reason}", self.described))
             }
             other => other,
         }
     }
 
-    /// Runs `f` on a live connection, connecting (again) when there is none or the server
-    /// closed it, e.g. after a restart.
-    fn with_client<R>(&self, f: impl FnOnce(&mut Client) -> Result<R>) -> Result<R> {
-        let mut slot = self.client.lock().map_err(unavailable)?;
-        if slot.as_ref().is_none_or(|c| c.is_closed()) {
-            *slot = Some(self.connect()?);
+    /// A pooled connection; `Err(gone, error)`.
+    fn connection(&self) -> std::result::Result<Pooled, (bool, StoreError)> {
+        self.driver.block_on(self.pool.get()).map_err(|e| match e {
+            managed::PoolError::Backend(e) => (e.gone, unavailable(e.message)),
+            other => (
+                false,
+                unavailable(format!("PostgreSQL connection pool: {other}")),
+            ),
+        })
+    }
+
+    /// While the server is away: waits a little and says whether to try again.
+    fn wait_for_server(since: &mut Option<Instant>) -> bool {
+        let since = *since.get_or_insert_with(Instant::now);
+        let waited = since.elapsed();
+        if waited >= RECONNECT_FOR {
+            return false;
         }
-        let client = slot.as_mut().expect("connected above");
-        let out = f(client);
-        if client.is_closed() {
-            *slot = None;
-        }
-        out
+        std::thread::sleep((waited / 2).clamp(Duration::from_millis(50), Duration::from_secs(1)));
+        true
     }
 
     fn migrate(&self) -> Result<()> {
-        self.with_client(|client| {
-            let mut tx = client.transaction().map_err(db)?;
+        let mut away = None;
+        let client = loop {
+            match self.connection() {
+                Ok(c) => break c,
+                // A server still starting up (57P03) is waited for; others fail at once, so a
+                // wrong setting is reported without delay.
+                Err((true, e)) if e.to_string().contains("57P03") => {
+                    if !Self::wait_for_server(&mut away) {
+                        return Err(e);
+                    }
+                }
+                Err((_, e)) => return Err(e),
+            }
+        };
+        let outcome = self.driver.block_on(async {
+            let client: &Client = &client;
+            let db = |e: tokio_postgres::Error| pg_error(&e);
+            client.batch_execute("BEGIN").await.map_err(db)?;
             // Several processes may start on a new database at once: one migrates, the others
             // wait here and then find nothing left to do.
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            client
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await
                 .map_err(db)?;
-            tx.batch_execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
-            )
-            .map_err(db)?;
-            let current: i32 = tx
+            client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+                )
+                .await
+                .map_err(db)?;
+            let current: i32 = client
                 .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
+                .await
                 .map_err(db)?
                 .get(0);
             if current as usize > MIGRATIONS.len() {
@@ -197,66 +473,191 @@ impl PostgresBackend {
                 )));
             }
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-                tx.batch_execute(sql).map_err(db)?;
-                tx.execute(
-                    "INSERT INTO schema_version (version) VALUES ($1)",
-                    &[&(i as i32 + 1)],
-                )
-                .map_err(db)?;
+                client.batch_execute(sql).await.map_err(db)?;
+                client
+                    .execute(
+                        "INSERT INTO schema_version (version) VALUES ($1)",
+                        &[&(i as i32 + 1)],
+                    )
+                    .await
+                    .map_err(db)?;
             }
-            tx.commit().map_err(db)
-        })
+            client.batch_execute("COMMIT").await.map_err(db)
+        });
+        if outcome.is_err() {
+            // Its transaction may still be open: the connection goes, and the server rolls back.
+            drop(managed::Object::take(client));
+        }
+        outcome
+    }
+
+    /// Runs `f` once in a transaction on `client`.
+    fn attempt(
+        &self,
+        client: &Client,
+        commit: bool,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>,
+    ) -> Attempt {
+        if let Err(e) = self.driver.block_on(client.batch_execute("BEGIN")) {
+            return if gone(&e) {
+                Attempt::Gone(pg_error(&e))
+            } else {
+                Attempt::Done(Err(pg_error(&e)))
+            };
+        }
+        let mut tx = PgTx {
+            client,
+            driver: &self.driver,
+            aborted: None,
+            wrote: false,
+        };
+        let result = f(&mut tx);
+        let (aborted, wrote) = (tx.aborted.take(), tx.wrote);
+        match (result, aborted) {
+            (Err(e), Some(cause)) if conflict(&cause) => Attempt::Conflict(e),
+            (Err(e), Some(cause)) if gone(&cause) => Attempt::Gone(e),
+            (Err(e), _) => {
+                let _ = self.driver.block_on(client.batch_execute("ROLLBACK"));
+                Attempt::Done(Err(e))
+            }
+            // A dry run, or a transaction that read only: what it read stands whatever
+            // becomes of the ROLLBACK / COMMIT.
+            (Ok(()), _) if !commit => {
+                let _ = self.driver.block_on(client.batch_execute("ROLLBACK"));
+                Attempt::Done(Ok(()))
+            }
+            (Ok(()), _) if !wrote => {
+                let _ = self.driver.block_on(client.batch_execute("COMMIT"));
+                Attempt::Done(Ok(()))
+            }
+            (Ok(()), _) => {
+                // The id the outcome can be asked by, should COMMIT's answer be lost.
+                let xid: i64 = match self
+                    .driver
+                    .block_on(client.query_one("SELECT txid_current_if_assigned()", &[]))
+                {
+                    Ok(row) => match row.get::<_, Option<i64>>(0) {
+                        Some(xid) => xid,
+                        None => {
+                            let _ = self.driver.block_on(client.batch_execute("COMMIT"));
+                            return Attempt::Done(Ok(()));
+                        }
+                    },
+                    Err(e) if gone(&e) => return Attempt::Gone(pg_error(&e)),
+                    Err(e) => {
+                        let _ = self.driver.block_on(client.batch_execute("ROLLBACK"));
+                        return Attempt::Done(Err(pg_error(&e)));
+                    }
+                };
+                match self.driver.block_on(client.batch_execute("COMMIT")) {
+                    Ok(()) => Attempt::Done(Ok(())),
+                    Err(e) if conflict(&e) => Attempt::Conflict(pg_error(&e)),
+                    Err(e) if gone(&e) => Attempt::CommitUnknown {
+                        xid,
+                        error: pg_error(&e),
+                    },
+                    Err(e) => Attempt::Done(Err(pg_error(&e))),
+                }
+            }
+        }
+    }
+
+    /// Asks a fresh connection what became of transaction `xid`, waiting for the server.
+    fn outcome_of(&self, xid: i64, away: &mut Option<Instant>) -> Result<Outcome> {
+        loop {
+            let asked = match self.connection() {
+                Ok(client) => {
+                    let asked = self
+                        .driver
+                        .block_on(client.query_one("SELECT txid_status($1)", &[&xid]));
+                    if asked.as_ref().is_err_and(gone) {
+                        drop(managed::Object::take(client));
+                    }
+                    asked.map_err(|e| (gone(&e), pg_error(&e)))
+                }
+                Err(e) => Err(e),
+            };
+            match asked.map(|row| row.get::<_, Option<String>>(0)) {
+                Ok(Some(status)) if status == "committed" => return Ok(Outcome::Committed),
+                Ok(Some(status)) if status == "aborted" => return Ok(Outcome::Aborted),
+                // Still in progress (the old backend is finishing), or the server is away.
+                Ok(Some(_)) | Err((true, _)) if Self::wait_for_server(away) => continue,
+                Ok(status) => {
+                    return Err(unavailable(format!(
+                        "the answer to COMMIT was lost and the server reports transaction {xid} \
+                         as {}; check the store's records before retrying",
+                        status.as_deref().unwrap_or("unknown")
+                    )))
+                }
+                Err((_, e)) => {
+                    return Err(unavailable(format!(
+                        "the answer to COMMIT was lost and the server cannot be asked about it \
+                         ({e}); check the store's records before retrying"
+                    )))
+                }
+            }
+        }
     }
 }
 
 impl Backend for PostgresBackend {
     fn with_tx(&self, commit: bool, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
-        let mut attempt = 0;
+        let mut conflicts = 0;
+        let mut away: Option<Instant> = None;
         loop {
-            attempt += 1;
-            let mut lost_before_work = false;
-            let outcome = self.with_client(|client| {
-                let mut tx = client.transaction().map_err(db)?;
-                let mut ptx = PgTx {
-                    tx: &mut tx,
-                    aborted: None,
-                    done: 0,
-                };
-                let outcome = f(&mut ptx);
-                let (aborted, done) = (ptx.aborted.take(), ptx.done);
-                match (outcome, aborted) {
-                    (Ok(()), _) if !commit => tx.rollback().map_err(db),
-                    (Ok(()), _) => tx.commit().map_err(|e| {
-                        lost_before_work = retryable(&e);
-                        db(e)
-                    }),
-                    (Err(e), Some(cause)) => {
-                        // A deadlock victim, or a connection that was already gone when the
-                        // transaction began (nothing ran): safe to run again.
-                        lost_before_work = retryable(&cause) || (done == 0 && cause.is_closed());
-                        Err(e)
-                    }
-                    (Err(e), None) => Err(e),
+            let client = match self.connection() {
+                Ok(c) => c,
+                Err((true, e)) if Self::wait_for_server(&mut away) => {
+                    tracing::debug!("PostgreSQL unavailable, retrying: {e}");
+                    continue;
                 }
-            });
-            match outcome {
-                Err(_) if lost_before_work && attempt < RETRIES => continue,
-                other => return other.map_err(|e| self.located(e)),
+                Err((_, e)) => return Err(self.located(e)),
+            };
+            match self.attempt(&client, commit, f) {
+                Attempt::Done(result) => return result.map_err(|e| self.located(e)),
+                Attempt::Conflict(e) => {
+                    conflicts += 1;
+                    if conflicts >= RETRIES {
+                        return Err(self.located(e));
+                    }
+                }
+                Attempt::Gone(e) => {
+                    drop(managed::Object::take(client));
+                    tracing::info!(
+                        "PostgreSQL connection lost in a transaction, running it again: {e}"
+                    );
+                    if !Self::wait_for_server(&mut away) {
+                        return Err(self.located(e));
+                    }
+                }
+                Attempt::CommitUnknown { xid, error } => {
+                    drop(managed::Object::take(client));
+                    tracing::info!(
+                        xid,
+                        "the answer to COMMIT was lost, asking the server: {error}"
+                    );
+                    match self.outcome_of(xid, &mut away) {
+                        Ok(Outcome::Committed) => return Ok(()),
+                        Ok(Outcome::Aborted) => continue,
+                        Err(e) => return Err(self.located(e)),
+                    }
+                }
             }
         }
     }
 
     fn describe(&self) -> String {
-        redact_url(&self.url)
+        self.described.clone()
     }
 }
 
-struct PgTx<'t, 'c> {
-    tx: &'t mut postgres::Transaction<'c>,
+struct PgTx<'a> {
+    client: &'a Client,
+    driver: &'a Driver,
     /// The server error that failed the transaction, kept to decide on a retry.
-    aborted: Option<postgres::Error>,
-    /// Statements that succeeded.
-    done: usize,
+    aborted: Option<tokio_postgres::Error>,
+    /// A statement changed something: the COMMIT's outcome matters.
+    wrote: bool,
 }
 
 const SUBNET_COLUMNS: &str =
@@ -325,31 +726,26 @@ fn address_from_row(row: &Row) -> Result<AddressRecord> {
     })
 }
 
-type Params<'p> = [&'p (dyn postgres::types::ToSql + Sync)];
+type Params<'p> = [&'p (dyn tokio_postgres::types::ToSql + Sync)];
 
-impl PgTx<'_, '_> {
+impl PgTx<'_> {
     fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
-        match self.tx.query(sql, params) {
-            Ok(rows) => {
-                self.done += 1;
-                Ok(rows)
-            }
-            Err(e) => Err(self.abort(e)),
-        }
+        self.driver
+            .block_on(self.client.query(sql, params))
+            .map_err(|e| self.abort(e))
     }
 
+    /// A statement that changes data.
     fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<()> {
-        match self.tx.execute(sql, params) {
-            Ok(_) => {
-                self.done += 1;
-                Ok(())
-            }
-            Err(e) => Err(self.abort(e)),
-        }
+        self.wrote = true;
+        self.driver
+            .block_on(self.client.execute(sql, params))
+            .map(drop)
+            .map_err(|e| self.abort(e))
     }
 
     /// The error for the caller; the original is kept for the retry decision.
-    fn abort(&mut self, e: postgres::Error) -> StoreError {
+    fn abort(&mut self, e: tokio_postgres::Error) -> StoreError {
         let out = pg_error(&e);
         self.aborted = Some(e);
         out
@@ -371,14 +767,15 @@ impl PgTx<'_, '_> {
 
     fn advisory_lock(&mut self, scope: &str, key: &str) -> Result<()> {
         let key = format!("vsphereipam/{scope}/{key}");
-        self.execute(
+        self.query(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
             &[&key],
         )
+        .map(drop)
     }
 }
 
-impl Tx for PgTx<'_, '_> {
+impl Tx for PgTx<'_> {
     fn subnets(&mut self, vcenter: Option<&str>) -> Result<Vec<SubnetRecord>> {
         match vcenter {
             Some(vc) => self.subnet_query(
