@@ -255,9 +255,14 @@ fn split_keywords(s: &str) -> Result<Split, String> {
 }
 
 impl ConnInfo {
-    /// The store as logs and errors name it: never the password, nor any option.
+    /// The store as logs and errors name it: the password masked, no option.
     pub fn describe(&self) -> String {
         let user = self.config.get_user().unwrap_or("");
+        let secret = if self.config.get_password().is_some() {
+            ":***"
+        } else {
+            ""
+        };
         let hosts: Vec<String> = if self.config.get_hosts().is_empty() {
             self.config
                 .get_hostaddrs()
@@ -281,7 +286,7 @@ impl ConnInfo {
             .map(|p| format!(":{p}"))
             .unwrap_or_default();
         let db = self.config.get_dbname().unwrap_or(user);
-        format!("postgres://{user}@{}{port}/{db}", hosts.join(","))
+        format!("postgres://{user}{secret}@{}{port}/{db}", hosts.join(","))
     }
 
     /// Only Unix-domain sockets: libpq uses no TLS on them.
@@ -482,7 +487,7 @@ mod tests {
             assert_eq!(c.config.get_dbname(), Some("ipam"));
             assert_eq!(c.config.get_ports(), [5433]);
             assert_eq!(c.config.get_application_name(), Some("x"));
-            assert_eq!(c.describe(), "postgres://ipam@db.example:5433/ipam");
+            assert_eq!(c.describe(), "postgres://ipam:***@db.example:5433/ipam");
         }
     }
 
