@@ -12,6 +12,7 @@ demo: tools
 test: tools
 	status=0; $(CARGO) test --workspace --no-fail-fast || status=$$?; \
 	scripts/postgres.sh stop; VSPHEREIPAM_TEST_PG_PORT=55433 scripts/postgres.sh stop; \
+	VSPHEREIPAM_TEST_PG_PORT=55434 scripts/postgres.sh stop; \
 	exit $$status
 
 # Debian packages, both Terraform versions, the simulator (idempotent).
