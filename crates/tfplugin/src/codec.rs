@@ -549,6 +549,29 @@ mod tests {
     }
 
     #[test]
+    fn an_optional_block_is_a_list_of_at_most_one() {
+        #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+        struct Outer<'a> {
+            #[serde(with = "crate::value::serde_as_vec")]
+            linux: Value<Nic<'a>>,
+        }
+        for v in [
+            Value::Null,
+            Value::Unknown,
+            Value::Value(Nic { ip: "x".into() }),
+        ] {
+            let o = Outer { linux: v };
+            let tree = read_msgpack(&to_msgpack(&o).unwrap()).unwrap();
+            assert_eq!(from_tree::<Outer>(&tree).unwrap(), o);
+        }
+        let null = read_msgpack(&to_msgpack(&Outer::default()).unwrap()).unwrap();
+        assert_eq!(get(&null, "linux"), Some(&Mp::Array(vec![])));
+        let two = mp(serde_json::json!({"linux": [{"ip": "a"}, {"ip": "b"}]}));
+        let e = from_tree::<Outer>(&two).unwrap_err();
+        assert_eq!(e.path(), AttributePath::new("linux"));
+    }
+
+    #[test]
     fn refined_unknowns_are_unknown() {
         let tree = Mp::Map(vec![
             (Mp::from("name"), Mp::Ext(12, vec![0x80])),

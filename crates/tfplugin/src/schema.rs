@@ -146,6 +146,9 @@ pub enum NestedBlock {
     Set(Block),
     Map(Block),
     Group(Block),
+    /// At most one block: a list block of at most one item, whose state field is a
+    /// `Value<T>` written with [`crate::value::serde_as_vec`].
+    Optional(Block),
 }
 
 impl NestedBlock {
@@ -155,7 +158,8 @@ impl NestedBlock {
             | NestedBlock::List(b)
             | NestedBlock::Set(b)
             | NestedBlock::Map(b)
-            | NestedBlock::Group(b) => b,
+            | NestedBlock::Group(b)
+            | NestedBlock::Optional(b) => b,
         }
     }
 }
@@ -243,19 +247,20 @@ impl From<&Block> for pb::schema::Block {
             .blocks
             .iter()
             .map(|(name, nb)| {
-                let nesting = match nb {
-                    NestedBlock::Single(_) => N::Single,
-                    NestedBlock::List(_) => N::List,
-                    NestedBlock::Set(_) => N::Set,
-                    NestedBlock::Map(_) => N::Map,
-                    NestedBlock::Group(_) => N::Group,
+                let (nesting, max_items) = match nb {
+                    NestedBlock::Single(_) => (N::Single, 0),
+                    NestedBlock::List(_) => (N::List, 0),
+                    NestedBlock::Set(_) => (N::Set, 0),
+                    NestedBlock::Map(_) => (N::Map, 0),
+                    NestedBlock::Group(_) => (N::Group, 0),
+                    NestedBlock::Optional(_) => (N::List, 1),
                 };
                 pb::schema::NestedBlock {
                     type_name: name.clone(),
                     block: Some(nb.block().into()),
                     nesting: nesting as i32,
                     min_items: 0,
-                    max_items: 0,
+                    max_items,
                 }
             })
             .collect();

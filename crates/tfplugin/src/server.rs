@@ -149,14 +149,13 @@ fn tree(diags: &mut Diagnostics, value: &Option<pb::DynamicValue>, what: &str) -
     }
 }
 
-fn private(diags: &mut Diagnostics, bytes: &[u8]) -> Option<Tree> {
-    match codec::read_msgpack(bytes) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            diags.root_error("Malformed private state", e.to_string());
-            None
-        }
-    }
+/// Private state is ours alone: bytes we cannot read (from another provider version) count as
+/// none rather than blocking every plan of the resource.
+fn private(_diags: &mut Diagnostics, bytes: &[u8]) -> Option<Tree> {
+    Some(codec::read_msgpack(bytes).unwrap_or_else(|e| {
+        tracing::debug!("private state ignored: {e}");
+        Tree::Nil
+    }))
 }
 
 fn dynamic(msgpack: Vec<u8>) -> Option<pb::DynamicValue> {
@@ -215,7 +214,7 @@ pub(crate) fn replaced_paths(
             (NestedBlock::Single(_) | NestedBlock::Group(_), _, _) => {
                 replaced_paths(inner, p, q, &base.clone().attribute(name), out)
             }
-            (NestedBlock::List(_), Tree::Array(ps), Tree::Array(qs)) => {
+            (NestedBlock::List(_) | NestedBlock::Optional(_), Tree::Array(ps), Tree::Array(qs)) => {
                 for (i, (p, q)) in ps.iter().zip(qs).enumerate() {
                     replaced_paths(
                         inner,

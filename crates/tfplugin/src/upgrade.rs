@@ -21,10 +21,13 @@ pub fn conform(value: &Tree, block: &Block) -> Tree {
         let v = get(value, name).unwrap_or(&Tree::Nil);
         let inner = nested.block();
         let shaped = match (nested, v) {
-            (NestedBlock::List(_) | NestedBlock::Set(_), Tree::Array(items)) => {
-                Tree::Array(items.iter().map(|i| conform(i, inner)).collect())
+            (
+                NestedBlock::List(_) | NestedBlock::Set(_) | NestedBlock::Optional(_),
+                Tree::Array(items),
+            ) => Tree::Array(items.iter().map(|i| conform(i, inner)).collect()),
+            (NestedBlock::List(_) | NestedBlock::Set(_) | NestedBlock::Optional(_), _) => {
+                Tree::Array(Vec::new())
             }
-            (NestedBlock::List(_) | NestedBlock::Set(_), _) => Tree::Array(Vec::new()),
             (NestedBlock::Map(_), Tree::Map(items)) => Tree::Map(
                 items
                     .iter()

@@ -13,7 +13,7 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::ser::{Serialize, Serializer};
 
 /// A known value, a null, or a value Terraform will only know after apply.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Value<T> {
     Value(T),
     Null,
@@ -114,6 +114,30 @@ impl<T> Value<T> {
         T: std::ops::Deref,
     {
         self.as_ref_option().map(|v| v.deref())
+    }
+    pub fn as_deref(&self) -> Value<&T::Target>
+    where
+        T: std::ops::Deref,
+    {
+        self.as_ref().map(|v| v.deref())
+    }
+    pub fn ok_or<E>(self, err: E) -> Result<T, E> {
+        self.as_option().ok_or(err)
+    }
+    pub fn ok_or_else<E>(self, err: impl FnOnce() -> E) -> Result<T, E> {
+        self.as_option().ok_or_else(err)
+    }
+    pub fn or_else(self, f: impl FnOnce() -> Self) -> Self {
+        match self {
+            Value::Value(_) => self,
+            _ => f(),
+        }
+    }
+    pub fn filter(self, keep: impl FnOnce(&T) -> bool) -> Self {
+        match self {
+            Value::Value(v) if !keep(&v) => Value::Null,
+            v => v,
+        }
     }
     pub fn unwrap_or(self, default: T) -> T {
         self.as_option().unwrap_or(default)
@@ -243,5 +267,42 @@ impl Serialize for ValueEmpty {
 impl<'de> Deserialize<'de> for ValueEmpty {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         de::IgnoredAny::deserialize(d).map(|_| ValueEmpty)
+    }
+}
+
+/// A block that appears at most once ([`crate::schema::NestedBlock::Optional`]) as a
+/// `Value<T>` field: Terraform sends a list of zero or one item; null is the empty list.
+/// Use with `#[serde(with = "tfplugin::value::serde_as_vec")]`.
+pub mod serde_as_vec {
+    use super::{UnknownMarker, Value};
+    use serde::de::{self, Deserialize, Deserializer};
+    use serde::ser::{Serialize, SerializeSeq, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &Value<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Value::Value(t) => {
+                let mut seq = s.serialize_seq(Some(1))?;
+                seq.serialize_element(t)?;
+                seq.end()
+            }
+            Value::Null => s.serialize_seq(Some(0))?.end(),
+            Value::Unknown => UnknownMarker.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Value<T>, D::Error> {
+        match Value::<Vec<Value<T>>>::deserialize(d)? {
+            Value::Value(mut items) => match items.len() {
+                0 => Ok(Value::Null),
+                1 => Ok(items.remove(0)),
+                n => Err(de::Error::custom(format!(
+                    "at most one block is allowed here, not {n}"
+                ))),
+            },
+            Value::Null => Ok(Value::Null),
+            Value::Unknown => Ok(Value::Unknown),
+        }
     }
 }
