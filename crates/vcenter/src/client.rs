@@ -25,6 +25,9 @@ use vim_rs::types::structs::ServiceContent;
 /// Without a bound a black-holed address would hang `terraform plan` for minutes.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long a caller keeps trying to find out what a call whose answer was lost did, by default.
+pub const DEFAULT_FIND_OUT: Duration = Duration::from_secs(60);
+
 /// Which vSphere API wire format to use (`api_transport` in the provider configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Transport {
@@ -136,6 +139,18 @@ impl VsphereClient {
         &self.session.instance_uuid
     }
 
+    /// How long to keep trying to find out the outcome of a call whose answer was lost (the
+    /// connection broke after the request was sent), with fresh connections, before giving up
+    /// and reporting the outcome as unknown.
+    pub fn find_out_budget(&self) -> Duration {
+        Duration::from_millis(self.session.find_out_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn set_find_out_budget(&self, budget: Duration) {
+        let ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+        self.session.find_out_ms.store(ms, Ordering::Relaxed);
+    }
+
     /// The normalized "host[:port]" the session talks to.
     pub fn server(&self) -> &str {
         &self.session.server
@@ -219,6 +234,7 @@ async fn connect_once(opts: &ConnectOptions) -> Result<VsphereClient, ConnectErr
         generation: AtomicU64::new(0),
         relogin: tokio::sync::Mutex::new(()),
         inventory_view: tokio::sync::Mutex::new(None),
+        find_out_ms: AtomicU64::new(DEFAULT_FIND_OUT.as_millis() as u64),
     };
     Ok(VsphereClient {
         session: Arc::new(session),
@@ -351,6 +367,13 @@ pub fn describe_vim_error(err: &VimError) -> String {
     }
 }
 
+/// True when the request may have reached vCenter but its answer did not come back (a broken
+/// connection, a timeout, an HTTP error from something in between): what the call did is
+/// unknown. A SOAP fault is vCenter's own answer, so its outcome is known.
+pub fn is_lost_answer(err: &VimError) -> bool {
+    matches!(err, VimError::ReqwestError(_))
+}
+
 /// True for the fault vCenter returns when the session cookie/key is no longer valid.
 pub fn is_not_authenticated(err: &VimError) -> bool {
     matches!(err, VimError::MethodFault(f) if f.type_ == Some(StructType::NotAuthenticated))
@@ -370,6 +393,8 @@ struct Session {
     /// The inventory's ContainerView and the login generation it was made in: kept for the
     /// session so a reload costs one call; logout destroys it.
     inventory_view: tokio::sync::Mutex<Option<(u64, String)>>,
+    /// [`VsphereClient::find_out_budget`] in milliseconds.
+    find_out_ms: AtomicU64,
 }
 
 impl Session {

@@ -28,6 +28,14 @@
 //! Once the clone exists, any failure powers it off if needed and destroys it before the error
 //! is returned; the error says which step failed and whether the partial VM is gone.
 //!
+//! Lost answers: a SOAP fault is vCenter's answer, so its outcome is known; a transport error
+//! (the connection broke after the request went out) is not. Reads are asked again; a call
+//! that changes something is *found out*: the VM is read back on a new connection (is it on
+//! the host, powered on, gone, are CPU and memory as asked; the clone is looked up by the
+//! instance UUID the spec gives it), and the call runs again only when its effect is not there.
+//! Both retry, pausing longer each time, until the client's find-out budget is spent; then the
+//! error is [`VmOpError::Unknown`] and the caller must treat the change as possibly made.
+//!
 //! A task is awaited by reading its state once (every simulator task, and quick vCenter tasks,
 //! are done by then), else through vim_rs's [`TaskTracker`], else by polling: over SOAP the
 //! tracker stops on a failed task, whose `info.error` vim_rs 0.7 cannot decode, so a task's
@@ -75,9 +83,14 @@ use vim_rs::types::traits::{
 use vim_rs::types::vim_any::VimAny;
 use vim_rs::vim_retrievable;
 
-use crate::client::{describe_vim_error, VsphereClient};
+use crate::client::{describe_vim_error, is_lost_answer, VsphereClient};
 use crate::inventory::usable_ipv4;
 use crate::BoxFuture;
+
+/// Finding out what a call whose answer was lost did: the first pause before asking again,
+/// doubled each time up to the second.
+const FIND_OUT_PAUSE: Duration = Duration::from_millis(200);
+const FIND_OUT_PAUSE_MAX: Duration = Duration::from_secs(5);
 
 /// How often [`wait_for_guest_ips`] reads `guest.net`.
 const GUEST_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -312,6 +325,19 @@ pub enum VmOpError {
     /// A vCenter call failed; `step` says what was being done.
     #[error("{step} failed: {reason}")]
     Failed { step: String, reason: String },
+    /// The answer to a call that changes something was lost (the connection broke after the
+    /// request went out), and what the call did could not be found out within the client's
+    /// find-out budget (vCenter stayed unreachable): it may or may not have happened. `moref`
+    /// is the VM concerned when it is known.
+    #[error(
+        "{step}: the answer from vCenter was lost and what the call did could not be found out \
+         ({reason})"
+    )]
+    Unknown {
+        step: String,
+        reason: String,
+        moref: Option<String>,
+    },
     /// [`create_vm`] failed after the clone existed, and the partial VM was destroyed.
     #[error(
         "creating VM \"{name}\" failed while {step}: {reason}. The partially created VM {moref} \
@@ -326,7 +352,7 @@ pub enum VmOpError {
     /// [`create_vm`] failed after the clone existed, and destroying the partial VM failed too.
     #[error(
         "creating VM \"{name}\" failed while {step}: {reason}. Removing the partially created VM \
-         {moref} failed too ({cleanup_error}); delete it in vCenter"
+         {moref} failed too ({cleanup_error})"
     )]
     CreateLeftover {
         name: String,
@@ -378,21 +404,25 @@ pub fn create_vm<'a>(
 }
 
 /// Powers the VM off when it is on, then destroys it. A VM that does not exist is success.
+/// A lost answer is found out (is the VM still there?) and the step run again when needed;
+/// [`VmOpError::Unknown`] when vCenter cannot be asked.
 pub fn destroy_vm<'a>(
     client: &'a VsphereClient,
     moref: &'a str,
 ) -> BoxFuture<'a, Result<(), VmOpError>> {
     Box::pin(async move {
-        destroy(client, moref).await.map_err(|e| VmOpError::Failed {
+        destroy(client, moref).await.map_err(|e| StepError {
             step: format!("destroying VM {moref} ({})", e.step),
-            reason: e.fault.to_string(),
-        })
+            fault: e.fault,
+        }
+        .into_op_error(None))
     })
 }
 
 /// Changes CPU count, memory and/or name in one `ReconfigVM_Task` (`None` leaves a value as it
 /// is; all `None` makes no call). vCenter refuses CPU/memory changes of a powered-on VM unless
-/// hot add is enabled; that refusal is returned as is.
+/// hot add is enabled; that refusal is returned as is. A lost answer is found out by reading
+/// the VM back.
 pub fn reconfigure_vm<'a>(
     client: &'a VsphereClient,
     moref: &'a str,
@@ -420,84 +450,118 @@ pub fn reconfigure_vm<'a>(
         let mut config = empty_config_spec();
         config.num_cp_us = num_cpus;
         config.memory_mb = memory_mb;
-        config.name = name;
+        config.name = name.clone();
         let step = format!("reconfiguring VM {moref}");
-        let vm = VirtualMachine::new(client.vim(), moref);
-        let task = match vm.reconfig_vm_task(&config).await {
-            Ok(task) => task,
-            Err(e) if is_not_found(&e) => return Err(VmOpError::NotFound(moref.to_string())),
-            Err(e) => {
-                return Err(VmOpError::Failed {
-                    step,
-                    reason: Fault::from_vim(&e).to_string(),
+        let (config, name) = (&config, name.as_deref());
+        run_checked(
+            client,
+            &step,
+            move || async move {
+                VirtualMachine::new(client.vim(), moref)
+                    .reconfig_vm_task(config)
+                    .await
+            },
+            move || {
+                vm_probe(client, moref, move |row| {
+                    num_cpus.is_none_or(|n| row.num_cpu == Some(n))
+                        && memory_mb.is_none_or(|m| row.memory_mb.map(i64::from) == Some(m))
+                        && name.is_none_or(|n| row.name.as_deref() == Some(n))
                 })
-            }
-        };
-        wait_task(client, task)
-            .await
-            .map(|_| ())
-            .map_err(|fault| match fault.kind {
-                Some(StructType::ManagedObjectNotFound) => VmOpError::NotFound(moref.to_string()),
-                _ => VmOpError::Failed {
-                    step,
-                    reason: fault.to_string(),
-                },
-            })
+            },
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.into_op_error(Some(moref)))
     })
 }
 
-/// Powers the VM on (`on`) or off; a VM already in that state is left alone.
+/// Powers the VM on (`on`) or off; a VM already in that state is left alone. A lost answer is
+/// found out by reading the power state.
 pub fn set_power<'a>(
     client: &'a VsphereClient,
     moref: &'a str,
     on: bool,
 ) -> BoxFuture<'a, Result<(), VmOpError>> {
     Box::pin(async move {
-        let handle = VirtualMachine::new(client.vim(), moref);
-        let (started, step) = if on {
-            (handle.power_on_vm_task(None).await, "powering on")
-        } else {
-            (handle.power_off_vm_task().await, "powering off")
-        };
-        match run_task(client, step, started).await {
-            Ok(_) => Ok(()),
-            Err(e) => match e.fault.kind {
-                Some(StructType::ManagedObjectNotFound) => {
-                    Err(VmOpError::NotFound(moref.to_string()))
+        let step = if on { "powering on" } else { "powering off" };
+        let result = run_checked(
+            client,
+            step,
+            move || async move {
+                let handle = VirtualMachine::new(client.vim(), moref);
+                if on {
+                    handle.power_on_vm_task(None).await
+                } else {
+                    handle.power_off_vm_task().await
                 }
-                Some(StructType::InvalidPowerState) => Ok(()),
-                _ => Err(VmOpError::Failed {
-                    step: format!("{step} VM {moref}"),
-                    reason: e.fault.to_string(),
-                }),
             },
+            move || vm_probe(client, moref, move |row| powered_on(row) == on),
+        )
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.fault.kind == Some(StructType::InvalidPowerState) => Ok(()),
+            Err(e) => Err(StepError::new(format!("{step} VM {moref}"), e.fault)
+                .into_op_error(Some(moref))),
         }
     })
 }
 
 /// Moves a VM to another host of its cluster (vMotion when it is powered on); the resource pool
-/// and datastore stay.
+/// and datastore stay. A lost answer is found out by reading the VM's host.
 pub fn relocate_vm<'a>(
     client: &'a VsphereClient,
     moref: &'a str,
     host: &'a str,
 ) -> BoxFuture<'a, Result<(), VmOpError>> {
     Box::pin(async move {
-        let handle = VirtualMachine::new(client.vim(), moref);
         let mut spec = empty_relocate_spec();
         spec.host = Some(self::moref(MoTypesEnum::HostSystem, host));
         let step = format!("moving VM {moref} to host {host}");
-        let started = handle.relocate_vm_task(&spec, None).await;
-        match run_task(client, &step, started).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.fault.kind == Some(StructType::ManagedObjectNotFound) => {
-                Err(VmOpError::NotFound(moref.to_string()))
-            }
-            Err(e) => Err(VmOpError::Failed {
-                step,
-                reason: e.fault.to_string(),
-            }),
-        }
+        let spec = &spec;
+        run_checked(
+            client,
+            &step,
+            move || async move {
+                VirtualMachine::new(client.vim(), moref)
+                    .relocate_vm_task(spec, None)
+                    .await
+            },
+            move || vm_probe(client, moref, move |row| on_host(row, host)),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.into_op_error(Some(moref)))
+    })
+}
+
+/// The moref of the VM whose `config.instanceUuid` is `instance_uuid` (SearchIndex), `None`
+/// when there is none. A lost answer is asked again until the client's find-out budget is
+/// spent, then [`VmOpError::Unknown`].
+pub fn find_by_instance_uuid<'a>(
+    client: &'a VsphereClient,
+    instance_uuid: &'a str,
+) -> BoxFuture<'a, Result<Option<String>, VmOpError>> {
+    Box::pin(find_vm_by(client, instance_uuid, true))
+}
+
+/// The moref of the VM whose BIOS UUID (`config.uuid`) is `uuid`, like
+/// [`find_by_instance_uuid`].
+pub fn find_by_uuid<'a>(
+    client: &'a VsphereClient,
+    uuid: &'a str,
+) -> BoxFuture<'a, Result<Option<String>, VmOpError>> {
+    Box::pin(find_vm_by(client, uuid, false))
+}
+
+async fn find_vm_by(
+    client: &VsphereClient,
+    uuid: &str,
+    instance: bool,
+) -> Result<Option<String>, VmOpError> {
+    search_uuid(client, uuid, instance).await.map_err(|fault| {
+        let kind = if instance { "instance UUID" } else { "UUID" };
+        StepError::new(format!("looking up the VM with {kind} {uuid}"), fault).into_op_error(None)
     })
 }
 
@@ -597,11 +661,13 @@ pub fn wait_for_guest_ips<'a>(
 // ---------------------------------------------------------------------------------------------
 // Errors inside this module
 
-/// A fault from vCenter (method or task), with its type when known.
+/// A fault from vCenter (method or task), with its type when known, or a lost answer.
 #[derive(Debug, Clone)]
 struct Fault {
     kind: Option<StructType>,
     text: String,
+    /// The request may have reached vCenter but no answer came back: what it did is unknown.
+    lost: bool,
 }
 
 impl Fault {
@@ -611,6 +677,7 @@ impl Fault {
             other => Fault {
                 kind: None,
                 text: describe_vim_error(other),
+                lost: is_lost_answer(other),
             },
         }
     }
@@ -619,6 +686,7 @@ impl Fault {
         Fault {
             kind: fault.type_,
             text: describe_fault(fault),
+            lost: false,
         }
     }
 
@@ -626,6 +694,7 @@ impl Fault {
         Fault {
             kind: None,
             text: text.into(),
+            lost: false,
         }
     }
 }
@@ -648,6 +717,25 @@ impl StepError {
         StepError {
             step: step.into(),
             fault,
+        }
+    }
+
+    /// The public error: [`VmOpError::Unknown`] when the answer was lost and could not be found
+    /// out, else [`VmOpError::Failed`] (`NotFound` first for a VM that is gone).
+    fn into_op_error(self, vm: Option<&str>) -> VmOpError {
+        if self.fault.lost {
+            return VmOpError::Unknown {
+                step: self.step,
+                reason: self.fault.text,
+                moref: vm.map(str::to_string),
+            };
+        }
+        if let (Some(StructType::ManagedObjectNotFound), Some(vm)) = (self.fault.kind, vm) {
+            return VmOpError::NotFound(vm.to_string());
+        }
+        VmOpError::Failed {
+            step: self.step,
+            reason: self.fault.text,
         }
     }
 }
@@ -765,12 +853,6 @@ vim_retrievable!(
 );
 
 vim_retrievable!(
-    struct PowerRow: VirtualMachine {
-        power_state = "runtime.power_state"?,
-    }
-);
-
-vim_retrievable!(
     struct GuestNetRow: VirtualMachine {
         net = "guest.net"?,
     }
@@ -814,24 +896,34 @@ fn traversal(
 
 /// One RetrievePropertiesEx (plus pages). An object that does not exist fails the whole call
 /// with ManagedObjectNotFound (vCenter's default; asking for missing objects in the results
-/// instead makes the simulator answer an empty `returnval` that vim_rs cannot decode).
+/// instead makes the simulator answer an empty `returnval` that vim_rs cannot decode). A read
+/// changes nothing, so a lost answer is asked again, on a new connection, until the client's
+/// find-out budget is spent.
 async fn retrieve(
     client: &VsphereClient,
     prop_set: Vec<PropertySpec>,
     object_set: Vec<ObjectSpec>,
 ) -> Result<Vec<ObjectContent>, Fault> {
-    let pc = PropertyCollector::new(
-        client.vim(),
-        &client.service_content().property_collector.value,
-    );
     let spec = PropertyFilterSpec {
         prop_set,
         object_set,
         report_missing_objects_in_results: None,
     };
+    let spec = &spec;
+    retry_lost(client, "reading from vCenter", move || retrieve_once(client, spec)).await
+}
+
+async fn retrieve_once(
+    client: &VsphereClient,
+    spec: &PropertyFilterSpec,
+) -> Result<Vec<ObjectContent>, Fault> {
+    let pc = PropertyCollector::new(
+        client.vim(),
+        &client.service_content().property_collector.value,
+    );
     let options = RetrieveOptions { max_objects: None };
     let first = pc
-        .retrieve_properties_ex(std::slice::from_ref(&spec), &options)
+        .retrieve_properties_ex(std::slice::from_ref(spec), &options)
         .await
         .map_err(|e| Fault::from_vim(&e))?;
     let Some(mut page) = first else {
@@ -849,6 +941,117 @@ async fn retrieve(
             .map_err(|e| Fault::from_vim(&e))?;
     }
     Ok(objects)
+}
+
+/// Runs `attempt` (a call that changes nothing) again while its answer is lost, pausing
+/// longer each time, until the client's find-out budget is spent; the last fault then.
+async fn retry_lost<T, F, Fut>(client: &VsphereClient, what: &str, attempt: F) -> Result<T, Fault>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Fault>>,
+{
+    let deadline = Instant::now() + client.find_out_budget();
+    let mut pause = FIND_OUT_PAUSE;
+    loop {
+        match attempt().await {
+            Err(fault) if fault.lost && Instant::now() + pause < deadline => {
+                tracing::info!(error = %fault, "{what}: no answer; asking again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(FIND_OUT_PAUSE_MAX);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Starts a task that changes something (`start`) and waits for it. When the answer to the
+/// start or to a task read is lost, `done` finds out whether the change is there (its reads
+/// retried like any read); if it is not, the task is started again, until the client's
+/// find-out budget is spent. A lost outcome that stays unknown is a [`Fault`] with `lost`.
+async fn run_checked<S, SF, D, DF>(
+    client: &VsphereClient,
+    step: &str,
+    start: S,
+    done: D,
+) -> Result<Option<VimAny>, StepError>
+where
+    S: Fn() -> SF,
+    SF: std::future::Future<Output = Result<ManagedObjectReference, VimError>>,
+    D: Fn() -> DF,
+    DF: std::future::Future<Output = Result<bool, Fault>>,
+{
+    let deadline = Instant::now() + client.find_out_budget();
+    loop {
+        let fault = match start().await {
+            Ok(task) => match wait_task(client, task).await {
+                Ok(result) => return Ok(result),
+                Err(fault) => fault,
+            },
+            Err(e) => Fault::from_vim(&e),
+        };
+        if !fault.lost {
+            return Err(StepError::new(step, fault));
+        }
+        tracing::warn!(step, error = %fault, "the answer was lost; finding out what the call did");
+        match done().await {
+            Ok(true) => {
+                tracing::info!(step, "found out: the call took effect");
+                return Ok(None);
+            }
+            Ok(false) if Instant::now() < deadline => {
+                tracing::info!(step, "found out: the call did not take effect; running it again");
+            }
+            Ok(false) => return Err(StepError::new(step, fault)),
+            Err(probe) => return Err(StepError::new(step, probe)),
+        }
+    }
+}
+
+/// Whether the VM's properties satisfy `check`; a VM that is gone is ManagedObjectNotFound.
+async fn vm_probe(
+    client: &VsphereClient,
+    vm: &str,
+    check: impl Fn(&VmRow) -> bool,
+) -> Result<bool, Fault> {
+    match read_vm(client, vm).await? {
+        Some(row) => Ok(check(&row)),
+        None => Err(Fault {
+            kind: Some(StructType::ManagedObjectNotFound),
+            text: format!("VM {vm} does not exist"),
+            lost: false,
+        }),
+    }
+}
+
+fn powered_on(row: &VmRow) -> bool {
+    matches!(
+        row.power_state,
+        Some(VirtualMachinePowerStateEnum::PoweredOn)
+    )
+}
+
+fn on_host(row: &VmRow, host: &str) -> bool {
+    row.host.as_ref().is_some_and(|h| h.value == host)
+}
+
+/// SearchIndex.FindByUuid over VMs' instance (or BIOS) UUIDs, asked again while the answer is
+/// lost.
+async fn search_uuid(
+    client: &VsphereClient,
+    uuid: &str,
+    instance: bool,
+) -> Result<Option<String>, Fault> {
+    let Some(index) = client.service_content().search_index.as_ref() else {
+        return Err(Fault::text("vCenter has no SearchIndex"));
+    };
+    retry_lost(client, "looking up a VM by UUID", move || async move {
+        vim_rs::mo::SearchIndex::new(client.vim(), &index.value)
+            .find_by_uuid(None, uuid, true, Some(instance))
+            .await
+            .map(|found| found.map(|m| m.value))
+            .map_err(|e| Fault::from_vim(&e))
+    })
+    .await
 }
 
 /// Decodes a row whose properties are all optional: content without properties is a row of `None`s.
@@ -1131,18 +1334,6 @@ async fn wait_task(
     }
 }
 
-/// Starts a task with `start` and waits for it, naming `step` on failure.
-async fn run_task(
-    client: &VsphereClient,
-    step: &str,
-    started: Result<ManagedObjectReference, VimError>,
-) -> Result<Option<VimAny>, StepError> {
-    let task = started.map_err(|e| StepError::new(step, Fault::from_vim(&e)))?;
-    wait_task(client, task)
-        .await
-        .map_err(|fault| StepError::new(step, fault))
-}
-
 fn result_moref(result: Option<VimAny>) -> Option<ManagedObjectReference> {
     match result? {
         VimAny::Object(obj) => obj
@@ -1189,21 +1380,7 @@ async fn create(client: &VsphereClient, spec: &CreateVm) -> Result<CreatedVm, Vm
         &placement.network_names,
     );
 
-    let clone_step = format!("cloning {} into \"{}\"", spec.source, spec.name);
-    let source = VirtualMachine::new(client.vim(), &spec.source);
-    let started = source
-        .clone_vm_task(&placement.folder, &spec.name, &clone_spec)
-        .await;
-    let result = run_task(client, &clone_step, started)
-        .await
-        .map_err(|e| VmOpError::Failed {
-            step: e.step,
-            reason: e.fault.to_string(),
-        })?;
-    let vm = result_moref(result).ok_or_else(|| VmOpError::Failed {
-        step: clone_step.clone(),
-        reason: "the clone task returned no VM reference".to_string(),
-    })?;
+    let vm = clone_vm(client, spec, &placement.folder, &clone_spec).await?;
     tracing::debug!(vm = %vm.value, name = %spec.name, "cloned");
 
     let finished = finish(
@@ -1243,6 +1420,55 @@ async fn create(client: &VsphereClient, spec: &CreateVm) -> Result<CreatedVm, Vm
     }
 }
 
+/// `CloneVM_Task`. When its answer is lost, the VM is looked up by the instance UUID the spec
+/// gives it: found, the create goes on with it; not found, the clone is not run again (on
+/// vCenter it may still be under way), and the outcome is [`VmOpError::Unknown`].
+async fn clone_vm(
+    client: &VsphereClient,
+    spec: &CreateVm,
+    folder: &ManagedObjectReference,
+    clone_spec: &VirtualMachineCloneSpec,
+) -> Result<ManagedObjectReference, VmOpError> {
+    let step = format!("cloning {} into \"{}\"", spec.source, spec.name);
+    let source = VirtualMachine::new(client.vim(), &spec.source);
+    let started = source.clone_vm_task(folder, &spec.name, clone_spec).await;
+    let fault = match started {
+        Ok(task) => match wait_task(client, task).await {
+            Ok(result) => {
+                return result_moref(result).ok_or_else(|| VmOpError::Failed {
+                    step,
+                    reason: "the clone task returned no VM reference".to_string(),
+                })
+            }
+            Err(fault) => fault,
+        },
+        Err(e) => Fault::from_vim(&e),
+    };
+    if !fault.lost {
+        return Err(StepError::new(step, fault).into_op_error(None));
+    }
+    let Some(instance_uuid) = spec.instance_uuid.as_deref() else {
+        return Err(StepError::new(step, fault).into_op_error(None));
+    };
+    tracing::warn!(name = %spec.name, error = %fault,
+        "the answer to the clone was lost; looking for the VM by its instance UUID");
+    match search_uuid(client, instance_uuid, true).await {
+        Ok(Some(vm)) => {
+            tracing::info!(vm = %vm, "found out: the clone happened");
+            Ok(moref(MoTypesEnum::VirtualMachine, &vm))
+        }
+        Ok(None) => Err(VmOpError::Unknown {
+            step,
+            reason: format!(
+                "{fault}; no VM with instance UUID {instance_uuid} exists yet, but the clone may \
+                 still be under way"
+            ),
+            moref: None,
+        }),
+        Err(probe) => Err(StepError::new(step, probe).into_op_error(None)),
+    }
+}
+
 /// The steps after the clone exists: any error here makes the caller remove the VM.
 async fn finish(
     client: &VsphereClient,
@@ -1264,35 +1490,74 @@ async fn finish(
         .ok_or_else(|| StepError::new(read_step, Fault::text("the VM has no config.uuid")))?;
     let macs = new_macs(&row, spec.nics.len(), edited_keys, source_macs)
         .map_err(|reason| StepError::new("reading the new VM's NICs", Fault::text(reason)))?;
-    let handle = VirtualMachine::new(client.vim(), vm);
-
     let cpus_off = spec.num_cpus.is_some_and(|n| row.num_cpu != Some(n));
     let memory_off = spec
         .memory_mb
         .is_some_and(|m| row.memory_mb.map(i64::from) != Some(m));
+    // Each step below is found out when its answer is lost (see `run_checked`).
     if cpus_off || memory_off {
         let mut config = empty_config_spec();
         config.num_cp_us = spec.num_cpus;
         config.memory_mb = spec.memory_mb;
-        let started = handle.reconfig_vm_task(&config).await;
-        run_task(client, "setting CPU and memory", started).await?;
+        let config = &config;
+        run_checked(
+            client,
+            "setting CPU and memory",
+            move || async move { VirtualMachine::new(client.vim(), vm).reconfig_vm_task(config).await },
+            move || {
+                vm_probe(client, vm, move |row| {
+                    spec.num_cpus.is_none_or(|n| row.num_cpu == Some(n))
+                        && spec
+                            .memory_mb
+                            .is_none_or(|m| row.memory_mb.map(i64::from) == Some(m))
+                })
+            },
+        )
+        .await?;
     }
 
-    if row.host.as_ref().map(|h| h.value.as_str()) != Some(spec.host.as_str()) {
+    if !on_host(&row, &spec.host) {
         let mut relocate = empty_relocate_spec();
         relocate.host = Some(moref(MoTypesEnum::HostSystem, &spec.host));
         relocate.pool = Some(pool.clone());
         let step = format!("moving the VM to host {}", spec.host);
-        let started = handle.relocate_vm_task(&relocate, None).await;
-        run_task(client, &step, started).await?;
+        let relocate = &relocate;
+        run_checked(
+            client,
+            &step,
+            move || async move {
+                VirtualMachine::new(client.vim(), vm)
+                    .relocate_vm_task(relocate, None)
+                    .await
+            },
+            move || vm_probe(client, vm, move |row| on_host(row, &spec.host)),
+        )
+        .await?;
     }
 
+    // vCenter shows no sign of a customization that is waiting for the power-on; running it
+    // again on the powered-off VM replaces it with the same spec.
     let customization = customization_spec(spec, &macs);
-    let started = handle.customize_vm_task(&customization).await;
-    run_task(client, "customizing the guest", started).await?;
+    let customization = &customization;
+    run_checked(
+        client,
+        "customizing the guest",
+        move || async move {
+            VirtualMachine::new(client.vim(), vm)
+                .customize_vm_task(customization)
+                .await
+        },
+        move || async move { vm_probe(client, vm, |_| false).await },
+    )
+    .await?;
 
-    let started = handle.power_on_vm_task(None).await;
-    run_task(client, "powering on", started).await?;
+    run_checked(
+        client,
+        "powering on",
+        move || async move { VirtualMachine::new(client.vim(), vm).power_on_vm_task(None).await },
+        move || vm_probe(client, vm, powered_on),
+    )
+    .await?;
 
     Ok(CreatedVm {
         moref: vm.to_string(),
@@ -2048,21 +2313,24 @@ fn non_empty(list: Vec<String>) -> Option<Vec<String>> {
 // ---------------------------------------------------------------------------------------------
 // Destroy
 
-/// Powers off when on, destroys; a VM that is gone at any point is success.
+/// Powers off when on, destroys; a VM that is gone at any point is success. Lost answers are
+/// found out by reading the VM (gone, or powered off) and the step run again when needed.
 async fn destroy(client: &VsphereClient, vm: &str) -> Result<(), StepError> {
-    let row: Option<PowerRow> = read_one(client, moref(MoTypesEnum::VirtualMachine, vm))
+    let row = read_vm(client, vm)
         .await
         .map_err(|fault| StepError::new("reading the power state", fault))?;
     let Some(row) = row else {
         return Ok(());
     };
-    let handle = VirtualMachine::new(client.vim(), vm);
-    if matches!(
-        row.power_state,
-        Some(VirtualMachinePowerStateEnum::PoweredOn)
-    ) {
-        let started = handle.power_off_vm_task().await;
-        match run_task(client, "powering off", started).await {
+    if powered_on(&row) {
+        let off = run_checked(
+            client,
+            "powering off",
+            move || async move { VirtualMachine::new(client.vim(), vm).power_off_vm_task().await },
+            move || vm_probe(client, vm, |row| !powered_on(row)),
+        )
+        .await;
+        match off {
             Ok(_) => {}
             Err(e) => match e.fault.kind {
                 Some(StructType::ManagedObjectNotFound) => return Ok(()),
@@ -2072,8 +2340,14 @@ async fn destroy(client: &VsphereClient, vm: &str) -> Result<(), StepError> {
             },
         }
     }
-    let started = handle.destroy_task().await;
-    match run_task(client, "destroying", started).await {
+    let gone = run_checked(
+        client,
+        "destroying",
+        move || async move { VirtualMachine::new(client.vim(), vm).destroy_task().await },
+        move || async move { Ok::<bool, Fault>(read_vm(client, vm).await?.is_none()) },
+    )
+    .await;
+    match gone {
         Ok(_) => Ok(()),
         Err(e) if e.fault.kind == Some(StructType::ManagedObjectNotFound) => Ok(()),
         Err(e) => Err(e),
