@@ -11,4 +11,5 @@ pub mod placement;
 pub mod provider;
 pub mod redact;
 pub mod store;
+pub mod vmlife;
 pub mod vsphere;

@@ -379,17 +379,25 @@ fn drift_shows_in_the_plan_and_a_deleted_vm_releases_its_addresses() {
             plan.stdout
         );
 
-        // The VM is deleted outside Terraform: the refresh drops it and releases its addresses.
+        // The VM is deleted outside Terraform: the plan cannot record it again (an error on
+        // vm_id) and writes nothing; its addresses stay held until the resource is removed.
         sim.control("destroy_vm", &[("vm", "vm-db-noip")]);
+        let held = |env: &Env| -> Vec<_> {
+            env.store()
+                .addresses_of_vm(&db.uuid)
+                .unwrap()
+                .into_iter()
+                .filter(|a| a.owner_kind == OwnerKind::NicFix)
+                .collect()
+        };
+        let before = held(&env);
+        assert_eq!(before.len(), 2, "{}: {before:?}", tf.version);
         let run = wd.plan_err();
         expect_error(&run, tf.version, "VM not found", "vm_id = ");
-        let left: Vec<_> = env
-            .store()
-            .addresses_of_vm(&db.uuid)
-            .unwrap()
-            .into_iter()
-            .filter(|a| a.owner_kind == OwnerKind::NicFix)
-            .collect();
+        assert_eq!(held(&env), before, "{}: the plan released", tf.version);
+        wd.write("main.tf", &env.config(SUBNETS));
+        wd.apply_ok();
+        let left = held(&env);
         assert!(left.is_empty(), "{}: {left:?}", tf.version);
     }
 }

@@ -589,7 +589,7 @@ fn a_failing_vcenter_call_rolls_the_create_back() {
 }
 
 #[test]
-fn drift_shows_in_the_plan_and_a_vm_deleted_outside_is_released() {
+fn drift_shows_in_the_plan_and_a_vm_deleted_outside_is_replaced() {
     let sim = Sim::start("test");
     for tf in versions() {
         let v: &str = tf.version;
@@ -635,7 +635,8 @@ fn drift_shows_in_the_plan_and_a_vm_deleted_outside_is_released() {
             "{v}: {}",
             plan.all()
         );
-        // Deleted outside Terraform: it leaves the state and its address is released.
+        // Deleted outside Terraform: a refresh keeps it in the state, marked for replacement,
+        // and its address stays held until the apply that replaces it.
         let gone = outs["d2"]["id"].as_str().unwrap().to_string();
         sim.control("destroy_vm", &[("vm", &names[2])]);
         let refresh = wd.run(&[
@@ -646,13 +647,14 @@ fn drift_shows_in_the_plan_and_a_vm_deleted_outside_is_released() {
             "-input=false",
         ]);
         assert!(refresh.success, "{v}: {}", refresh.all());
-        assert!(
-            env.store().addresses_of_vm(&gone).unwrap().is_empty(),
-            "{v}"
+        assert_eq!(
+            env.store().addresses_of_vm(&gone).unwrap().len(),
+            1,
+            "{v}: a refresh released the address"
         );
         let state = wd.run(&["state", "list"]);
         assert!(
-            !state.stdout.contains("vsphereipam_vm.d2"),
+            state.stdout.contains("vsphereipam_vm.d2"),
             "{v}: {}",
             state.stdout
         );

@@ -41,14 +41,8 @@ pub struct Session {
     pub store: Store,
     /// The snapshot whose reported addresses the store's observed records last mirrored.
     observed_synced: tokio::sync::Mutex<Weak<Inventory>>,
-    /// VMs this process placed per host since the snapshot was taken: parallel creates see the
-    /// same snapshot and would all pick the same least loaded host otherwise.
-    placed: std::sync::Mutex<(Weak<Inventory>, HashMap<String, usize>)>,
-    /// Creates that died unfinished, found once per process (plan counts their addresses as
-    /// free, the first VM create cleans them up).
-    abandoned: tokio::sync::OnceCell<Vec<crate::pending::Abandoned>>,
-    /// Abandoned VM creates are cleaned up once per process, before its first VM create.
-    pending_swept: tokio::sync::OnceCell<()>,
+    /// Per-process state of VM creation (placements, abandoned creates).
+    pub creates: crate::vmlife::Creates,
 }
 
 impl Session {
@@ -104,42 +98,6 @@ impl Session {
             }
             Err(e) => tracing::warn!("cannot record observed addresses: {e}"),
         }
-    }
-}
-
-impl Session {
-    /// Runs `choose` with the VMs this process placed per host on top of `inventory`, and
-    /// counts the host it returns, under one lock so parallel creates spread out.
-    pub fn place<E>(
-        &self,
-        inventory: &Arc<Inventory>,
-        choose: impl FnOnce(&HashMap<String, usize>) -> Result<crate::placement::Placement, E>,
-    ) -> Result<crate::placement::Placement, E> {
-        let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
-        if !placed
-            .0
-            .upgrade()
-            .is_some_and(|i| Arc::ptr_eq(&i, inventory))
-        {
-            *placed = (Arc::downgrade(inventory), HashMap::new());
-        }
-        let chosen = choose(&placed.1)?;
-        *placed.1.entry(chosen.host.clone()).or_default() += 1;
-        Ok(chosen)
-    }
-
-    /// Counts (`delta` 1) or uncounts (-1) a VM placed on `host` on top of `inventory`.
-    pub fn count_placement(&self, inventory: &Arc<Inventory>, host: &str, delta: isize) {
-        let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
-        if !placed
-            .0
-            .upgrade()
-            .is_some_and(|i| Arc::ptr_eq(&i, inventory))
-        {
-            *placed = (Arc::downgrade(inventory), HashMap::new());
-        }
-        let n = placed.1.entry(host.to_string()).or_default();
-        *n = n.saturating_add_signed(delta);
     }
 }
 
@@ -296,7 +254,12 @@ impl Provider for VsphereIpamProvider {
             }
         };
         let client = match client {
-            Ok(c) => Some(c),
+            Ok(c) => {
+                if let Some(budget) = find_out_budget(diags) {
+                    c.set_find_out_budget(budget);
+                }
+                Some(c)
+            }
             Err(e) => {
                 connect_error(diags, &settings, e);
                 None
@@ -311,9 +274,7 @@ impl Provider for VsphereIpamProvider {
             inventory: InventoryCache::new(client),
             store,
             observed_synced: Default::default(),
-            placed: Default::default(),
-            abandoned: Default::default(),
-            pending_swept: Default::default(),
+            creates: Default::default(),
         });
         if let Ok(mut slot) = self.shared.session.write() {
             *slot = Some(session);
@@ -341,6 +302,22 @@ impl Provider for VsphereIpamProvider {
         Some(map! {
             "wire" => wire::WireDataSource::new(self.shared.clone()),
         })
+    }
+}
+
+/// `VSPHEREIPAM_FIND_OUT_TIMEOUT`: how long to keep asking vCenter what a call whose answer
+/// was lost did (default: the client's, a minute). A bad value is a warning and is ignored.
+fn find_out_budget(diags: &mut Diagnostics) -> Option<std::time::Duration> {
+    let raw = std::env::var("VSPHEREIPAM_FIND_OUT_TIMEOUT").ok()?;
+    match humantime::parse_duration(raw.trim()) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            diags.root_warning(
+                "Invalid VSPHEREIPAM_FIND_OUT_TIMEOUT",
+                format!("{raw:?} is not a duration ({e}); write e.g. \"30s\" or \"2m\". The default applies."),
+            );
+            None
+        }
     }
 }
 

@@ -1,11 +1,8 @@
 //! Resource `vsphereipam_vm`: a VM cloned from a template whose NICs take their addresses from
 //! subnets, placed on a host that carries a port group of every NIC's subnet.
 //!
-//! Create order, each step undone when a later one fails: place (in memory) → allocate every
-//! address in one store transaction, as pending records owned by a creation ticket
-//! ([`crate::pending`]) → clone, customize, power on (`vm_ops::create_vm`) → wait for VMware
-//! Tools → hand the records to the VM's UUID. A process killed in between leaves pending records
-//! that the next process cleans up before its first create ([`sweep_pending`]).
+//! This is the Terraform edge only: schema, values in and out, plan decisions, diagnostics. The
+//! create sequence, the destroy and the sweep of abandoned creates are in [`crate::vmlife`].
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -18,17 +15,17 @@ use tf_provider::value::{Value, ValueBool, ValueEmpty, ValueList, ValueNumber, V
 use tf_provider::{map, AttributePath, Diagnostics, Resource};
 
 use super::customization::{self, GuestInput, LinuxState, WindowsState};
+
 use super::schema::{computed, optional, optional_computed, required, string_list};
 use super::values::{self, known, opt_string, string, strings};
 use super::{Session, Shared};
-use crate::ipam::ranges::RangeSet;
 use crate::nics::{self, NicRequest};
-use crate::pending::{self, Abandoned, Ticket};
-use crate::placement::{self, Placement, PlacementError};
-use crate::store::ops::{AllocRequest, ClaimError, NicAddress, SubnetView};
+use crate::placement::{self, PlacementError};
+use crate::store::ops::ClaimError;
 use crate::store::{AddressRecord, OwnerKind, StoreError};
-use crate::vsphere::model::{Inventory, PortGroupKind, Vm};
-use crate::vsphere::vm_ops::{self, CreateVm, NicBacking, NicSpec, VmOpError};
+use crate::vmlife::{self, CreateError, DestroyError, Held, NicInput, VmRequest};
+use crate::vsphere::model::{Inventory, Vm};
+use crate::vsphere::vm_ops::{self, GuestFamily, VmOpError};
 use crate::vsphere::wire;
 
 const DEFAULT_TIMEOUT: &str = "10m";
@@ -102,10 +99,13 @@ pub fn schema() -> Schema {
                  Drift: a VM powered off outside Terraform is powered on by the next apply, one \
                  moved off its configured `host` is moved back, a NIC moved off its subnet's \
                  wires (or removed) replaces the VM, and guest addresses that differ from the \
-                 assigned ones are reported as a warning. A VM deleted outside Terraform leaves \
-                 the state and its addresses are released. If the provider is killed in the \
-                 middle of a create, the next run on that machine (or any run after an hour) \
-                 removes the half-made VM and releases its addresses.\n\n\
+                 assigned ones are reported as a warning. A VM deleted outside Terraform is \
+                 replaced by the next apply (or removed from the state when its configuration \
+                 is gone); its addresses stay held until that apply, never released by a plan. \
+                 If the provider is killed in the middle of a create, or vCenter becomes \
+                 unreachable so that the outcome of a call cannot be found out, the next run on \
+                 that machine (or any run after an hour) removes the half-made VM and releases \
+                 its addresses.\n\n\
                  Import by the VM UUID records the addresses VMware Tools report on its NICs as \
                  the resource's own; inputs vCenter does not keep (`template`, `folder`, \
                  `datastore`, `hostname`, the guest IP wait, the `linux`/`windows` blocks) are \
@@ -232,26 +232,6 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Some(total)
 }
 
-/// `name` as a host name: lower case letters, digits and inner hyphens, at most `max` long.
-pub fn host_name_of(name: &str, max: usize) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.truncate(max);
-    let out = out.trim_end_matches('-').to_string();
-    if out.is_empty() {
-        "vm".to_string()
-    } else {
-        out
-    }
-}
-
 pub(super) fn valid_host_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
@@ -355,34 +335,9 @@ fn validate_config(diags: &mut Diagnostics, config: &VmState<'_>) {
     }
 }
 
-/// One NIC as asked for.
-#[derive(Debug, Clone)]
-struct NicInput {
-    subnet_id: String,
-    ip: Option<Ipv4Addr>,
-}
-
-/// Every input of a create, known and valid.
-#[derive(Debug, Clone)]
-struct Input {
-    name: String,
-    datacenter: String,
-    template: String,
-    num_cpus: Option<i32>,
-    memory_mb: Option<i64>,
-    host: Option<String>,
-    folder: Option<String>,
-    datastore: Option<String>,
-    /// The guest's name as configured: the customization block's, else `hostname`.
-    hostname: Option<String>,
-    guest: GuestInput,
-    wait: bool,
-    timeout: Duration,
-    nics: Vec<NicInput>,
-}
-
-/// `None` while some input is unknown (or invalid: `validate` reports it).
-fn input_of(config: &VmState<'_>) -> Option<Input> {
+/// The request, and the customization blocks as parsed (for their diagnostics); `None` while
+/// some input is unknown (or invalid: `validate` reports it).
+fn input_of(config: &VmState<'_>) -> Option<(VmRequest, GuestInput)> {
     let number = |v: &ValueNumber| values::field_num(v).settled();
     let text = |v: &ValueString<'_>| values::field_str(v).settled();
     let Value::Value(blocks) = &config.network_interface else {
@@ -409,11 +364,12 @@ fn input_of(config: &VmState<'_>) -> Option<Input> {
     };
     let timeout = text(&config.guest_ip_timeout)?.unwrap_or(DEFAULT_TIMEOUT.to_string());
     let guest = customization::input_of(&config.linux, &config.windows)?;
+    // The guest's name as configured: the customization block's, else `hostname`.
     let hostname = match guest.name() {
         Some(name) => Some(name.to_string()),
         None => text(&config.hostname)?,
     };
-    Some(Input {
+    let request = VmRequest {
         name: known(&config.name)?,
         datacenter: known(&config.datacenter)?,
         template: known(&config.template)?,
@@ -423,11 +379,18 @@ fn input_of(config: &VmState<'_>) -> Option<Input> {
         folder: text(&config.folder)?,
         datastore: text(&config.datastore)?,
         hostname,
-        guest,
+        guest: Arc::new(guest.clone()),
         wait,
         timeout: parse_duration(&timeout)?,
         nics,
-    })
+    };
+    Some((request, guest))
+}
+
+impl vmlife::Guest for GuestInput {
+    fn family(&self, windows_template: bool, first_domain: Option<&str>) -> Option<GuestFamily> {
+        customization::guest_family(windows_template, self, first_domain)
+    }
 }
 
 /// Defaults of the optional inputs that have one.
@@ -473,80 +436,7 @@ fn plan_new_vm(planned: &mut VmState<'_>, config: &VmState<'_>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Lookups
-
-fn vm_datacenter<'i>(inventory: &'i Inventory, vm: &Vm) -> Option<&'i str> {
-    let host = vm.host.as_deref()?;
-    inventory
-        .hosts
-        .iter()
-        .find(|h| h.moref == host)
-        .map(|h| h.datacenter.as_str())
-}
-
-/// The template (or VM) to clone, by name or UUID, in the datacenter.
-fn find_template<'i>(
-    inventory: &'i Inventory,
-    datacenter: &str,
-    template: &str,
-) -> Result<&'i Vm, String> {
-    let found: Vec<&Vm> = inventory
-        .vms
-        .iter()
-        .filter(|vm| vm.name == template || vm.uuid.eq_ignore_ascii_case(template))
-        .filter(|vm| vm_datacenter(inventory, vm).is_none_or(|dc| dc == datacenter))
-        .collect();
-    match found.as_slice() {
-        [one] => Ok(one),
-        [] => Err(format!(
-            "No template or VM named {template:?} (or with that UUID) in datacenter \
-             {datacenter:?}. Give the name or `config.uuid` of the template to clone."
-        )),
-        many => Err(format!(
-            "{} VMs are named {template:?} in datacenter {datacenter:?} ({}); give the UUID of \
-             the one to clone.",
-            many.len(),
-            many.iter()
-                .map(|v| v.uuid.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
-}
-
-fn template_or_diag<'i>(
-    diags: &mut Diagnostics,
-    inventory: &'i Inventory,
-    input: &Input,
-) -> Option<&'i Vm> {
-    find_template(inventory, &input.datacenter, &input.template)
-        .map_err(|detail| diags.error("Template not found", detail, AttributePath::new("template")))
-        .ok()
-}
-
-fn subnets_of<'s>(
-    diags: &mut Diagnostics,
-    views: &'s [SubnetView],
-    nics: &[NicInput],
-    store: &str,
-) -> Option<Vec<&'s SubnetView>> {
-    let mut out = Vec::new();
-    for (i, nic) in nics.iter().enumerate() {
-        match views.iter().find(|v| v.subnet.id == nic.subnet_id) {
-            Some(v) => out.push(v),
-            None => diags.error(
-                "Subnet not found",
-                format!(
-                    "No subnet {:?} of this vCenter in the IPAM store {store}. Use the id of a \
-                     vsphereipam_ipsubnet.",
-                    nic.subnet_id
-                ),
-                nic_path(i, "subnet_id"),
-            ),
-        }
-    }
-    (out.len() == nics.len()).then_some(out)
-}
+// Errors to diagnostics
 
 fn placement_error(diags: &mut Diagnostics, e: &PlacementError) {
     let (summary, path) = match e {
@@ -584,193 +474,123 @@ fn allocation_error(diags: &mut Diagnostics, e: &ClaimError) {
     values::store_error_at(diags, &e.error, path);
 }
 
-fn requests(
-    input: &Input,
-    subnets: &[&SubnetView],
-    inventory: &Inventory,
-    owner: &str,
-    portgroups: Option<&[String]>,
-) -> (Vec<AllocRequest>, Vec<RangeSet>) {
-    let reqs = input
-        .nics
-        .iter()
-        .enumerate()
-        .map(|(i, nic)| AllocRequest {
-            subnet_id: nic.subnet_id.clone(),
-            ip: nic.ip,
-            owner_kind: OwnerKind::Vm,
-            owner_id: owner.to_string(),
-            vm_uuid: None,
-            mac: None,
-            wire_id: portgroups
-                .and_then(|p| p.get(i))
-                .map(|pg| wire::wire_id(inventory, pg)),
-            pending: true,
-            description: Some(format!("VM {:?}", input.name)),
-        })
-        .collect();
-    let observed = subnets
-        .iter()
-        .map(|s| nics::observed_in(inventory, s))
-        .collect();
-    (reqs, observed)
-}
-
-/// Pending VM tickets of this vCenter whose create is over without having finished; looked up
-/// once per process (the store scan would otherwise run for every VM of a plan).
-async fn abandoned<'s>(
-    session: &'s Session,
-    inventory: &Inventory,
-) -> Result<&'s [Abandoned], StoreError> {
-    let found = session.abandoned.get_or_try_init(|| async {
-        let vcenter = inventory.instance_uuid.clone();
-        let owners = session
-            .store
-            .blocking(move |s| s.pending_owners(&vcenter, OwnerKind::Vm))
-            .await?;
-        let now = crate::store::unix_now();
-        let here = pending::this_host();
-        Ok::<_, StoreError>(
-            owners
-                .into_iter()
-                .filter_map(|o| {
-                    let ticket = Ticket::parse(&o.owner_id)?;
-                    let age = Duration::from_secs(now.saturating_sub(o.created_at).max(0) as u64);
-                    ticket
-                        .abandoned(age, &here, pending::process_alive)
-                        .then_some(Abandoned {
-                            ticket,
-                            addresses: o.addresses,
-                        })
-                })
-                .collect(),
-        )
-    });
-    Ok(found.await?.as_slice())
-}
-
-/// Undoes creates whose process died: destroys the VM each left behind (found by the instance
-/// UUID it was given) and releases its pending addresses. Returns whether a VM was destroyed,
-/// so the caller reloads the snapshot that still shows it.
-async fn sweep_pending(session: &Session, inventory: &Inventory) -> bool {
-    let tickets = match abandoned(session, inventory).await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!("cannot look for abandoned VM creates: {e}");
-            return false;
-        }
-    };
-    let mut destroyed = false;
-    for Abandoned { ticket, addresses } in tickets {
-        let leftover = inventory.vms.iter().find(|vm| {
-            vm.instance_uuid
-                .as_deref()
-                .is_some_and(|u| u.eq_ignore_ascii_case(&ticket.instance_uuid))
-        });
-        if let Some(vm) = leftover {
-            match vm_ops::destroy_vm(session.inventory.client(), &vm.moref).await {
-                Ok(()) => {
-                    destroyed = true;
-                    tracing::warn!(vm = %vm.moref, name = %vm.name,
-                        "destroyed a VM left behind by an interrupted create");
-                }
-                Err(e) => {
-                    tracing::warn!(vm = %vm.moref, "cannot destroy a VM left behind by an interrupted create: {e}");
-                    continue;
-                }
-            }
-        }
-        let owner = ticket.owner_id();
-        match session
-            .store
-            .blocking(move |s| s.release_owner(OwnerKind::Vm, &owner))
-            .await
-        {
-            Ok(_) => tracing::warn!(
-                ticket = %ticket.owner_id(),
-                addresses = ?addresses,
-                "released the addresses of an interrupted VM create"
-            ),
-            Err(e) => tracing::warn!("cannot release the addresses of an interrupted create: {e}"),
+/// The sentence a diagnostic gives about a failed create's addresses.
+fn held_sentence(held: Held) -> &'static str {
+    match held {
+        Held::Nothing => "",
+        Held::Released => " Its addresses were released.",
+        Held::Pending => {
+            " Its addresses stay held as pending under the create's ticket: the next run of the \
+             provider on this machine (or any run after an hour) finds out whether vCenter made \
+             the VM, removes it if so, and then releases them."
         }
     }
-    destroyed
 }
 
-/// Inventory path of a folder or datastore given relative to the datacenter.
-fn inventory_path(datacenter: &str, kind: &str, path: &str) -> String {
-    if path.starts_with('/') {
-        path.trim_start_matches('/').to_string()
-    } else {
-        format!("{datacenter}/{kind}/{}", path.trim_matches('/'))
-    }
-}
-
-/// The guest's name: the customization block's or `hostname`, else `name` reduced to a host
-/// name (15 characters for Windows).
-fn guest_name(input: &Input, windows: bool) -> String {
-    input.hostname.clone().unwrap_or_else(|| {
-        let max = if windows {
-            customization::MAX_WINDOWS_NAME
-        } else {
-            63
-        };
-        host_name_of(&input.name, max)
-    })
-}
-
-fn is_windows(template: &Vm) -> bool {
-    template.guest_family.as_deref() == Some("windowsGuest")
-}
-
-fn nic_spec(
-    inventory: &Inventory,
-    portgroup: &str,
-    subnet: &SubnetView,
-    ip: Ipv4Addr,
-) -> Option<NicSpec> {
-    let pg = inventory.portgroups.iter().find(|p| p.moref == portgroup)?;
-    let backing = match pg.kind {
-        PortGroupKind::Standard => NicBacking::Standard {
-            network: pg.moref.clone(),
-        },
-        PortGroupKind::Distributed => NicBacking::Distributed {
-            switch_uuid: pg.switch_uuid.clone()?,
-            portgroup_key: pg.key.clone().unwrap_or_else(|| pg.moref.clone()),
-        },
-    };
-    let spec = &subnet.subnet.spec;
-    Some(NicSpec {
-        backing,
-        ip,
-        prefix_len: spec.cidr.prefix_len(),
-        gateways: spec.gateway.into_iter().collect(),
-        dns_servers: spec.dns_servers.clone(),
-        dns_domain: subnet.subnet.domain.clone(),
-    })
-}
-
-fn vm_op_error(diags: &mut Diagnostics, e: &VmOpError, released: bool) {
-    let released = if released {
-        " Its addresses were released."
-    } else {
-        " Its addresses stay held as pending; the next run of the provider on this machine \
-         releases them (or after an hour, any machine)."
-    };
+fn vm_op_error(diags: &mut Diagnostics, e: &VmOpError, held: Held) {
+    let held = held_sentence(held);
     match e {
-        VmOpError::GuestIpTimeout { .. } => diags.error(
-            "VMware Tools did not report the assigned addresses",
-            format!(
-                "{e}. The VM was removed.{released} Check the template's VMware Tools and guest \
-                 customization, raise guest_ip_timeout, or set wait_for_guest_ip = false."
-            ),
-            AttributePath::new("guest_ip_timeout"),
+        VmOpError::Unknown { .. } => diags.root_error(
+            "The outcome of creating the VM is unknown",
+            format!("{e}.{held} Check that vCenter is reachable, then apply again."),
         ),
         VmOpError::Invalid(_) => diags.root_error(
             "vCenter refused the VM",
-            format!("{e}. Nothing was created.{released}"),
+            format!("{e}. Nothing was created.{held}"),
         ),
-        _ => diags.root_error("Creating the VM failed", format!("{e}.{released}")),
+        _ => diags.root_error("Creating the VM failed", format!("{e}.{held}")),
+    }
+}
+
+fn create_error(diags: &mut Diagnostics, e: &CreateError, input: &VmRequest, guest: &GuestInput) {
+    match e {
+        CreateError::Guest { windows } => {
+            customization::check_family(diags, *windows, &input.template, guest);
+        }
+        CreateError::Inventory(reason) => diags.root_error(
+            "Cannot load the vCenter inventory",
+            format!("{reason}. Retry; if it persists, check the vCenter service health."),
+        ),
+        CreateError::Store(e) => values::store_error(diags, e, None),
+        CreateError::Template(detail) => diags.error(
+            "Template not found",
+            detail.clone(),
+            AttributePath::new("template"),
+        ),
+        CreateError::SubnetMissing { index, .. } => diags.error(
+            "Subnet not found",
+            e.to_string(),
+            nic_path(*index, "subnet_id"),
+        ),
+        CreateError::Placement(p) => placement_error(diags, p),
+        CreateError::PathNotFound {
+            attribute, what, ..
+        } => diags.error(
+            format!("The {what} was not found"),
+            e.to_string(),
+            AttributePath::new(*attribute),
+        ),
+        CreateError::PathLookup {
+            attribute,
+            what,
+            reason,
+        } => diags.error(
+            format!("Cannot look up the {what}"),
+            format!("{reason}."),
+            AttributePath::new(*attribute),
+        ),
+        CreateError::Allocation(c) => allocation_error(diags, c),
+        CreateError::PortGroup(detail) => diags.root_error("Port group not usable", detail.clone()),
+        CreateError::VCenter { error, held } => vm_op_error(diags, error, *held),
+        CreateError::GuestIps { error, held } => {
+            let removed = if *held == Held::Released {
+                " The VM was removed."
+            } else {
+                ""
+            };
+            diags.error(
+                "VMware Tools did not report the assigned addresses",
+                format!(
+                    "{error}.{removed}{} Check the template's VMware Tools and guest \
+                     customization, raise guest_ip_timeout, or set wait_for_guest_ip = false.",
+                    held_sentence(*held)
+                ),
+                AttributePath::new("guest_ip_timeout"),
+            )
+        }
+        CreateError::Record { error, held } => {
+            values::store_error(diags, error, None);
+            diags.root_error(
+                "The VM was removed again",
+                format!(
+                    "Its addresses could not be recorded, so the VM was to be destroyed.{}",
+                    held_sentence(*held)
+                ),
+            );
+        }
+    }
+}
+
+/// Marks a state whose VM is gone from vCenter: no moref, no host, NICs without MAC or port
+/// group. `plan_update` replaces such a VM; its records stay until that apply.
+fn mark_gone(state: &mut VmState<'_>) {
+    state.moref = Value::Null;
+    state.host_id = Value::Null;
+    state.power_state = Value::Null;
+    state.guest_ip_addresses = Value::Null;
+    for nic in nic_list_mut(state) {
+        nic.mac = Value::Null;
+        nic.wire_id = Value::Null;
+        nic.port_group = Value::Null;
+    }
+}
+
+/// The `vmlife` context of a configured provider.
+fn ctx(session: &Session) -> vmlife::Ctx<'_> {
+    vmlife::Ctx {
+        cache: &session.inventory,
+        store: &session.store,
+        creates: &session.creates,
     }
 }
 
@@ -886,17 +706,23 @@ impl Resource for VmResource {
         let vm_uuid = known(&state.id)?;
         let inventory = session.inventory_or_diag(diags).await?;
         let Some(vm) = nics::find_vm(&inventory, &vm_uuid) else {
-            tracing::info!(%vm_uuid, "VM gone: releasing its addresses");
-            let owner = vm_uuid.to_ascii_lowercase();
-            if let Err(e) = session
-                .store
-                .blocking(move |s| s.release_owner(OwnerKind::Vm, &owner))
-                .await
-            {
-                values::store_error(diags, &e, None);
-                return Some((state, private_state));
-            }
-            return None;
+            // A read never writes: the records stay until the apply that replaces or removes
+            // the VM releases them (a plan that is never applied loses nothing).
+            tracing::info!(%vm_uuid, "VM gone from vCenter: planning its replacement");
+            diags.root_warning(
+                format!(
+                    "VM {} no longer exists in vCenter",
+                    known(&state.name).unwrap_or(vm_uuid.clone())
+                ),
+                format!(
+                    "No VM with UUID {vm_uuid} was found: it was deleted outside Terraform. The \
+                     plan replaces it (or removes it when its configuration is gone); its \
+                     addresses stay held until that apply releases them."
+                ),
+            );
+            let mut gone = state.clone();
+            mark_gone(&mut gone);
+            return Some((gone, private_state));
         };
         let records = match records_of(&session, &vm_uuid).await {
             Ok(r) => r,
@@ -921,34 +747,22 @@ impl Resource for VmResource {
         let mut planned = proposed;
         plan_new_vm(&mut planned, &config);
         // Checks that need vCenter and the store, when every input is known.
-        let Some(input) = input_of(&config) else {
+        let Some((input, guest)) = input_of(&config) else {
             return Some((planned, ValueEmpty::default()));
         };
         let session = self.shared.session(diags)?;
         let inventory = session.inventory_or_diag(diags).await?;
-        if let Err(e) = placement::require_datacenter(&inventory, &input.datacenter) {
-            placement_error(diags, &e);
+        let view = match vmlife::check_new(ctx(&session), &inventory, &input).await {
+            Ok(view) => view,
+            Err(e) => {
+                create_error(diags, &e, &input, &guest);
+                return None;
+            }
+        };
+        if !customization::check_family(diags, view.windows, &input.template, &guest) {
             return None;
         }
-        let template = template_or_diag(diags, &inventory, &input)?;
-        let windows = is_windows(template);
-        if !customization::check_family(diags, windows, &input.template, &input.guest) {
-            return None;
-        }
-        // Looked up as the create will, so a typo fails the plan, not the apply.
-        find_path(diags, &session, &input.datacenter, "folder", &input.folder).await?;
-        find_path(
-            diags,
-            &session,
-            &input.datacenter,
-            "datastore",
-            &input.datastore,
-        )
-        .await?;
-        if planned.hostname.is_unknown() {
-            planned.hostname = string(guest_name(&input, windows));
-        }
-        if let (true, Some(name)) = (windows, &input.hostname) {
+        if let (true, Some(name)) = (view.windows, &input.hostname) {
             if name.len() > customization::MAX_WINDOWS_NAME
                 || name.chars().all(|c| c.is_ascii_digit())
             {
@@ -966,72 +780,17 @@ impl Resource for VmResource {
                 return None;
             }
         }
+        if planned.hostname.is_unknown() {
+            planned.hostname = string(view.hostname);
+        }
         if planned.num_cpus.is_unknown() {
-            planned.num_cpus = template.num_cpus.map(i64::from).into();
+            planned.num_cpus = view.template_cpus.map(i64::from).into();
         }
         if planned.memory_mb.is_unknown() {
-            planned.memory_mb = template.memory_mb.into();
+            planned.memory_mb = view.template_memory_mb.into();
         }
-        let views = session.subnet_views_or_diag(diags, &inventory).await?;
-        let subnets = subnets_of(diags, &views, &input.nics, &session.store.describe())?;
-        let placed = match placement::place(
-            &inventory,
-            &input.datacenter,
-            &subnets,
-            input.host.as_deref(),
-            &Default::default(),
-        ) {
-            Ok(p) => p,
-            Err(e) => {
-                placement_error(diags, &e);
-                return None;
-            }
-        };
-        if input.host.is_some() {
-            planned.host_id = string(placed.host.clone());
-        }
-        let mut released: Vec<(OwnerKind, String)> = match abandoned(&session, &inventory).await {
-            Ok(t) => t
-                .iter()
-                .map(|a| (OwnerKind::Vm, a.ticket.owner_id()))
-                .collect(),
-            Err(e) => {
-                values::store_error(diags, &e, None);
-                return None;
-            }
-        };
-        // A replacement plans the new VM while the old one still holds its addresses; the
-        // old one goes first. It carries the same name, so a VM of that name in the
-        // datacenter is taken as gone (if it is another resource's, the create says so).
-        let same_name = |vm: &Vm| {
-            vm.name == input.name
-                && vm_datacenter(&inventory, vm).is_none_or(|dc| dc == input.datacenter)
-        };
-        released.extend(
-            inventory
-                .vms
-                .iter()
-                .filter(|vm| same_name(vm))
-                .map(|vm| (OwnerKind::Vm, vm.uuid.to_ascii_lowercase())),
-        );
-        let without_replaced;
-        let seen: &Inventory = if inventory.vms.iter().any(same_name) {
-            let mut copy = (*inventory).clone();
-            copy.vms.retain(|vm| !same_name(vm));
-            without_replaced = copy;
-            &without_replaced
-        } else {
-            &inventory
-        };
-        let (reqs, observed) = requests(&input, &subnets, seen, "plan", None);
-        if let Err(e) = session
-            .store
-            .blocking(move |s| Ok(s.check_allocations(&reqs, &observed, &released)))
-            .await
-            .unwrap_or_else(|e| Err(ClaimError::from(e)))
-        {
-            allocation_error(diags, &e);
-            return None;
+        if let Some(host) = view.host {
+            planned.host_id = string(host);
         }
         Some((planned, ValueEmpty::default()))
     }
@@ -1047,6 +806,10 @@ impl Resource for VmResource {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
         let mut planned = proposed;
         let mut replace = Vec::new();
+        // The read found the VM gone from vCenter (see `mark_gone`).
+        if prior.moref.is_null() && prior.id.is_value() {
+            replace.push(AttributePath::new("moref"));
+        }
         if prior.datacenter != planned.datacenter {
             replace.push(AttributePath::new("datacenter"));
         }
@@ -1136,7 +899,21 @@ impl Resource for VmResource {
                     ip: None,
                 })
                 .collect();
-            let subnets = subnets_of(diags, &views, &nics, &session.store.describe())?;
+            let subnets = match vmlife::subnets_of(&views, &nics, &session.store.describe()) {
+                Ok(s) => s,
+                Err(CreateError::SubnetMissing { index, .. }) => {
+                    diags.error(
+                        "Subnet not found",
+                        "The subnet is not in the IPAM store any more.",
+                        nic_path(index, "subnet_id"),
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    diags.root_error("Cannot check the VM's placement", e.to_string());
+                    return None;
+                }
+            };
             let datacenter = known(&planned.datacenter).unwrap_or_default();
             match placement::place(
                 &inventory,
@@ -1173,7 +950,7 @@ impl Resource for VmResource {
         private: Self::PrivateState<'a>,
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        let Some(input) = input_of(&config) else {
+        let Some((input, guest)) = input_of(&config) else {
             diags.root_error(
                 "Unknown values at apply time",
                 "Every input of the VM must be known when it is created.",
@@ -1181,198 +958,36 @@ impl Resource for VmResource {
             return None;
         };
         let session = self.shared.session(diags)?;
-        let mut inventory = session.inventory_or_diag(diags).await?;
-        session
-            .pending_swept
-            .get_or_init(|| async {
-                if sweep_pending(&session, &inventory).await {
-                    session.inventory.invalidate().await;
-                }
-            })
-            .await;
-        inventory = session.inventory_or_diag(diags).await?;
-        let template = template_or_diag(diags, &inventory, &input)?.clone();
-        let views = session.subnet_views_or_diag(diags, &inventory).await?;
-        let subnets = subnets_of(diags, &views, &input.nics, &session.store.describe())?;
-        let client = session.inventory.client();
-        let folder = find_path(diags, &session, &input.datacenter, "folder", &input.folder).await?;
-        let datastore = find_path(
-            diags,
-            &session,
-            &input.datacenter,
-            "datastore",
-            &input.datastore,
-        )
-        .await?;
-        let placed: Placement = match session.place(&inventory, |extra| {
-            placement::place(
-                &inventory,
-                &input.datacenter,
-                &subnets,
-                input.host.as_deref(),
-                extra,
-            )
-        }) {
-            Ok(p) => p,
-            Err(e) => {
-                placement_error(diags, &e);
-                return None;
-            }
-        };
-
-        // Checked at plan time too; a replacement's plan does not look at the template.
-        let windows = is_windows(&template);
-        let hostname = guest_name(&input, windows);
-        let first_domain = subnets.first().and_then(|s| s.subnet.domain.as_deref());
-        let Some(guest) = customization::guest_family(windows, &input.guest, first_domain) else {
-            customization::check_family(diags, windows, &input.template, &input.guest);
-            return None;
-        };
-
-        // Addresses first, as pending records of a ticket: from here on every failure rolls back.
-        let ticket = Ticket::mine();
-        let owner = ticket.owner_id();
-        let (reqs, observed) = requests(
-            &input,
-            &subnets,
-            &inventory,
-            &owner,
-            Some(&placed.portgroups),
-        );
-        let records = match session
-            .store
-            .blocking(move |s| Ok(s.allocate_all(&reqs, &observed)))
-            .await
-            .unwrap_or_else(|e| Err(ClaimError::from(e)))
-        {
-            Ok(r) => r,
-            Err(e) => {
-                allocation_error(diags, &e);
-                return None;
-            }
-        };
-        let mut nic_specs = Vec::new();
-        for ((record, pg), subnet) in records.iter().zip(&placed.portgroups).zip(&subnets) {
-            match nic_spec(&inventory, pg, subnet, record.ip) {
-                Some(spec) => nic_specs.push(spec),
-                None => {
-                    undo_create(&session, &owner, None).await;
-                    diags.root_error(
-                        "Port group not usable",
-                        format!("Port group {pg} has no distributed switch UUID in the inventory."),
-                    );
-                    return None;
-                }
-            }
-        }
-        let spec = CreateVm {
-            name: input.name.clone(),
-            source: template.moref.clone(),
-            host: placed.host.clone(),
-            datastore,
-            folder,
-            num_cpus: input.num_cpus,
-            memory_mb: input.memory_mb,
-            hostname: hostname.clone(),
-            guest,
-            nics: nic_specs,
-            instance_uuid: Some(ticket.instance_uuid.clone()),
-        };
-        let created = match vm_ops::create_vm(client, &spec).await {
+        // Loads the snapshot (and mirrors its observed addresses) like every other reader.
+        session.inventory_or_diag(diags).await?;
+        let created = match vmlife::create(ctx(&session), &input).await {
             Ok(c) => c,
             Err(e) => {
-                // A partial VM that could not be removed keeps its addresses pending: the next
-                // sweep removes it (it carries the ticket's instance UUID) and releases them.
-                let released = !matches!(e, VmOpError::CreateLeftover { .. })
-                    && undo_create(&session, &owner, None).await;
-                vm_op_error(diags, &e, released);
+                create_error(diags, &e, &input, &guest);
                 return None;
             }
         };
-        let mut guest_ips: Vec<Ipv4Addr> = Vec::new();
-        if input.wait {
-            let expected: Vec<(String, Ipv4Addr)> = created
-                .macs
-                .iter()
-                .cloned()
-                .zip(records.iter().map(|r| r.ip))
-                .collect();
-            match vm_ops::wait_for_guest_ips(client, &created.moref, &expected, input.timeout).await
-            {
-                Ok(reported) => guest_ips = reported.into_values().flatten().collect(),
-                Err(e) => {
-                    let released = undo_create(&session, &owner, Some(&created.moref)).await;
-                    vm_op_error(diags, &e, released);
-                    return None;
-                }
-            }
-        }
-        guest_ips.sort();
-        guest_ips.dedup();
-        let nic_addresses: Vec<NicAddress> = records
-            .iter()
-            .zip(&created.macs)
-            .zip(&placed.portgroups)
-            .map(|((r, mac), pg)| NicAddress {
-                subnet_id: r.subnet_id.clone(),
-                ip: r.ip,
-                mac: mac.clone(),
-                wire_id: wire::wire_id(&inventory, pg),
-            })
-            .collect();
-        let uuid = created.uuid.to_ascii_lowercase();
-        let finish_uuid = uuid.clone();
-        let finish_owner = owner.clone();
-        if let Err(e) = session
-            .store
-            .blocking(move |s| {
-                s.finish_pending(OwnerKind::Vm, &finish_owner, &finish_uuid, &nic_addresses)
-            })
-            .await
-        {
-            let released = undo_create(&session, &owner, Some(&created.moref)).await;
-            values::store_error(diags, &e, None);
-            diags.root_error(
-                "The VM was removed again",
-                if released {
-                    "Its addresses could not be recorded, so the VM was destroyed and they were released."
-                } else {
-                    "Its addresses could not be recorded; they stay pending and are released by the next run."
-                },
-            );
-            return None;
-        }
-        tracing::info!(
-            vm = %created.moref, name = %input.name, host = %created.host,
-            addresses = ?records.iter().map(|r| r.ip).collect::<Vec<_>>(),
-            "VM created"
-        );
-
         let mut state = planned;
-        state.id = string(uuid);
-        state.moref = string(created.moref.clone());
-        state.host_id = string(created.host.clone());
+        state.id = string(created.uuid);
+        state.moref = string(created.moref);
+        state.host_id = string(created.host);
         state.power_state = string("poweredOn");
-        state.guest_ip_addresses = strings(guest_ips);
-        state.hostname = string(hostname);
+        state.guest_ip_addresses = strings(created.guest_ips);
+        state.hostname = string(created.hostname);
         if state.num_cpus.is_unknown() {
-            state.num_cpus = template.num_cpus.map(i64::from).into();
+            state.num_cpus = created.template_cpus.map(i64::from).into();
         }
         if state.memory_mb.is_unknown() {
-            state.memory_mb = template.memory_mb.into();
+            state.memory_mb = created.template_memory_mb.into();
         }
         if state.wait_for_guest_ip.is_unknown() {
             state.wait_for_guest_ip = Value::Value(input.wait);
         }
-        for (i, nic) in nic_list_mut(&mut state).into_iter().enumerate() {
-            let pg = inventory
-                .portgroups
-                .iter()
-                .find(|p| p.moref == placed.portgroups[i]);
-            nic.ip_address = string(records[i].ip.to_string());
-            nic.mac = string(created.macs[i].clone());
-            nic.wire_id = string(wire::wire_id(&inventory, &placed.portgroups[i]));
-            nic.port_group = opt_string(pg.map(|p| p.name.clone()));
+        for (nic, made) in nic_list_mut(&mut state).into_iter().zip(created.nics) {
+            nic.ip_address = string(made.ip.to_string());
+            nic.mac = string(made.mac);
+            nic.wire_id = string(made.wire_id);
+            nic.port_group = opt_string(made.port_group);
         }
         Some((state, private))
     }
@@ -1465,30 +1080,21 @@ impl Resource for VmResource {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<()> {
         let session = self.shared.session(diags)?;
-        let vm_uuid = known(&state.id)?.to_ascii_lowercase();
-        let inventory = session.inventory_or_diag(diags).await?;
-        // The moref in the state may be stale (the VM re-registered); the UUID is not.
-        if let Some(vm) = nics::find_vm(&inventory, &vm_uuid) {
-            if let Err(e) = vm_ops::destroy_vm(session.inventory.client(), &vm.moref).await {
+        let vm_uuid = known(&state.id)?;
+        match vmlife::destroy(ctx(&session), &vm_uuid).await {
+            Ok(_) => Some(()),
+            Err(DestroyError::Store(e)) => {
+                values::store_error(diags, &e, None);
+                None
+            }
+            Err(e) => {
                 diags.root_error(
                     "Destroying the VM failed",
                     format!("{e}. Its addresses stay held; retry the destroy."),
                 );
-                return None;
+                None
             }
         }
-        let released = values::or_diag(
-            diags,
-            session
-                .store
-                .blocking(move |s| s.release_owner(OwnerKind::Vm, &vm_uuid))
-                .await,
-        )?;
-        tracing::info!(
-            addresses = released.len(),
-            "VM destroyed, addresses released"
-        );
-        Some(())
     }
 
     async fn import<'a>(
@@ -1594,7 +1200,7 @@ impl Resource for VmResource {
                 return None;
             }
         };
-        let datacenter = vm_datacenter(&inventory, vm).map(str::to_string);
+        let datacenter = vmlife::vm_datacenter(&inventory, vm).map(str::to_string);
         let mut state = VmState {
             id: string(vm_uuid),
             name: string(vm.name.clone()),
@@ -1625,70 +1231,6 @@ impl Resource for VmResource {
     }
 }
 
-/// The moref of the `folder` or `datastore` the user named (`Some(None)` when unset), or
-/// `None` with a diagnostic on the attribute.
-async fn find_path(
-    diags: &mut Diagnostics,
-    session: &Session,
-    datacenter: &str,
-    attribute: &'static str,
-    value: &Option<String>,
-) -> Option<Option<String>> {
-    let Some(value) = value else {
-        return Some(None);
-    };
-    let (kind, what) = match attribute {
-        "folder" => ("vm", "VM folder"),
-        _ => ("datastore", "datastore"),
-    };
-    let path = inventory_path(datacenter, kind, value);
-    match vm_ops::find_by_path(session.inventory.client(), &path).await {
-        Ok(Some(moref)) => Some(Some(moref)),
-        Ok(None) => {
-            diags.error(
-                format!("The {what} was not found"),
-                format!(
-                    "No {what} at inventory path {path:?}. Fix `{attribute}`; nothing was created."
-                ),
-                AttributePath::new(attribute),
-            );
-            None
-        }
-        Err(e) => {
-            diags.error(
-                format!("Cannot look up the {what}"),
-                format!("{e}."),
-                AttributePath::new(attribute),
-            );
-            None
-        }
-    }
-}
-
-/// Undoes a create after its addresses were taken: destroys the VM when there is one, then
-/// releases the ticket's addresses. False (and a log line) when either fails: the addresses
-/// then stay pending for the next sweep.
-async fn undo_create(session: &Session, owner: &str, vm: Option<&str>) -> bool {
-    if let Some(moref) = vm {
-        if let Err(e) = vm_ops::destroy_vm(session.inventory.client(), moref).await {
-            tracing::warn!(vm = %moref, "cannot remove the VM of a failed create: {e}");
-            return false;
-        }
-    }
-    let owner = owner.to_string();
-    match session
-        .store
-        .blocking(move |s| s.release_owner(OwnerKind::Vm, &owner))
-        .await
-    {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!("cannot release the addresses of a failed create: {e}");
-            false
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1706,26 +1248,8 @@ mod tests {
 
     #[test]
     fn host_names() {
-        assert_eq!(host_name_of("Web_Server 01", 63), "web-server-01");
-        assert_eq!(host_name_of("--x--", 63), "x");
-        assert_eq!(host_name_of("___", 63), "vm");
-        assert_eq!(
-            host_name_of("a-very-long-windows-name", 15),
-            "a-very-long-win"
-        );
-        assert_eq!(host_name_of("abcdefghijklmn-p", 15), "abcdefghijklmn");
         assert!(valid_host_name("web-1"));
         assert!(!valid_host_name("web_1"));
         assert!(!valid_host_name("-web"));
-    }
-
-    #[test]
-    fn inventory_paths() {
-        assert_eq!(inventory_path("DC0", "vm", "prod/web"), "DC0/vm/prod/web");
-        assert_eq!(inventory_path("DC0", "vm", "/DC1/vm/x"), "DC1/vm/x");
-        assert_eq!(
-            inventory_path("DC0", "datastore", "ds1"),
-            "DC0/datastore/ds1"
-        );
     }
 }

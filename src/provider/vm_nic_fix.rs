@@ -394,17 +394,24 @@ impl Resource for NicFixResource {
                 );
                 return Some((state, private_state));
             }
-            tracing::info!(%vm_uuid, "VM gone: releasing its recorded addresses");
-            let owner = vm_uuid.clone();
-            if let Err(e) = session
-                .store
-                .blocking(move |s| s.release_owner(OwnerKind::NicFix, &owner))
-                .await
-            {
-                values::store_error(diags, &e, None);
-                return Some((state, private_state));
+            // A read never writes: the records stay until the apply that removes (or
+            // replaces) the resource releases them.
+            tracing::info!(%vm_uuid, "VM gone from vCenter: planning the resource's replacement");
+            diags.root_warning(
+                "VM not found",
+                format!(
+                    "No VM with UUID {vm_uuid} was found in vCenter: it was deleted outside \
+                     Terraform. Its recorded addresses stay held until an apply removes this \
+                     resource; remove it from the configuration (or point `vm_id` at an \
+                     existing VM)."
+                ),
+            );
+            let mut gone = state.clone();
+            // No port group: plan_update replaces the resource.
+            for nic in nic_list_mut(&mut gone) {
+                nic.wire_id = Value::Null;
             }
-            return None;
+            return Some((gone, private_state));
         };
         if records.is_empty() {
             // The store no longer holds them (a fresh store): plan records them again.

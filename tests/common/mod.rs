@@ -4,6 +4,7 @@
 pub mod env;
 pub mod pg;
 pub mod plugin;
+pub mod proxy;
 pub mod sim;
 pub mod terraform;
 

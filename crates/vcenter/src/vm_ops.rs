@@ -411,11 +411,13 @@ pub fn destroy_vm<'a>(
     moref: &'a str,
 ) -> BoxFuture<'a, Result<(), VmOpError>> {
     Box::pin(async move {
-        destroy(client, moref).await.map_err(|e| StepError {
-            step: format!("destroying VM {moref} ({})", e.step),
-            fault: e.fault,
-        }
-        .into_op_error(None))
+        destroy(client, moref).await.map_err(|e| {
+            StepError {
+                step: format!("destroying VM {moref} ({})", e.step),
+                fault: e.fault,
+            }
+            .into_op_error(None)
+        })
     })
 }
 
@@ -501,8 +503,10 @@ pub fn set_power<'a>(
         match result {
             Ok(_) => Ok(()),
             Err(e) if e.fault.kind == Some(StructType::InvalidPowerState) => Ok(()),
-            Err(e) => Err(StepError::new(format!("{step} VM {moref}"), e.fault)
-                .into_op_error(Some(moref))),
+            Err(e) => {
+                Err(StepError::new(format!("{step} VM {moref}"), e.fault)
+                    .into_op_error(Some(moref)))
+            }
         }
     })
 }
@@ -775,10 +779,6 @@ fn describe_fault(fault: &MethodFault) -> String {
     text
 }
 
-fn is_not_found(err: &VimError) -> bool {
-    matches!(err, VimError::MethodFault(f) if f.type_ == Some(StructType::ManagedObjectNotFound))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reading
 
@@ -910,7 +910,10 @@ async fn retrieve(
         report_missing_objects_in_results: None,
     };
     let spec = &spec;
-    retry_lost(client, "reading from vCenter", move || retrieve_once(client, spec)).await
+    retry_lost(client, "reading from vCenter", move || {
+        retrieve_once(client, spec)
+    })
+    .await
 }
 
 async fn retrieve_once(
@@ -981,6 +984,7 @@ where
     DF: std::future::Future<Output = Result<bool, Fault>>,
 {
     let deadline = Instant::now() + client.find_out_budget();
+    let mut rerun = false;
     loop {
         let fault = match start().await {
             Ok(task) => match wait_task(client, task).await {
@@ -989,6 +993,12 @@ where
             },
             Err(e) => Fault::from_vim(&e),
         };
+        // Run again after a lost answer, a customization is refused because the first one
+        // is waiting for the power-on: it took effect.
+        if rerun && fault.kind == Some(StructType::CustomizationPending) {
+            tracing::info!(step, "found out: the call took effect");
+            return Ok(None);
+        }
         if !fault.lost {
             return Err(StepError::new(step, fault));
         }
@@ -999,7 +1009,11 @@ where
                 return Ok(None);
             }
             Ok(false) if Instant::now() < deadline => {
-                tracing::info!(step, "found out: the call did not take effect; running it again");
+                tracing::info!(
+                    step,
+                    "found out: the call did not take effect; running it again"
+                );
+                rerun = true;
             }
             Ok(false) => return Err(StepError::new(step, fault)),
             Err(probe) => return Err(StepError::new(step, probe)),
@@ -1503,7 +1517,11 @@ async fn finish(
         run_checked(
             client,
             "setting CPU and memory",
-            move || async move { VirtualMachine::new(client.vim(), vm).reconfig_vm_task(config).await },
+            move || async move {
+                VirtualMachine::new(client.vim(), vm)
+                    .reconfig_vm_task(config)
+                    .await
+            },
             move || {
                 vm_probe(client, vm, move |row| {
                     spec.num_cpus.is_none_or(|n| row.num_cpu == Some(n))
@@ -1535,8 +1553,8 @@ async fn finish(
         .await?;
     }
 
-    // vCenter shows no sign of a customization that is waiting for the power-on; running it
-    // again on the powered-off VM replaces it with the same spec.
+    // A customization waiting for the power-on cannot be read: it is run again, and vCenter's
+    // CustomizationPending refusal says the first one took effect (see `run_checked`).
     let customization = customization_spec(spec, &macs);
     let customization = &customization;
     run_checked(
@@ -1554,7 +1572,11 @@ async fn finish(
     run_checked(
         client,
         "powering on",
-        move || async move { VirtualMachine::new(client.vim(), vm).power_on_vm_task(None).await },
+        move || async move {
+            VirtualMachine::new(client.vim(), vm)
+                .power_on_vm_task(None)
+                .await
+        },
         move || vm_probe(client, vm, powered_on),
     )
     .await?;
@@ -2326,7 +2348,11 @@ async fn destroy(client: &VsphereClient, vm: &str) -> Result<(), StepError> {
         let off = run_checked(
             client,
             "powering off",
-            move || async move { VirtualMachine::new(client.vim(), vm).power_off_vm_task().await },
+            move || async move {
+                VirtualMachine::new(client.vim(), vm)
+                    .power_off_vm_task()
+                    .await
+            },
             move || vm_probe(client, vm, |row| !powered_on(row)),
         )
         .await;
