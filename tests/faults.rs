@@ -215,6 +215,40 @@ fn the_fault_proxy_drops_answers_after_the_call_ran_and_refuses_connections() {
     });
 }
 
+/// The byte relay (for a store, or any TCP peer): bytes pass; refused and cut connections fail
+/// the client, which recovers once they are let through again.
+#[test]
+fn the_tcp_relay_passes_bytes_and_refuses_and_cuts_connections() {
+    let front: std::net::SocketAddr = sim().server().parse().unwrap();
+    let proxy = FaultProxy::tcp(front);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let options = vsphereipam::vsphere::client::ConnectOptions {
+            server: proxy.server(),
+            ..sim().connect_options()
+        };
+        let client = vsphereipam::vsphere::client::connect(&options)
+            .await
+            .expect("login through the relay");
+        vsphereipam::vsphere::inventory::load_inventory(&client)
+            .await
+            .expect("through the relay");
+        proxy.refuse_for(Duration::from_secs(30));
+        proxy.cut_all();
+        vsphereipam::vsphere::inventory::load_inventory(&client)
+            .await
+            .expect_err("refused");
+        assert!(proxy.refused() >= 1);
+        proxy.clear();
+        vsphereipam::vsphere::inventory::load_inventory(&client)
+            .await
+            .expect("after the refusal");
+    });
+}
+
 /// One VM whose create needs every step (its CPU count differs from the template's, its host
 /// from the clone's), with the answer of each step lost once; then in-place changes, a power-on
 /// after drift and a destroy, each with its answer lost.
