@@ -24,10 +24,14 @@ use crate::vsphere::model::Inventory;
 use crate::vsphere::wire;
 use table::Table;
 
+/// `--version`: the release version and the plugin protocol versions it serves.
+static VERSION: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(vsphereipam_dist::version_text);
+
 #[derive(Parser)]
 #[command(
     name = "terraform-provider-vsphereipam",
-    version,
+    version = VERSION.as_str(),
     about = "IP address management for VMware vSphere. Terraform starts this binary as its \
              plugin; run by a person, it shows what the provider sees and what the IPAM holds."
 )]
