@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make demo: start the simulator with the demo inventory, apply examples/quickstart with
-# Terraform 1.15 and the embedded store, and print what the provider found.
+# make demo: start the simulator with the demo inventory, install the provider from a
+# filesystem mirror, apply examples/quickstart with Terraform 1.15 and the embedded store, and
+# print what the provider found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -23,12 +24,20 @@ export VSPHERE_ALLOW_UNVERIFIED_SSL=true
 export TF_VAR_legacy_vm_uuid=$(python3 -c "import json; print(next(v['uuid'] for v in json.load(open('$work/sim.json'))['manifest']['vms'] if v['name'] == 'vm-app-legacy'))")
 export VSPHEREIPAM_STORE="sqlite://$work/ipam.db"
 export TF_CLI_CONFIG_FILE=$work/terraformrc CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
+# Installed as on an air-gapped site: the debug build packaged as `make release` packages it,
+# in a filesystem mirror, and nothing else.
+case $(uname -m) in
+  x86_64) platform=linux_amd64 ;;
+  aarch64) platform=linux_arm64 ;;
+  *) echo "demo: no Terraform platform name for $(uname -m)"; exit 1 ;;
+esac
+target/debug/vsphereipam-dist "$work/dist" "$platform=target/debug/terraform-provider-vsphereipam" >/dev/null
 cat >"$TF_CLI_CONFIG_FILE" <<RC
 provider_installation {
-  dev_overrides {
-    "registry.terraform.io/vsphereipam/vsphereipam" = "$repo/target/debug"
+  filesystem_mirror {
+    path    = "$work/dist/mirror"
+    include = ["registry.terraform.io/vsphereipam/vsphereipam"]
   }
-  direct {}
 }
 RC
 
