@@ -25,7 +25,8 @@ build:
 # The provider for linux_amd64 and linux_arm64 (cross-linked by Debian's gcc-aarch64-linux-gnu,
 # .cargo/config.toml), packaged under dist/ as a registry and Terraform's mirrors serve it:
 # zips, SHA256SUMS, manifest, and dist/mirror/ (a filesystem mirror, or a network mirror when
-# served over HTTPS). See crates/dist.
+# served over HTTPS). See crates/dist. Last, the arm64 binary answers --version under qemu-user
+# (a test left out of `make test`: it would cross-build the whole provider there).
 ARM64 := aarch64-unknown-linux-gnu
 release: tools
 	$(CARGO) build --release --locked --bin terraform-provider-vsphereipam
@@ -34,6 +35,7 @@ release: tools
 	$(CARGO) run --release --locked --quiet -p vsphereipam-dist -- dist \
 	  linux_amd64=target/release/terraform-provider-vsphereipam \
 	  linux_arm64=target/$(ARM64)/release/terraform-provider-vsphereipam
+	$(CARGO) test --locked --test install -- --ignored --exact the_arm64_release_binary_answers_version_under_qemu
 
 lint:
 	$(CARGO) fmt --check
