@@ -308,10 +308,7 @@ fn init_from_a_network_mirror_over_https_on_every_terraform() {
             );
         }
     }
-    assert!(!server
-        .requests()
-        .iter()
-        .any(|p| p.contains(&format!("{DECOY}"))));
+    assert!(!server.requests().iter().any(|p| p.contains(DECOY)));
 }
 
 #[test]
