@@ -456,3 +456,27 @@ fn a_plan_after_the_vm_vanished_writes_nothing_and_the_apply_converges() {
         wd.plan_no_changes();
     }
 }
+
+/// vCenter takes the inventory request and goes silent: the plan fails with a diagnostic once
+/// the answer is overdue (here 2 s, `VSPHEREIPAM_ANSWER_TIMEOUT`), instead of waiting as long
+/// as vCenter stays silent (the answer is held back far longer); once vCenter answers again,
+/// the same plan goes through.
+#[test]
+fn a_silent_vcenter_fails_the_plan_instead_of_hanging_it() {
+    let tf = terraform_115();
+    let env = Env::new(sim(), "");
+    let proxy = FaultProxy::https(&sim().info.url);
+    let wd = workdir(&env, &tf, &proxy).env("VSPHEREIPAM_ANSWER_TIMEOUT", "2s");
+    proxy.delay("RetrievePropertiesEx", Duration::from_secs(120));
+    let run = wd.run(&["plan", "-input=false", "-no-color"]);
+    assert!(!run.success, "{}", run.all());
+    assert!(
+        run.flat().contains("Cannot load the vCenter inventory"),
+        "{}",
+        run.all()
+    );
+    assert!(!run.flat().contains("panicked"), "{}", run.all());
+    assert!(proxy.seen("RetrievePropertiesEx") > 0);
+    proxy.clear();
+    wd.plan_no_changes();
+}

@@ -28,6 +28,29 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a caller keeps trying to find out what a call whose answer was lost did, by default.
 pub const DEFAULT_FIND_OUT: Duration = Duration::from_secs(60);
 
+/// How long a call may go without a byte of its answer. Without a bound, an answer that never
+/// comes (vCenter, or something in between, took the request and went silent) hangs
+/// `terraform plan` for good: every reader of a plan waits on the one inventory load. Past it the
+/// call fails as a lost answer: a read reports it, a change is found out (`vm_ops`).
+/// `VSPHEREIPAM_ANSWER_TIMEOUT` overrides it. Task waits poll in 10 s steps, well inside it.
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn answer_timeout() -> Duration {
+    let Ok(raw) = std::env::var("VSPHEREIPAM_ANSWER_TIMEOUT") else {
+        return DEFAULT_ANSWER_TIMEOUT;
+    };
+    match humantime::parse_duration(raw.trim()) {
+        Ok(d) if !d.is_zero() => d,
+        _ => {
+            tracing::warn!(
+                value = %raw,
+                "VSPHEREIPAM_ANSWER_TIMEOUT is not a duration such as \"90s\" or \"5m\"; the default applies"
+            );
+            DEFAULT_ANSWER_TIMEOUT
+        }
+    }
+}
+
 /// Which vSphere API wire format to use (`api_transport` in the provider configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Transport {
@@ -267,6 +290,7 @@ fn http_client(allow_unverified_ssl: bool) -> Result<reqwest::Client, ConnectErr
         .tls_danger_accept_invalid_certs(allow_unverified_ssl)
         .tls_danger_accept_invalid_hostnames(allow_unverified_ssl)
         .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(answer_timeout())
         .tcp_keepalive(Duration::from_secs(60))
         .build()
         .map_err(|e| ConnectError::Other(format!("cannot set up the HTTP client: {e}")))
