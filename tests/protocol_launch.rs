@@ -275,18 +275,22 @@ async fn a_destroy_is_planned_with_a_null_proposal() {
 
 #[test]
 fn a_fraction_where_a_whole_number_goes_fails_terraform_validate_on_that_attribute() {
-    let main_tf = r#"
+    let head = r#"
 terraform {
   required_providers {
     vsphereipam = { source = "vsphereipam/vsphereipam" }
   }
 }
+"#;
+    let subnet = r#"
 resource "vsphereipam_ipsubnet" "app" {
   name    = "app"
   wire_id = "x/network-7"
   cidr    = "10.20.0.0/24"
   vlan_id = 12.5
 }
+"#;
+    let vm = r#"
 resource "vsphereipam_vm" "web" {
   name       = "web"
   datacenter = "DC0"
@@ -294,28 +298,24 @@ resource "vsphereipam_vm" "web" {
   num_cpus   = 2.5
   memory_mb  = 1024
   network_interface {
-    subnet_id = vsphereipam_ipsubnet.app.id
+    subnet_id = "s"
   }
 }
 "#;
     for tf in common::terraform::versions() {
-        let wd = common::terraform::Workdir::new(&tf, main_tf);
-        wd.init();
-        let run = wd.run(&["validate", "-no-color"]);
-        assert!(!run.success, "terraform {} validate passed", tf.version);
-        let out = run.flat();
-        assert!(
-            out.contains("A whole number is needed"),
-            "terraform {}: {out}",
-            tf.version
-        );
-        for (attribute, value) in [("vlan_id", "12.5"), ("num_cpus", "2.5")] {
+        for (resource, attribute, value) in [(subnet, "vlan_id", "12.5"), (vm, "num_cpus", "2.5")] {
+            let wd = common::terraform::Workdir::new(&tf, &format!("{head}{resource}"));
+            wd.init();
+            let run = wd.run(&["validate", "-no-color"]);
+            assert!(!run.success, "terraform {} validate passed", tf.version);
+            let out = run.flat();
             assert!(
-                out.contains(&format!("`{attribute}` takes a whole number, not {value}")),
+                out.contains("A whole number is needed")
+                    && out.contains(&format!("`{attribute}` takes a whole number, not {value}")),
                 "terraform {}: {out}",
                 tf.version
             );
+            assert!(!out.contains("untagged enum"), "{out}");
         }
-        assert!(!out.contains("untagged enum"), "{out}");
     }
 }
