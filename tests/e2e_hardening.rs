@@ -526,9 +526,8 @@ fn plan_time_checks_name_their_attribute() {
 #[test]
 fn audit_reports_a_guest_that_changed_its_address() {
     use vsphereipam::ipam::ranges::RangeSet;
-    use vsphereipam::ipam::subnet::{validate, Field, SubnetInput};
     use vsphereipam::store::ops::AllocRequest;
-    use vsphereipam::store::{OwnerKind, Store, SubnetRecord};
+    use vsphereipam::store::{OwnerKind, Store};
 
     let sim = Sim::start("test");
     let m = sim.manifest();
@@ -540,19 +539,7 @@ fn audit_reports_a_guest_that_changed_its_address() {
     let store = Store::open(&url).unwrap();
     store
         .create_subnet(
-            &SubnetRecord {
-                id: "app".into(),
-                vcenter: sim.info.instance_uuid.clone(),
-                name: "app".into(),
-                wire_id: wire.clone(),
-                domain: None,
-                spec: validate(&SubnetInput {
-                    cidr: Field::Value("10.20.0.0/24".into()),
-                    ..Default::default()
-                })
-                .unwrap()
-                .unwrap(),
-            },
+            &common::subnet_record(&sim.info.instance_uuid, &wire, "app", "10.20.0.0/24"),
             &[],
         )
         .unwrap();

@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use common::env::Env;
 use common::sim::Sim;
 use common::terraform::{versions, Run, Workdir};
-use vsphereipam::ipam::subnet::{validate, Field, SubnetInput};
-use vsphereipam::store::{OwnerKind, SubnetRecord};
+use vsphereipam::store::OwnerKind;
 
 const RUNS: usize = 6;
 const PER_RUN: usize = 8;
@@ -97,19 +96,12 @@ fn plugin_stacks(terraform: u32) -> String {
 
 fn concurrent_applies_then_destroys(sim: &Sim, store_url: &str) {
     let env = Env::with_store(sim, "", store_url);
-    let subnet = SubnetRecord {
-        id: "many".into(),
-        vcenter: sim.info.instance_uuid.clone(),
-        name: "many".into(),
-        wire_id: env.wire_id("pg-app"),
-        domain: None,
-        spec: validate(&SubnetInput {
-            cidr: Field::Value("10.88.0.0/24".into()),
-            ..Default::default()
-        })
-        .unwrap()
-        .unwrap(),
-    };
+    let subnet = common::subnet_record(
+        &sim.info.instance_uuid,
+        &env.wire_id("pg-app"),
+        "many",
+        "10.88.0.0/24",
+    );
     env.store().create_subnet(&subnet, &[]).unwrap();
     let tfs = versions();
     let workdirs: Vec<Workdir> = (0..RUNS)

@@ -11,9 +11,8 @@ use common::env::Env;
 use common::sim::Sim;
 use common::terraform::versions;
 use vsphereipam::ipam::ranges::RangeSet;
-use vsphereipam::ipam::subnet::{validate, Field, SubnetInput};
 use vsphereipam::store::ops::AllocRequest;
-use vsphereipam::store::{OwnerKind, Store, SubnetRecord};
+use vsphereipam::store::{OwnerKind, Store};
 
 fn audit(sim: &Sim, store: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_terraform-provider-vsphereipam"))
@@ -44,19 +43,7 @@ fn audit_on_postgres_exits_by_its_findings() {
     let store = Store::open(&url).unwrap();
     store
         .create_subnet(
-            &SubnetRecord {
-                id: "app".into(),
-                vcenter: sim.info.instance_uuid.clone(),
-                name: "app".into(),
-                wire_id: wire.clone(),
-                domain: None,
-                spec: validate(&SubnetInput {
-                    cidr: Field::Value("10.44.0.0/24".into()),
-                    ..Default::default()
-                })
-                .unwrap()
-                .unwrap(),
-            },
+            &common::subnet_record(&sim.info.instance_uuid, &wire, "app", "10.44.0.0/24"),
             &[],
         )
         .unwrap();

@@ -22,3 +22,27 @@ pub fn wait_for<T>(what: &str, every: std::time::Duration, mut f: impl FnMut() -
         std::thread::sleep(every);
     }
 }
+
+/// A subnet record as the store keeps it: `id` (also its name) on `wire_id`, the whole `cidr`
+/// allocatable, for tests that put subnets into a store directly.
+pub fn subnet_record(
+    vcenter: &str,
+    wire_id: &str,
+    id: &str,
+    cidr: &str,
+) -> vsphereipam::store::SubnetRecord {
+    use vsphereipam::ipam::subnet::{validate, Field, SubnetInput};
+    vsphereipam::store::SubnetRecord {
+        id: id.into(),
+        vcenter: vcenter.into(),
+        name: id.into(),
+        wire_id: wire_id.into(),
+        domain: None,
+        spec: validate(&SubnetInput {
+            cidr: Field::Value(cidr.into()),
+            ..Default::default()
+        })
+        .expect("valid subnet")
+        .expect("complete subnet"),
+    }
+}
