@@ -30,7 +30,9 @@ build:
 # The provider for linux_amd64 and linux_arm64 (cross-linked by Debian's gcc-aarch64-linux-gnu,
 # .cargo/config.toml), packaged under dist/ as a registry and Terraform's mirrors serve it:
 # zips, SHA256SUMS, manifest, and dist/mirror/ (a filesystem mirror, or a network mirror when
-# served over HTTPS). See crates/dist. Last, the arm64 binary answers --version under qemu-user
+# served over HTTPS). With VSPHEREIPAM_GPG_KEY (a gpg key; GNUPGHOME for another keyring) it
+# also signs the SHA256SUMS and writes dist/registry/, a provider registry as static files.
+# See crates/dist. Last, the arm64 binary answers --version under qemu-user
 # (scripts/check-arm64.sh; not in `make test`: it would cross-build the whole provider there).
 ARM64 := aarch64-unknown-linux-gnu
 release: tools

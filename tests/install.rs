@@ -1,12 +1,14 @@
 //! Installing the provider the way Terraform installs providers: `terraform init` on Terraform
-//! 1.0.3, 1.11 (the machine's `terraform`) and 1.15, from a filesystem mirror and from a network
-//! mirror served over HTTPS on 127.0.0.1, with `source = "vsphereipam/vsphereipam"` and a version
-//! constraint. The mirrors hold this test build's binary, packaged for linux_amd64 by the code
-//! `make release` runs (crates/dist), plus a decoy newer version the constraint must skip.
-//! Also: `--version`, and the linux_arm64 release build answering it under qemu-user.
+//! 1.0.3, 1.11 (the machine's `terraform`) and 1.15, from a filesystem mirror, from a network
+//! mirror and from a provider registry (signed SHA256SUMS), both served over HTTPS on 127.0.0.1,
+//! with a version constraint. The release holds this test build's binary for linux_amd64 and a
+//! stand-in linux_arm64 package (Terraform only hashes the packages of other platforms),
+//! packaged and signed by the code `make release` runs (crates/dist) with a GnuPG key the test
+//! generates, plus a decoy newer version the constraint must skip. Also: `--version`.
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -43,12 +45,16 @@ fn versions() -> Vec<Terraform> {
     all
 }
 
-/// The release of this test build (good), and a copy whose zip was swapped for another
-/// package while its hashes still name the good one (tampered).
+/// The release of this test build (good) with its registry tree, a copy of the mirror whose
+/// zip was swapped for another package while its hashes still name the good one (tampered),
+/// and a signature by the same key over other content (for a registry whose sums do not match
+/// their signature).
 struct Mirrors {
     _dir: tempfile::TempDir,
     good: dist::Release,
+    registry: dist::Registry,
     tampered: PathBuf,
+    bad_signature: Vec<u8>,
     ca_pem: PathBuf,
     tls: Arc<rustls::ServerConfig>,
 }
@@ -58,11 +64,27 @@ fn mirrors() -> &'static Mirrors {
     M.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("dist");
-        let good =
-            dist::write_release(&out, dist::VERSION, &[("linux_amd64", Path::new(BIN))]).unwrap();
+        let arm64 = dir.path().join("arm64");
+        std::fs::write(&arm64, "stands in for the arm64 build\n").unwrap();
+        let good = dist::write_release(
+            &out,
+            dist::VERSION,
+            &[("linux_amd64", Path::new(BIN)), ("linux_arm64", &arm64)],
+        )
+        .unwrap();
         let decoy = dir.path().join("decoy");
         std::fs::write(&decoy, "#!/bin/sh\nexit 1\n").unwrap();
         dist::write_release(&out, DECOY, &[("linux_amd64", &decoy)]).unwrap();
+
+        let signer =
+            dist::Signer::throwaway(&dir.path().join("gnupg"), "vsphereipam install test").unwrap();
+        dist::sign_release(&out, DECOY, &signer).unwrap();
+        let registry = dist::sign_release(&out, dist::VERSION, &signer).unwrap();
+        let other = dir.path().join("other");
+        std::fs::write(&other, "not the SHA256SUMS\n").unwrap();
+        signer.sign(&other, &dir.path().join("other.sig")).unwrap();
+        let bad_signature = std::fs::read(dir.path().join("other.sig")).unwrap();
+        signer.stop_agent();
 
         let tampered = dir.path().join("tampered");
         let from = dist::mirror_dir(&good.mirror);
@@ -78,7 +100,9 @@ fn mirrors() -> &'static Mirrors {
         Mirrors {
             _dir: dir,
             good,
+            registry,
             tampered,
+            bad_signature,
             ca_pem,
             tls,
         }
@@ -86,7 +110,7 @@ fn mirrors() -> &'static Mirrors {
 }
 
 /// A CA that only this test trusts (Terraform reads it through `SSL_CERT_FILE`, as Go's
-/// crypto/x509 does on Linux) and a server certificate for 127.0.0.1 signed by it.
+/// crypto/x509 does on Linux) and a server certificate for 127.0.0.1 and localhost signed by it.
 fn certificates(dir: &Path) -> (PathBuf, Arc<rustls::ServerConfig>) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let ca_key = KeyPair::generate().unwrap();
@@ -100,7 +124,8 @@ fn certificates(dir: &Path) -> (PathBuf, Arc<rustls::ServerConfig>) {
     ];
     let ca = ca.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let mut leaf =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
     leaf.distinguished_name
         .push(DnType::CommonName, "vsphereipam test mirror");
     let leaf = leaf.signed_by(&key, &ca, &ca_key).unwrap();
@@ -124,12 +149,22 @@ fn certificates(dir: &Path) -> (PathBuf, Arc<rustls::ServerConfig>) {
 /// dropped.
 struct Server {
     url: String,
+    port: u16,
     requests: Arc<Mutex<Vec<String>>>,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Server {
     fn start(root: &Path, tls: Arc<rustls::ServerConfig>) -> Self {
+        Self::start_with(root, tls, HashMap::new())
+    }
+
+    /// Serves `replaced` (path → content) instead of the files at those paths.
+    fn start_with(
+        root: &Path,
+        tls: Arc<rustls::ServerConfig>,
+        replaced: HashMap<String, Vec<u8>>,
+    ) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -138,13 +173,16 @@ impl Server {
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
-        let url = format!("https://{}/", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let url = format!("https://127.0.0.1:{port}/");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (log, root) = (requests.clone(), Arc::new(root.to_path_buf()));
+        let replaced = Arc::new(replaced);
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         runtime.spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let (acceptor, log, root) = (acceptor.clone(), log.clone(), root.clone());
+                let replaced = replaced.clone();
                 tokio::spawn(async move {
                     // A client that refuses the certificate ends its connection here.
                     let Ok(stream) = acceptor.accept(tcp).await else {
@@ -154,7 +192,10 @@ impl Server {
                         move |req: hyper::Request<hyper::body::Incoming>| {
                             let path = req.uri().path().to_string();
                             log.lock().unwrap().push(path.clone());
-                            let response = static_file(&root, &path);
+                            let response = match replaced.get(&path) {
+                                Some(body) => hyper::Response::new(body.clone().into()),
+                                None => static_file(&root, &path),
+                            };
                             async move { Ok::<_, std::convert::Infallible>(response) }
                         },
                     );
@@ -166,6 +207,7 @@ impl Server {
         });
         Server {
             url,
+            port,
             requests,
             _runtime: runtime,
         }
@@ -200,11 +242,11 @@ fn static_file(root: &Path, path: &str) -> hyper::Response<http_body_util::Full<
     .unwrap()
 }
 
-/// The `required_providers` every run uses: a constraint that takes this release and not the
-/// decoy.
-fn main_tf() -> String {
+/// The `required_providers` every run uses: `source`, and a constraint that takes this
+/// release and not the decoy.
+fn main_tf(source: &str) -> String {
     format!(
-        "terraform {{\n  required_providers {{\n    vsphereipam = {{\n      source  = \"vsphereipam/vsphereipam\"\n      version = \"~> {}\"\n    }}\n  }}\n}}\n",
+        "terraform {{\n  required_providers {{\n    vsphereipam = {{\n      source  = \"{source}\"\n      version = \"~> {}\"\n    }}\n  }}\n}}\n",
         dist::VERSION
     )
 }
@@ -212,13 +254,20 @@ fn main_tf() -> String {
 /// A working directory whose CLI config installs providers only from `installation` (an
 /// air-gapped machine: no `direct {}`), trusting the test CA.
 fn workdir(tf: &Terraform, installation: &str) -> Workdir {
-    let wd =
-        Workdir::new(tf, &main_tf()).env("SSL_CERT_FILE", &mirrors().ca_pem.display().to_string());
-    // Workdir writes a dev_overrides config; these tests replace it by a mirror.
-    wd.write(
-        "terraformrc",
+    workdir_with(
+        tf,
+        "vsphereipam/vsphereipam",
         &format!("provider_installation {{\n  {installation}\n}}\n"),
-    );
+    )
+}
+
+/// A working directory for `source` with `cli_config` as its CLI configuration, trusting the
+/// test CA.
+fn workdir_with(tf: &Terraform, source: &str, cli_config: &str) -> Workdir {
+    let wd = Workdir::new(tf, &main_tf(source))
+        .env("SSL_CERT_FILE", &mirrors().ca_pem.display().to_string());
+    // Workdir writes a dev_overrides config; these tests replace it.
+    wd.write("terraformrc", cli_config);
     wd
 }
 
@@ -240,9 +289,18 @@ fn init(wd: &Workdir) -> Run {
 /// A successful init installed this release, the lock file holds its hashes, and the
 /// installed plugin answers Terraform (`validate` loads its schema).
 fn assert_installed(wd: &Workdir, run: &Run, how: &str) {
+    let address = format!("{}/{}/{}", dist::HOSTNAME, dist::NAMESPACE, dist::TYPE);
+    assert_installed_as(wd, run, how, &address);
+}
+
+/// [`assert_installed`] for the provider source address `address` (host/namespace/type).
+fn assert_installed_as(wd: &Workdir, run: &Run, how: &str, address: &str) {
     let v = &wd.tf.version;
     assert!(run.success, "terraform {v} init from {how}:\n{}", run.all());
-    let installed = format!("Installing vsphereipam/vsphereipam v{}", dist::VERSION);
+    let short = address
+        .strip_prefix(&format!("{}/", dist::HOSTNAME))
+        .unwrap_or(address);
+    let installed = format!("Installing {short} v{}", dist::VERSION);
     assert!(
         run.all().contains(&installed),
         "terraform {v}, {how}:\n{}",
@@ -257,7 +315,7 @@ fn assert_installed(wd: &Workdir, run: &Run, how: &str) {
     let lock = std::fs::read_to_string(wd.path().join(".terraform.lock.hcl")).unwrap();
     let package = &mirrors().good.packages[0];
     assert!(
-        lock.contains("provider \"registry.terraform.io/vsphereipam/vsphereipam\"")
+        lock.contains(&format!("provider \"{address}\""))
             && lock.contains(&format!("version     = \"{}\"", dist::VERSION))
             && lock.contains(&format!("constraints = \"~> {}\"", dist::VERSION)),
         "terraform {v}, {how}: lock file\n{lock}"
@@ -351,6 +409,127 @@ fn a_tampered_zip_fails_init_with_the_checksum_error() {
             run.all()
         );
     }
+}
+
+/// The CLI configuration of a machine that installs from registries only (`direct {}`), and
+/// `host` blocks pointing service discovery of a host name at a `providers.v1` URL.
+fn registry_config(hosts: &[(&str, &str)]) -> String {
+    let mut config = String::new();
+    for (host, providers_v1) in hosts {
+        config += &format!(
+            "host \"{host}\" {{\n  services = {{\n    \"providers.v1\" = \"{providers_v1}\"\n  }}\n}}\n"
+        );
+    }
+    config + "provider_installation {\n  direct {}\n}\n"
+}
+
+/// A private registry's name that resolves nowhere: only a `host` block leads to it.
+const PRIVATE_HOST: &str = "registry.example.test";
+
+/// [`assert_installed_as`], and the lock file also holds the `zh:` hash of every platform's zip,
+/// taken from the signed SHA256SUMS, and init names the key that signed them.
+fn assert_signed_install(wd: &Workdir, run: &Run, how: &str, address: &str) {
+    let v = &wd.tf.version;
+    assert_installed_as(wd, run, how, address);
+    let m = mirrors();
+    let lock = std::fs::read_to_string(wd.path().join(".terraform.lock.hcl")).unwrap();
+    let platforms: Vec<_> = m.good.packages.iter().map(|p| &p.platform).collect();
+    assert_eq!(platforms, ["linux_amd64", "linux_arm64"]);
+    for package in &m.good.packages {
+        assert!(
+            lock.contains(&format!("\"{}\"", package.zh)),
+            "terraform {v}, {how}: the lock file lacks {} ({}):\n{lock}",
+            package.zh,
+            package.platform
+        );
+    }
+    assert!(
+        run.all().contains(&m.registry.key.key_id),
+        "terraform {v}, {how}: init does not name key {}:\n{}",
+        m.registry.key.key_id,
+        run.all()
+    );
+}
+
+#[test]
+fn init_from_a_signed_registry_locks_the_zh_hashes_of_every_platform() {
+    let m = mirrors();
+    let server = Server::start(&m.registry.root, m.tls.clone());
+    let providers_v1 = format!("{}{}/", server.url, dist::PROVIDERS_V1);
+    for tf in versions() {
+        // A registry with a host name of its own: found through its
+        // /.well-known/terraform.json.
+        let host = format!("localhost:{}", server.port);
+        let address = format!("{host}/{}/{}", dist::NAMESPACE, dist::TYPE);
+        let wd = workdir_with(&tf, &address, &registry_config(&[]));
+        let run = init(&wd);
+        assert_signed_install(&wd, &run, "a registry found by service discovery", &address);
+
+        // A registry served below some URL, named by a `host` block.
+        let address = format!("{PRIVATE_HOST}/{}/{}", dist::NAMESPACE, dist::TYPE);
+        let wd = workdir_with(
+            &tf,
+            &address,
+            &registry_config(&[(PRIVATE_HOST, &providers_v1)]),
+        );
+        let run = init(&wd);
+        assert_signed_install(&wd, &run, "a registry named by a host block", &address);
+    }
+    let asked = server.requests();
+    assert!(
+        asked.iter().any(|p| p == "/.well-known/terraform.json"),
+        "{asked:?}"
+    );
+    assert!(!asked
+        .iter()
+        .any(|p| p.ends_with(".zip") && p.contains(DECOY)));
+    assert!(
+        !asked.iter().any(|p| p.contains("linux_arm64")),
+        "only this platform's zip is downloaded: {asked:?}"
+    );
+}
+
+#[test]
+fn a_registry_whose_sums_do_not_match_their_signature_fails_init() {
+    let m = mirrors();
+    let signature = format!(
+        "/{}/{}/{}/{}/{}",
+        dist::PROVIDERS_V1,
+        dist::NAMESPACE,
+        dist::TYPE,
+        dist::VERSION,
+        dist::signature_name(dist::VERSION)
+    );
+    let server = Server::start_with(
+        &m.registry.root,
+        m.tls.clone(),
+        HashMap::from([(signature.clone(), m.bad_signature.clone())]),
+    );
+    let providers_v1 = format!("{}{}/", server.url, dist::PROVIDERS_V1);
+    for tf in versions() {
+        let address = format!("{PRIVATE_HOST}/{}/{}", dist::NAMESPACE, dist::TYPE);
+        let wd = workdir_with(
+            &tf,
+            &address,
+            &registry_config(&[(PRIVATE_HOST, &providers_v1)]),
+        );
+        let run = init(&wd);
+        assert!(!run.success, "terraform {}:\n{}", tf.version, run.all());
+        let flat = run.flat();
+        assert!(
+            flat.contains("error checking signature"),
+            "terraform {}:\n{}",
+            tf.version,
+            run.all()
+        );
+        assert!(!wd.path().join(".terraform.lock.hcl").exists());
+        assert!(!wd
+            .path()
+            .join(".terraform/providers")
+            .join(PRIVATE_HOST)
+            .exists());
+    }
+    assert!(server.requests().contains(&signature));
 }
 
 #[test]

@@ -20,10 +20,28 @@
 //!
 //! One `mirror/` tree serves both kinds: a filesystem mirror reads only the zips of the packed
 //! layout, and the JSON files make the same tree a network mirror when a web server serves it.
+//!
+//! With a [`Signer`] (a GnuPG key), the release also holds what a provider registry serves:
+//!
+//! ```text
+//! terraform-provider-vsphereipam_V_SHA256SUMS.sig      detached binary signature of the sums
+//! registry/.well-known/terraform.json                  service discovery: providers.v1
+//! registry/v1/providers/vsphereipam/vsphereipam/
+//!     versions                                         the versions and their platforms
+//!     V/download/<os>/<arch>                           one package: URLs, shasum, public key
+//!     V/<zips>, V/<SHA256SUMS>, V/<SHA256SUMS.sig>     what those documents point at
+//! ```
+//!
+//! `registry/` is the provider registry protocol as static files, so any HTTPS server can
+//! serve it (the documents' URLs are relative to them). Terraform writes the `zh:` hash of
+//! every zip into the lock file only when it installs from a registry whose SHA256SUMS carries
+//! a signature by one of the keys the download document lists; from a mirror it records just
+//! the `h1:` hash it computes for the platform it installed.
 
 use std::collections::BTreeMap;
 use std::io::{self, Cursor, Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -260,6 +278,276 @@ fn merge_json(path: &Path, key: &str, entries: Map<String, Value>) -> io::Result
     std::fs::write(path, format!("{text}\n"))
 }
 
+/// A GnuPG key that signs releases: anything `gpg --local-user` takes (fingerprint, key id,
+/// e-mail), from the default GnuPG home or `gnupg_home`. Signing runs Debian's `gpg`, so the
+/// key never passes through this program.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    pub key: String,
+    pub gnupg_home: Option<PathBuf>,
+}
+
+/// A public key as the registry's download document lists it.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    /// The long key id, upper-case hex, as HashiCorp's registry writes it.
+    pub key_id: String,
+    pub ascii_armor: String,
+}
+
+impl Signer {
+    fn gpg(&self) -> Command {
+        let mut cmd = Command::new("gpg");
+        cmd.args(["--batch", "--no-tty", "--quiet"]);
+        if let Some(home) = &self.gnupg_home {
+            cmd.arg("--homedir").arg(home);
+        }
+        cmd
+    }
+
+    fn run(&self, what: &str, cmd: &mut Command) -> io::Result<Vec<u8>> {
+        let out = cmd.output().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("{what}: cannot run gpg ({e}); install Debian's gpg"),
+            )
+        })?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(io::Error::other(format!(
+                "{what} with key {:?}: gpg {}: {}",
+                self.key,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
+
+    /// Writes `file`'s detached binary signature to `signature`.
+    pub fn sign(&self, file: &Path, signature: &Path) -> io::Result<()> {
+        self.run(
+            "signing",
+            self.gpg()
+                .args([
+                    "--yes",
+                    "--detach-sign",
+                    "--local-user",
+                    &self.key,
+                    "--output",
+                ])
+                .arg(signature)
+                .arg(file),
+        )
+        .map(drop)
+    }
+
+    /// The signing key's public half.
+    pub fn public_key(&self) -> io::Result<PublicKey> {
+        let armor = self.run(
+            "exporting the public key",
+            self.gpg()
+                .args(["--armor", "--export-options", "export-minimal", "--export"])
+                .arg(&self.key),
+        )?;
+        let ascii_armor = String::from_utf8(armor).map_err(io::Error::other)?;
+        if !ascii_armor.contains("BEGIN PGP PUBLIC KEY BLOCK") {
+            return Err(io::Error::other(format!(
+                "gpg knows no public key {:?}",
+                self.key
+            )));
+        }
+        let listing = self.run(
+            "reading the key id",
+            self.gpg()
+                .args(["--with-colons", "--list-keys"])
+                .arg(&self.key),
+        )?;
+        // `pub:<validity>:<length>:<algorithm>:<long key id>:...`
+        let key_id = String::from_utf8_lossy(&listing)
+            .lines()
+            .find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.first() == Some(&"pub") && fields.len() > 4)
+                    .then(|| fields[4].to_ascii_uppercase())
+            })
+            .ok_or_else(|| io::Error::other(format!("gpg lists no key {:?}", self.key)))?;
+        Ok(PublicKey {
+            key_id,
+            ascii_armor,
+        })
+    }
+}
+
+impl Signer {
+    /// A new passphrase-less RSA signing key in `gnupg_home` (created 0700): for tests and for
+    /// trying a registry out. A real release key lives in its owner's keyring instead.
+    pub fn throwaway(gnupg_home: &Path, user_id: &str) -> io::Result<Signer> {
+        std::fs::create_dir_all(gnupg_home)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(gnupg_home, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let signer = Signer {
+            key: user_id.to_string(),
+            gnupg_home: Some(gnupg_home.to_path_buf()),
+        };
+        // RSA: the OpenPGP library of Terraform 1.0.x reads no newer key types.
+        signer.run(
+            "generating a key",
+            signer.gpg().args([
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                "--quick-generate-key",
+                user_id,
+                "rsa3072",
+                "sign",
+                "never",
+            ]),
+        )?;
+        Ok(signer)
+    }
+
+    /// Stops the gpg-agent that signing started for a `gnupg_home` (a throwaway home would
+    /// otherwise leave it running).
+    pub fn stop_agent(&self) {
+        if let Some(home) = &self.gnupg_home {
+            let _ = Command::new("gpgconf")
+                .arg("--homedir")
+                .arg(home)
+                .args(["--kill", "gpg-agent"])
+                .output();
+        }
+    }
+}
+
+/// The detached signature of a version's SHA256SUMS.
+pub fn signature_name(version: &str) -> String {
+    format!("{}.sig", sums_name(version))
+}
+
+/// What [`sign_release`] wrote.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    /// The root to serve over HTTPS as the registry's host (or below the URL a CLI
+    /// configuration's `host` block names for `providers.v1`, minus `v1/providers/`).
+    pub root: PathBuf,
+    pub signature: PathBuf,
+    pub key: PublicKey,
+}
+
+/// The directory under a registry root that the `providers.v1` service URL points at.
+pub const PROVIDERS_V1: &str = "v1/providers";
+
+/// Signs the SHA256SUMS of `version` in `out` (written by [`write_release`]) and writes the
+/// registry tree (layout in the module doc) for every platform of that version in `out`.
+/// Other versions already in the tree stay listed.
+pub fn sign_release(out: &Path, version: &str, signer: &Signer) -> io::Result<Registry> {
+    let sums = out.join(sums_name(version));
+    if !sums.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: write the release first", sums.display()),
+        ));
+    }
+    let signature = out.join(signature_name(version));
+    signer.sign(&sums, &signature)?;
+    let key = signer.public_key()?;
+
+    let root = out.join("registry");
+    let wellknown = root.join(".well-known");
+    std::fs::create_dir_all(&wellknown)?;
+    std::fs::write(
+        wellknown.join("terraform.json"),
+        format!(
+            "{}\n",
+            json!({ "providers.v1": format!("/{PROVIDERS_V1}/") })
+        ),
+    )?;
+    let provider = root.join(PROVIDERS_V1).join(NAMESPACE).join(TYPE);
+    let files = provider.join(version);
+    std::fs::create_dir_all(&files)?;
+    for name in [sums_name(version), signature_name(version)] {
+        std::fs::copy(out.join(&name), files.join(&name))?;
+    }
+
+    let prefix = format!("{NAME}_{version}_");
+    let mut platforms = Vec::new();
+    let mut names: Vec<String> = std::fs::read_dir(out)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<io::Result<_>>()?;
+    names.sort();
+    for name in names {
+        let Some(platform) = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".zip"))
+        else {
+            continue;
+        };
+        check_platform(platform)?;
+        let (os, arch) = platform.split_once('_').expect("checked");
+        let zip = std::fs::read(out.join(&name))?;
+        std::fs::write(files.join(&name), &zip)?;
+        // The document sits at <version>/download/<os>/<arch>; its URLs go back up to
+        // <version>/, and Terraform resolves them against the document's own URL.
+        let download = json!({
+            "protocols": PROTOCOL_VERSIONS,
+            "os": os,
+            "arch": arch,
+            "filename": name,
+            "download_url": format!("../../{name}"),
+            "shasums_url": format!("../../{}", sums_name(version)),
+            "shasums_signature_url": format!("../../{}", signature_name(version)),
+            "shasum": sha256_hex(&zip),
+            "signing_keys": { "gpg_public_keys": [{
+                "key_id": key.key_id,
+                "ascii_armor": key.ascii_armor,
+                "trust_signature": "",
+                "source": "",
+                "source_url": null,
+            }]},
+        });
+        let dir = files.join("download").join(os);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(arch), pretty(&download))?;
+        platforms.push(json!({ "os": os, "arch": arch }));
+    }
+
+    // `versions`: this version replaces its earlier entry, the others stay.
+    let path = provider.join("versions");
+    let mut versions: Vec<Value> = match std::fs::read(&path) {
+        Ok(old) => serde_json::from_slice::<Value>(&old)
+            .ok()
+            .and_then(|v| v.get("versions").and_then(Value::as_array).cloned())
+            .unwrap_or_default(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    versions.retain(|v| v.get("version").and_then(Value::as_str) != Some(version));
+    versions.push(json!({
+        "version": version,
+        "protocols": PROTOCOL_VERSIONS,
+        "platforms": platforms,
+    }));
+    std::fs::write(&path, pretty(&json!({ "versions": versions })))?;
+
+    Ok(Registry {
+        root,
+        signature,
+        key,
+    })
+}
+
+fn pretty(value: &Value) -> String {
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).expect("plain JSON")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +594,74 @@ mod tests {
         ] {
             assert!(check_platform(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_signed_release_is_a_static_registry_whose_urls_lead_to_its_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("dist");
+        std::fs::create_dir_all(&out).unwrap();
+        let bin = tmp.path().join("bin");
+        std::fs::write(&bin, b"binary").unwrap();
+        let signer = Signer::throwaway(&tmp.path().join("gnupg"), "dist unit test").unwrap();
+        write_release(
+            &out,
+            "1.0.0",
+            &[("linux_amd64", &bin), ("linux_arm64", &bin)],
+        )
+        .unwrap();
+        sign_release(&out, "1.0.0", &signer).unwrap();
+        write_release(&out, "1.1.0", &[("linux_amd64", &bin)]).unwrap();
+        let registry = sign_release(&out, "1.1.0", &signer).unwrap();
+        signer.stop_agent();
+
+        let verify = signer
+            .gpg()
+            .arg("--verify")
+            .arg(&registry.signature)
+            .arg(out.join(sums_name("1.1.0")))
+            .output()
+            .unwrap();
+        assert!(verify.status.success(), "{verify:?}");
+        assert_eq!(registry.key.key_id.len(), 16);
+
+        let read =
+            |p: PathBuf| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+        let discovery = read(registry.root.join(".well-known/terraform.json"));
+        assert_eq!(discovery["providers.v1"], "/v1/providers/");
+        let provider = registry.root.join(PROVIDERS_V1).join(NAMESPACE).join(TYPE);
+        let versions = read(provider.join("versions"));
+        let listed: Vec<(String, usize)> = versions["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let platforms = v["platforms"].as_array().unwrap().len();
+                (v["version"].as_str().unwrap().to_string(), platforms)
+            })
+            .collect();
+        assert_eq!(listed, [("1.0.0".to_string(), 2), ("1.1.0".to_string(), 1)]);
+
+        let doc_dir = provider.join("1.0.0/download/linux");
+        let doc = read(doc_dir.join("arm64"));
+        assert_eq!(doc["os"], "linux");
+        assert_eq!(doc["arch"], "arm64");
+        for key in ["download_url", "shasums_url", "shasums_signature_url"] {
+            // Relative to the document's URL, .../1.0.0/download/linux/arm64.
+            let rel = doc[key].as_str().unwrap().strip_prefix("../../").unwrap();
+            assert!(provider.join("1.0.0").join(rel).is_file(), "{key}: {rel}");
+        }
+        let zip = std::fs::read(
+            provider
+                .join("1.0.0")
+                .join(doc["filename"].as_str().unwrap()),
+        )
+        .unwrap();
+        assert_eq!(doc["shasum"], sha256_hex(&zip));
+        assert!(doc["signing_keys"]["gpg_public_keys"][0]["ascii_armor"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN PGP PUBLIC KEY BLOCK"));
     }
 
     #[test]
