@@ -11,7 +11,9 @@ use std::process::Command;
 use common::wait_for;
 use vsphereipam::ipam::ranges::{Range, RangeSet};
 use vsphereipam::ipam::subnet::{validate, Field, SubnetInput};
-use vsphereipam::store::ops::{AllocRequest, NicClaim};
+use vsphereipam::store::ops::{
+    AddressFilter, AllocRequest, LookupError, NicClaim, Observation, SubnetCounts, SubnetQuery,
+};
 use vsphereipam::store::{OwnerKind, Store, StoreError, SubnetRecord};
 
 fn sqlite_store(dir: &tempfile::TempDir) -> Store {
@@ -279,6 +281,259 @@ fn conformance(store: &Store) {
         )
         .unwrap();
     assert_eq!(held(store), [ip("10.50.0.11")]);
+}
+
+fn query(
+    id: Option<&str>,
+    name: Option<&str>,
+    cidr: Option<&str>,
+    wire_id: Option<&str>,
+) -> SubnetQuery {
+    SubnetQuery {
+        id: id.map(Into::into),
+        name: name.map(Into::into),
+        cidr: cidr.map(Into::into),
+        wire_id: wire_id.map(Into::into),
+    }
+}
+
+/// What the data sources read: one subnet by id or by name / cidr / wire with its counts, and
+/// a subnet's address records with filters.
+fn lookups(store: &Store) {
+    let (w1, w2) = ("vc-1/dvportgroup-1", "vc-1/dvportgroup-2");
+    let a = subnet("a", "10.30.0.0/24", |i| {
+        set(i, "gateway", "10.30.0.1");
+        i.reserved_ranges = Field::Value(vec![Field::Value("10.30.0.100-10.30.0.109".into())]);
+    });
+    let a = SubnetRecord {
+        name: "app".into(),
+        ..a
+    };
+    let b = SubnetRecord {
+        name: "app".into(),
+        wire_id: w2.into(),
+        ..subnet("b", "10.31.0.0/24", |_| {})
+    };
+    let c = SubnetRecord {
+        name: "db".into(),
+        ..subnet("c", "10.32.0.0/24", |_| {})
+    };
+    let d = SubnetRecord {
+        name: "db".into(),
+        vcenter: "vc-2".into(),
+        ..subnet("d", "10.33.0.0/24", |_| {})
+    };
+    for s in [&a, &b, &c, &d] {
+        store.create_subnet(s, &[]).unwrap();
+    }
+    store
+        .allocate(
+            &AllocRequest {
+                mac: Some("00:50:56:00:00:01".into()),
+                description: Some("web".into()),
+                ..req("a", "vm-1", Some("10.30.0.10"))
+            },
+            &RangeSet::new(),
+        )
+        .unwrap();
+    store
+        .allocate(&req("a", "vm-2", Some("10.30.0.11")), &RangeSet::new())
+        .unwrap();
+    store
+        .allocate(
+            &AllocRequest {
+                owner_kind: OwnerKind::Address,
+                owner_id: "vip-1".into(),
+                vm_uuid: None,
+                description: Some("VIP".into()),
+                ..req("a", "", Some("10.30.0.12"))
+            },
+            &RangeSet::new(),
+        )
+        .unwrap();
+    let seen = |ip_: &str, who: &str| Observation {
+        ip: ip(ip_),
+        wire_id: w1.into(),
+        who: who.into(),
+        vm_uuid: Some(format!("uuid-{who}")),
+        mac: None,
+    };
+    // One observed address inside the reserved range: counted as reserved and as observed,
+    // and once as not free.
+    store
+        .sync_observed(
+            "vc-1",
+            &[
+                seen("10.30.0.50", "legacy"),
+                seen("10.30.0.105", "appliance"),
+            ],
+        )
+        .unwrap();
+
+    // By id: its wires and counts.
+    let found = store
+        .find_subnet(Some("vc-1"), &query(Some("a"), None, None, None))
+        .unwrap();
+    assert_eq!(found.view.subnet, a);
+    assert_eq!(
+        found.counts,
+        SubnetCounts {
+            size: 254,
+            held: 3,
+            observed: 2,
+            reserved: 11,
+            free: 254 - 11 - 3 - 1,
+        }
+    );
+    let empty = store
+        .find_subnet(None, &query(Some("c"), None, None, None))
+        .unwrap();
+    assert_eq!(
+        empty.counts,
+        SubnetCounts {
+            size: 254,
+            held: 0,
+            observed: 0,
+            reserved: 0,
+            free: 254,
+        }
+    );
+    // An id names a subnet of any vCenter.
+    let other = store
+        .find_subnet(Some("vc-1"), &query(Some("d"), None, None, None))
+        .unwrap();
+    assert_eq!(other.view.subnet.vcenter, "vc-2");
+
+    // By name, cidr, wire: exactly one match, searched in the vCenter given.
+    let one = |q: SubnetQuery| {
+        store
+            .find_subnet(Some("vc-1"), &q)
+            .map(|u| u.view.subnet.id)
+    };
+    assert_eq!(
+        one(query(None, Some("app"), Some("10.30.0.0/24"), None)).unwrap(),
+        "a"
+    );
+    assert_eq!(
+        one(query(None, None, Some("10.31.0.0/24"), None)).unwrap(),
+        "b"
+    );
+    assert_eq!(one(query(None, None, None, Some(w2))).unwrap(), "b");
+    assert_eq!(one(query(None, Some("db"), None, Some(w1))).unwrap(), "c");
+    assert_eq!(one(query(None, Some("db"), None, None)).unwrap(), "c");
+    match one(query(None, Some("app"), None, None)) {
+        Err(LookupError::Matches {
+            count: 2,
+            candidates,
+            ..
+        }) => {
+            assert!(candidates[0].contains("10.30.0.0/24") && candidates[0].contains("(id a)"));
+            assert!(candidates[1].contains("10.31.0.0/24") && candidates[1].contains(w2));
+        }
+        other => panic!("{other:?}"),
+    }
+    let both = one(query(None, None, None, Some(w1))).unwrap_err();
+    assert!(
+        matches!(both, LookupError::Matches { count: 2, .. }),
+        "{both:?}"
+    );
+    assert!(
+        both.to_string().starts_with("2 subnets match wire_id = "),
+        "{both}"
+    );
+    let none = one(query(None, Some("app"), Some("10.32.0.0/24"), None)).unwrap_err();
+    assert_eq!(
+        none.to_string(),
+        r#"no subnet matches name = "app", cidr = "10.32.0.0/24""#
+    );
+    assert!(matches!(
+        one(query(Some("a"), Some("db"), None, None)),
+        Err(LookupError::Matches { count: 0, .. })
+    ));
+    assert!(matches!(
+        one(query(Some("nope"), None, None, None)),
+        Err(LookupError::Matches { count: 0, .. })
+    ));
+    assert!(matches!(
+        one(query(None, None, Some("10.30.0/24"), None)),
+        Err(LookupError::Store(StoreError::Refused(_)))
+    ));
+    assert!(matches!(
+        one(SubnetQuery::default()),
+        Err(LookupError::Store(StoreError::Refused(_)))
+    ));
+
+    // Address records, by address, with filters.
+    let listed = |f: AddressFilter| -> Vec<String> {
+        store
+            .subnet_addresses("a", &f)
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {}", r.ip, r.owner_id))
+            .collect()
+    };
+    assert_eq!(
+        listed(AddressFilter::default()),
+        [
+            "10.30.0.10 vm-1",
+            "10.30.0.11 vm-2",
+            "10.30.0.12 vip-1",
+            "10.30.0.50 legacy",
+            "10.30.0.105 appliance"
+        ]
+    );
+    let all = store
+        .subnet_addresses("a", &AddressFilter::default())
+        .unwrap();
+    assert_eq!(all[0].mac.as_deref(), Some("00:50:56:00:00:01"));
+    assert_eq!(all[0].description.as_deref(), Some("web"));
+    assert_eq!(all[0].vm_uuid.as_deref(), Some("vm-1"));
+    assert_eq!(all[2].owner_kind, OwnerKind::Address);
+    assert_eq!(
+        listed(AddressFilter {
+            owner_kind: Some(OwnerKind::Vm),
+            vm_uuid: None
+        }),
+        ["10.30.0.10 vm-1", "10.30.0.11 vm-2"]
+    );
+    assert_eq!(
+        listed(AddressFilter {
+            owner_kind: None,
+            vm_uuid: Some("VM-2".into())
+        }),
+        ["10.30.0.11 vm-2"]
+    );
+    assert_eq!(
+        listed(AddressFilter {
+            owner_kind: Some(OwnerKind::Observed),
+            vm_uuid: Some("uuid-legacy".into())
+        }),
+        ["10.30.0.50 legacy"]
+    );
+    assert!(listed(AddressFilter {
+        owner_kind: Some(OwnerKind::NicFix),
+        vm_uuid: None
+    })
+    .is_empty());
+    assert!(store
+        .subnet_addresses("c", &AddressFilter::default())
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store.subnet_addresses("nope", &AddressFilter::default()),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[test]
+fn sqlite_lookups() {
+    let dir = tempfile::tempdir().unwrap();
+    lookups(&sqlite_store(&dir));
+}
+
+#[test]
+fn postgres_lookups() {
+    lookups(&Store::open(&common::pg::fresh_database()).expect("open postgres store"));
 }
 
 #[test]

@@ -13,11 +13,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use crate::ipam::alloc::free_count;
-use crate::ipam::ranges::{Range, RangeSet};
 use crate::provider::config::{self, RawSettings};
-use crate::store::ops::SubnetView;
-use crate::store::{OwnerKind, Store};
+use crate::store::Store;
 use crate::vsphere::client;
 use crate::vsphere::inventory::{load_inventory_with_progress, LoadProgress};
 use crate::vsphere::model::Inventory;
@@ -367,43 +364,27 @@ struct SubnetUsage {
 
 /// Counts of every subnet, read in one transaction so they agree with each other.
 fn subnet_usage(store: &Store) -> crate::store::Result<Vec<SubnetUsage>> {
-    store.transaction(|tx| {
-        let mut out = Vec::new();
-        for subnet in tx.subnets(None)? {
-            let view = SubnetView {
-                links: tx.wire_links(&subnet.id)?,
-                subnet,
-            };
-            let subnet = &view.subnet;
-            let range = subnet.spec.allocatable();
-            let reserved = subnet.spec.static_exclusions();
-            let mut held = RangeSet::new();
-            let (mut owned, mut observed) = (0, 0);
-            for a in tx.addresses(&subnet.id)? {
-                held.insert(Range::single(a.ip));
-                if a.owner_kind == OwnerKind::Observed {
-                    observed += 1;
-                } else {
-                    owned += 1;
-                }
-            }
-            out.push(SubnetUsage {
-                additional_wire_ids: view.additional_wire_ids(),
-                size: range.len(),
-                held: owned,
-                observed,
-                reserved: reserved.count_within(range),
-                free: free_count(range, &reserved, &held),
-                range: range.to_string(),
+    Ok(store
+        .subnet_usages(None)?
+        .into_iter()
+        .map(|u| {
+            let subnet = &u.view.subnet;
+            SubnetUsage {
+                additional_wire_ids: u.view.additional_wire_ids(),
+                size: u.counts.size,
+                held: u.counts.held,
+                observed: u.counts.observed,
+                reserved: u.counts.reserved,
+                free: u.counts.free,
+                range: subnet.spec.allocatable().to_string(),
                 cidr: subnet.spec.cidr.to_string(),
                 wire_id: subnet.wire_id.clone(),
                 vcenter: subnet.vcenter.clone(),
                 name: subnet.name.clone(),
                 id: subnet.id.clone(),
-            });
-        }
-        Ok(out)
-    })
+            }
+        })
+        .collect())
 }
 
 #[derive(Serialize)]

@@ -871,3 +871,237 @@ fn allocate_each(
     }
     Ok(out.into_iter().flatten().collect())
 }
+
+/// How many addresses of a subnet's allocatable range `[start_ip, end_ip]` are in which state.
+/// `reserved`, `held` and `observed` may overlap (an observed address inside a reserved range
+/// counts in both); `free` counts each address once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SubnetCounts {
+    /// Addresses of the allocatable range.
+    pub size: u64,
+    /// Addresses held by records of resources (and manual ones), pending included.
+    pub held: u64,
+    /// Addresses vCenter reports in use that no resource holds.
+    pub observed: u64,
+    /// The gateway and the reserved ranges inside the allocatable range.
+    pub reserved: u64,
+    /// Addresses an allocation could hand out now.
+    pub free: u64,
+}
+
+/// A subnet, its wires and its counts, read together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetUsage {
+    pub view: SubnetView,
+    pub counts: SubnetCounts,
+}
+
+/// Which subnet to look up: every criterion given must match. `id` alone names one subnet of
+/// any vCenter; `name`, `cidr` (its network, e.g. `10.20.0.0/24`) and `wire_id` (the subnet's
+/// own wire, not an additional one) search the subnets of the vCenter passed along.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubnetQuery {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub cidr: Option<String>,
+    pub wire_id: Option<String>,
+}
+
+impl SubnetQuery {
+    /// `name = "app", cidr = "10.20.0.0/24"`: the criteria given, for messages.
+    pub fn describe(&self) -> String {
+        [
+            ("id", &self.id),
+            ("name", &self.name),
+            ("cidr", &self.cidr),
+            ("wire_id", &self.wire_id),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} = {v:?}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+
+    fn is_empty(&self) -> bool {
+        self.id.is_none() && self.name.is_none() && self.cidr.is_none() && self.wire_id.is_none()
+    }
+}
+
+/// Why a [`SubnetQuery`] found no single subnet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// None or several subnets matched; `candidates` describes each of several.
+    #[error("{}", matches_message(*.count, .query, .candidates))]
+    Matches {
+        count: usize,
+        query: String,
+        candidates: Vec<String>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn matches_message(count: usize, query: &str, candidates: &[String]) -> String {
+    match count {
+        0 => format!("no subnet matches {query}"),
+        n => format!("{n} subnets match {query}: {}", candidates.join("; ")),
+    }
+}
+
+/// Counts of one subnet from its records, in the transaction `tx`.
+fn counts_in(tx: &mut dyn Tx, subnet: &SubnetRecord) -> Result<SubnetCounts> {
+    let range = subnet.spec.allocatable();
+    let reserved = subnet.spec.static_exclusions();
+    let mut recorded = RangeSet::new();
+    let (mut held, mut observed) = (0, 0);
+    for a in tx.addresses(&subnet.id)? {
+        recorded.insert(Range::single(a.ip));
+        if a.owner_kind == OwnerKind::Observed {
+            observed += 1;
+        } else {
+            held += 1;
+        }
+    }
+    Ok(SubnetCounts {
+        size: range.len(),
+        held,
+        observed,
+        reserved: reserved.count_within(range),
+        free: alloc::free_count(range, &reserved, &recorded),
+    })
+}
+
+/// What the `vsphereipam_ip_addresses` data source may filter on; `None` takes all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressFilter {
+    pub owner_kind: Option<OwnerKind>,
+    pub vm_uuid: Option<String>,
+}
+
+impl AddressFilter {
+    fn takes(&self, a: &AddressRecord) -> bool {
+        self.owner_kind.is_none_or(|k| k == a.owner_kind)
+            && self.vm_uuid.as_deref().is_none_or(|want| {
+                a.vm_uuid
+                    .as_deref()
+                    .is_some_and(|have| have.eq_ignore_ascii_case(want))
+            })
+    }
+}
+
+impl Store {
+    /// Runs `f` in a transaction that is rolled back: a read, which can never write, even by
+    /// mistake, and whose locks end with it.
+    fn read<R>(&self, f: impl FnMut(&mut dyn Tx) -> Result<R>) -> Result<R> {
+        self.dry_run(f)
+    }
+
+    /// The one subnet `query` names, with its wires and counts, in one read transaction.
+    /// `vcenter` scopes the search by name, cidr or wire (not a lookup by `id`).
+    pub fn find_subnet(
+        &self,
+        vcenter: Option<&str>,
+        query: &SubnetQuery,
+    ) -> Result<SubnetUsage, LookupError> {
+        if query.is_empty() {
+            return Err(StoreError::Refused(
+                "name a subnet by id, or by name, cidr or wire_id".into(),
+            )
+            .into());
+        }
+        let cidr = match &query.cidr {
+            Some(text) => Some(text.parse::<ipnet::Ipv4Net>().map_err(|_| {
+                StoreError::Refused(format!(
+                    "cidr {text:?} is not an IPv4 network such as 10.20.0.0/24"
+                ))
+            })?),
+            None => None,
+        };
+        let found = self.read(|tx| {
+            let candidates = match &query.id {
+                Some(id) => tx.subnet(id)?.into_iter().collect(),
+                None => tx.subnets(vcenter)?,
+            };
+            let matching: Vec<SubnetRecord> = candidates
+                .into_iter()
+                .filter(|s| {
+                    query.id.as_ref().is_none_or(|id| *id == s.id)
+                        && query.name.as_ref().is_none_or(|n| *n == s.name)
+                        && cidr.is_none_or(|c| c == s.spec.cidr)
+                        && query.wire_id.as_ref().is_none_or(|w| *w == s.wire_id)
+                })
+                .collect();
+            let [one] = matching.as_slice() else {
+                return Ok(Err(LookupError::Matches {
+                    count: matching.len(),
+                    query: query.describe(),
+                    candidates: matching
+                        .iter()
+                        .map(|s| {
+                            format!(
+                                "{:?} {} on wire {} (id {})",
+                                s.name, s.spec.cidr, s.wire_id, s.id
+                            )
+                        })
+                        .collect(),
+                }));
+            };
+            // Under the subnet's lock, the subnet and its records are read as one state even
+            // on PostgreSQL, whose statements each see the latest commit.
+            tx.lock_subnet(&one.id)?;
+            let Some(subnet) = tx.subnet(&one.id)? else {
+                return Ok(Err(LookupError::Matches {
+                    count: 0,
+                    query: query.describe(),
+                    candidates: Vec::new(),
+                }));
+            };
+            let counts = counts_in(tx, &subnet)?;
+            Ok(Ok(SubnetUsage {
+                view: SubnetView {
+                    links: tx.wire_links(&subnet.id)?,
+                    subnet,
+                },
+                counts,
+            }))
+        })?;
+        found
+    }
+
+    /// Every subnet (of `vcenter`, or all) with its wires and counts, in one read transaction
+    /// so the counts agree with each other.
+    pub fn subnet_usages(&self, vcenter: Option<&str>) -> Result<Vec<SubnetUsage>> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for subnet in tx.subnets(vcenter)? {
+                out.push(SubnetUsage {
+                    counts: counts_in(tx, &subnet)?,
+                    view: SubnetView {
+                        links: tx.wire_links(&subnet.id)?,
+                        subnet,
+                    },
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// The address records of a subnet that `filter` takes, by address, in one read
+    /// transaction; a subnet that does not exist is [`StoreError::NotFound`].
+    pub fn subnet_addresses(
+        &self,
+        subnet_id: &str,
+        filter: &AddressFilter,
+    ) -> Result<Vec<AddressRecord>> {
+        self.read(|tx| {
+            get_subnet(tx, subnet_id)?;
+            let mut records: Vec<AddressRecord> = tx
+                .addresses(subnet_id)?
+                .into_iter()
+                .filter(|a| filter.takes(a))
+                .collect();
+            records.sort_by_key(|a| a.ip);
+            Ok(records)
+        })
+    }
+}
