@@ -12,7 +12,8 @@ use common::wait_for;
 use vsphereipam::ipam::ranges::{Range, RangeSet};
 use vsphereipam::ipam::subnet::{validate, Field, SubnetInput};
 use vsphereipam::store::ops::{
-    AddressFilter, AllocRequest, LookupError, NicClaim, Observation, SubnetCounts, SubnetQuery,
+    AddressFilter, AllocRequest, LookupError, NicClaim, Observation, OnConflict, SubnetCounts,
+    SubnetQuery,
 };
 use vsphereipam::store::{OwnerKind, Store, StoreError, SubnetRecord};
 
@@ -523,6 +524,104 @@ fn lookups(store: &Store) {
         store.subnet_addresses("nope", &AddressFilter::default()),
         Err(StoreError::NotFound(_))
     ));
+}
+
+/// `on_conflict` of `vsphereipam_ip_address`: a requested address already held is an error
+/// naming its holder, or gets the next free one; one the subnet never hands out is refused
+/// either way.
+fn conflicts(store: &Store) {
+    let s = subnet("e", "10.40.0.0/29", |i| set(i, "gateway", "10.40.0.1"));
+    store.create_subnet(&s, &[]).unwrap();
+    store
+        .allocate(&req("e", "vm-1", Some("10.40.0.6")), &RangeSet::new())
+        .unwrap();
+    let observed = RangeSet::from_ranges([Range::single(ip("10.40.0.5"))]);
+    let vip = |ip_: &str| AllocRequest {
+        owner_kind: OwnerKind::Address,
+        vm_uuid: None,
+        ..req("e", &format!("vip-{ip_}"), Some(ip_))
+    };
+
+    // error: the holder is named, nothing is written.
+    let taken = store
+        .allocate_with(&vip("10.40.0.6"), &observed, OnConflict::Error)
+        .unwrap_err();
+    assert!(
+        matches!(&taken, StoreError::AddressTaken { holder, .. } if holder.contains("vm-1")),
+        "{taken:?}"
+    );
+    let reported = store
+        .allocate_with(&vip("10.40.0.5"), &observed, OnConflict::Error)
+        .unwrap_err();
+    assert!(
+        matches!(reported, StoreError::AddressTaken { .. }),
+        "{reported:?}"
+    );
+    assert_eq!(store.addresses("e").unwrap().len(), 1);
+
+    // next_free: the plan-time check names the address the apply then takes (stepdown: the
+    // highest free one), then the next.
+    assert_eq!(
+        store
+            .check_allocation(&vip("10.40.0.6"), &observed, OnConflict::NextFree)
+            .unwrap(),
+        ip("10.40.0.4")
+    );
+    assert_eq!(
+        store.addresses("e").unwrap().len(),
+        1,
+        "a check writes nothing"
+    );
+    let first = store
+        .allocate_with(&vip("10.40.0.6"), &observed, OnConflict::NextFree)
+        .unwrap();
+    assert_eq!(
+        (first.ip, first.owner_kind),
+        (ip("10.40.0.4"), OwnerKind::Address)
+    );
+    let second = store
+        .allocate_with(&vip("10.40.0.5"), &observed, OnConflict::NextFree)
+        .unwrap();
+    assert_eq!(second.ip, ip("10.40.0.3"));
+    // A free requested address is taken as asked.
+    let asked = store
+        .allocate_with(&vip("10.40.0.2"), &observed, OnConflict::NextFree)
+        .unwrap();
+    assert_eq!(asked.ip, ip("10.40.0.2"));
+    // The gateway and addresses outside the range are refused, not replaced.
+    for wrong in ["10.40.0.1", "10.40.0.7", "10.41.0.2"] {
+        let refused = store
+            .allocate_with(&vip(wrong), &observed, OnConflict::NextFree)
+            .unwrap_err();
+        assert!(
+            matches!(refused, StoreError::Refused(_)),
+            "{wrong}: {refused:?}"
+        );
+    }
+    // Full: every address of .2-.6 is held, observed or the gateway's.
+    let full = store
+        .allocate_with(&vip("10.40.0.6"), &observed, OnConflict::NextFree)
+        .unwrap_err();
+    assert!(matches!(full, StoreError::SubnetFull { .. }), "{full:?}");
+    assert!(matches!(
+        store.check_allocation(&vip("10.40.0.6"), &observed, OnConflict::NextFree),
+        Err(StoreError::SubnetFull { .. })
+    ));
+    assert_eq!(store.addresses("e").unwrap().len(), 4);
+    assert_eq!("next_free".parse::<OnConflict>(), Ok(OnConflict::NextFree));
+    assert_eq!("error".parse::<OnConflict>(), Ok(OnConflict::Error));
+    assert!("nextfree".parse::<OnConflict>().is_err());
+}
+
+#[test]
+fn sqlite_on_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    conflicts(&sqlite_store(&dir));
+}
+
+#[test]
+fn postgres_on_conflict() {
+    conflicts(&Store::open(&common::pg::fresh_database()).expect("open postgres store"));
 }
 
 #[test]

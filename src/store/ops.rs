@@ -319,7 +319,31 @@ impl Store {
     /// subnet's policy. `observed` holds addresses vCenter reports in use on the subnet's
     /// wires, which no resource owns but which must never be handed out.
     pub fn allocate(&self, req: &AllocRequest, observed: &RangeSet) -> Result<AddressRecord> {
-        self.transaction(|tx| allocate_in(tx, req, observed, &mut rand::thread_rng()))
+        self.allocate_with(req, observed, OnConflict::Error)
+    }
+
+    /// [`allocate`](Self::allocate), and what a requested address that a record or vCenter
+    /// already holds gets: an error naming the holder, or the next free address. An address
+    /// the subnet can never hand out (outside the range, reserved, the gateway) is refused
+    /// either way: that is a configuration mistake, not a conflict.
+    pub fn allocate_with(
+        &self,
+        req: &AllocRequest,
+        observed: &RangeSet,
+        on_conflict: OnConflict,
+    ) -> Result<AddressRecord> {
+        self.transaction(|tx| allocate_resolving(tx, req, observed, on_conflict))
+    }
+
+    /// The address [`allocate_with`](Self::allocate_with) would hand out now, or its error, in
+    /// a transaction that is rolled back (for plan time).
+    pub fn check_allocation(
+        &self,
+        req: &AllocRequest,
+        observed: &RangeSet,
+        on_conflict: OnConflict,
+    ) -> Result<Ipv4Addr> {
+        self.dry_run(|tx| allocate_resolving(tx, req, observed, on_conflict).map(|r| r.ip))
     }
 
     /// Releases every address an owner holds; returns what was released.
@@ -388,6 +412,58 @@ fn in_the_way(tx: &mut dyn Tx, subnet: &SubnetRecord) -> Result<Vec<AddressRecor
         .into_iter()
         .filter(|a| a.owner_kind != OwnerKind::Observed && subnet.spec.refusal(a.ip).is_some())
         .collect())
+}
+
+/// What a requested address that is already held gets (`on_conflict` of
+/// `vsphereipam_ip_address`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnConflict {
+    /// An error naming the holder.
+    #[default]
+    Error,
+    /// The next free address under the subnet's policy.
+    NextFree,
+}
+
+impl OnConflict {
+    pub const ALL: [OnConflict; 2] = [OnConflict::Error, OnConflict::NextFree];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnConflict::Error => "error",
+            OnConflict::NextFree => "next_free",
+        }
+    }
+}
+
+impl std::str::FromStr for OnConflict {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        OnConflict::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not \"error\" or \"next_free\""))
+    }
+}
+
+fn allocate_resolving(
+    tx: &mut dyn Tx,
+    req: &AllocRequest,
+    observed: &RangeSet,
+    on_conflict: OnConflict,
+) -> Result<AddressRecord> {
+    let rng = &mut rand::thread_rng();
+    match allocate_in(tx, req, observed, rng) {
+        // allocate_in checks before it writes: nothing of the first try is left to undo.
+        Err(StoreError::AddressTaken { .. }) if on_conflict == OnConflict::NextFree => {
+            let next = AllocRequest {
+                ip: None,
+                ..req.clone()
+            };
+            allocate_in(tx, &next, observed, rng)
+        }
+        other => other,
+    }
 }
 
 fn allocate_in(
