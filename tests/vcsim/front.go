@@ -24,6 +24,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,6 +133,11 @@ func (f *front) handler(backend *url.URL, control http.Handler) http.Handler {
 		if r.URL.Path == "/sdk" || strings.HasPrefix(r.URL.Path, "/sdk/") {
 			name := requestName(r)
 			f.stats.add(name)
+			if os.Getenv("VCSIM_TRACE") != "" {
+				t0 := time.Now()
+				log.Printf("trace: %s %s begin", r.RemoteAddr, name)
+				defer func() { log.Printf("trace: %s %s end %s", r.RemoteAddr, name, time.Since(t0)) }()
+			}
 			f.delayMu.Lock()
 			d := f.delays[name]
 			fail := f.fails[name] > 0
