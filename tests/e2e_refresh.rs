@@ -5,6 +5,8 @@
 //! thread stacks and Terraform's log tail), and nothing is left. Issue 13 reported destroys of
 //! this shape that never finished with the blocking PostgreSQL client; with the pooled client
 //! the test first found concurrent releases in one subnet failing on a duplicate held run.
+//! A store that takes the refresh's statements and never answers fails the plan with the
+//! store's error once the answer timeout has passed, instead of leaving it waiting for good.
 
 mod common;
 
@@ -12,6 +14,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::env::Env;
+use common::proxy::FaultProxy;
 use common::sim::Sim;
 use common::terraform::{versions, Run, Workdir};
 use vsphereipam::store::OwnerKind;
@@ -31,11 +34,17 @@ fn body(run: usize, subnet_id: &str) -> String {
 /// Runs Terraform with `args`; kills it and fails the test when it has not finished after
 /// [`HANG`].
 fn run_or_hang(wd: &Workdir, args: &[&str]) -> Run {
+    run_or_hang_with(wd, args, &[])
+}
+
+/// [`run_or_hang`] with extra environment variables for this run.
+fn run_or_hang_with(wd: &Workdir, args: &[&str], vars: &[(&str, &str)]) -> Run {
     let out = wd.path().join(format!("{}.out", args[0]));
     let err = wd.path().join(format!("{}.err", args[0]));
     let log = wd.path().join(format!("{}.log", args[0]));
     let mut child = wd
         .command(args)
+        .envs(vars.iter().copied())
         .env("TF_LOG", "trace")
         .env("TF_LOG_PATH", &log)
         .stdin(Stdio::null())
@@ -178,4 +187,70 @@ fn concurrent_applies_then_refreshes_sqlite() {
 fn concurrent_applies_then_refreshes_postgres() {
     let sim = Sim::start("test");
     concurrent_applies_then_destroys(&sim, &common::pg::fresh_database());
+}
+
+/// The refresh's statements reach a store that never answers them (a TCP front holds the
+/// connection open and silent): the plan fails with the store's error once the answer is overdue
+/// (2 s here, `VSPHEREIPAM_ANSWER_TIMEOUT`), where it used to wait for as long as the store kept
+/// silent. Once the store answers again the plan shows no changes and the destroy leaves nothing.
+#[test]
+fn a_silent_store_fails_the_refresh_instead_of_hanging_it() {
+    let sim = Sim::start("test");
+    let url = common::pg::fresh_database();
+    let (head, rest) = url.split_once('@').expect("user@host in the test URL");
+    let (server, database) = rest.split_once('/').expect("a database in the test URL");
+    let upstream = std::net::ToSocketAddrs::to_socket_addrs(server)
+        .expect("the test cluster's address")
+        .next()
+        .unwrap();
+    let proxy = FaultProxy::tcp(upstream);
+    let fronted = format!("{head}@{}/{database}?sslmode=disable", proxy.server());
+    let env = Env::with_store(&sim, "", &fronted);
+    let subnet = common::subnet_record(
+        &sim.info.instance_uuid,
+        &env.wire_id("pg-app"),
+        "quiet",
+        "10.89.0.0/24",
+    );
+    env.store().create_subnet(&subnet, &[]).unwrap();
+    let wd = env.workdir(&versions()[0], &body(0, "quiet"));
+    wd.init();
+    let apply = run_or_hang(
+        &wd,
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
+    );
+    assert!(apply.success, "{}", apply.all());
+
+    // What a VM's read asks the store for its records.
+    proxy.silence_on("owner_kind = $1 AND owner_id = $2");
+    let plan = run_or_hang_with(
+        &wd,
+        &["plan", "-input=false", "-no-color"],
+        &[("VSPHEREIPAM_ANSWER_TIMEOUT", "2s")],
+    );
+    assert!(!plan.success, "{}", plan.all());
+    assert!(proxy.silenced() > 0, "no read reached the store");
+    assert!(
+        plan.flat().contains("IPAM store error")
+            && plan.flat().contains("no answer from the server within 2s"),
+        "{}",
+        plan.all()
+    );
+    assert!(!plan.all().contains("panicked"), "{}", plan.all());
+
+    proxy.clear();
+    wd.plan_no_changes();
+    let destroy = run_or_hang(
+        &wd,
+        &["destroy", "-auto-approve", "-input=false", "-no-color"],
+    );
+    assert!(destroy.success, "{}", destroy.all());
+    let left: Vec<_> = env
+        .store()
+        .addresses("quiet")
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.owner_kind != OwnerKind::Observed)
+        .collect();
+    assert!(left.is_empty(), "nothing held after destroy: {left:?}");
 }

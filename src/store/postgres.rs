@@ -21,9 +21,17 @@
 //! - the answer to COMMIT was lost: the outcome is not assumed but asked for on a fresh
 //!   connection (`txid_status` of the transaction id taken just before COMMIT): committed is
 //!   success, aborted runs it again.
+//!
+//! No wait on the server is unbounded (a plan's readers all wait on the store): a statement,
+//! a connection attempt and the wait for a free pooled connection each end after the answer
+//! timeout ([`answer_timeout`], `VSPHEREIPAM_ANSWER_TIMEOUT` as for vCenter). A statement left
+//! unanswered that long gets its connection closed and fails with an error that says so; it
+//! is not run again (a server silent for minutes is not about to answer), except that a
+//! silent COMMIT is asked about like a lost one.
 
 use std::future::Future;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
@@ -101,6 +109,20 @@ const RETRIES: usize = 5;
 /// How long a transaction is retried while the server is away (a restart takes seconds).
 pub const RECONNECT_FOR: Duration = Duration::from_secs(15);
 
+/// How long the server may leave a statement, a connection attempt or the wait for a pooled
+/// connection unanswered, by default: as long as vCenter (`client::DEFAULT_ANSWER_TIMEOUT`).
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The answer timeout: `VSPHEREIPAM_ANSWER_TIMEOUT` (e.g. `90s`, `5m`) or the default. The
+/// vCenter client reads the same setting and warns about a value it cannot parse.
+pub fn answer_timeout() -> Duration {
+    std::env::var("VSPHEREIPAM_ANSWER_TIMEOUT")
+        .ok()
+        .and_then(|raw| humantime::parse_duration(raw.trim()).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_ANSWER_TIMEOUT)
+}
+
 /// Connections one process keeps: Terraform runs up to 10 operations at once, and six
 /// processes sharing a server stay well inside its default of 100 connections.
 const POOL_SIZE: usize = 4;
@@ -129,6 +151,25 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
             }
             format!("PostgreSQL: {text}")
         }
+    }
+}
+
+/// What a statement the server left unanswered for `answer` fails with.
+fn silence(answer: Duration) -> StoreError {
+    unavailable(format!(
+        "PostgreSQL: no answer from the server within {}; the connection was closed and \
+         nothing of the transaction was committed. Check the server and the network to it \
+         (VSPHEREIPAM_ANSWER_TIMEOUT sets how long to wait)",
+        humantime::format_duration(answer)
+    ))
+}
+
+/// The error of a failed exchange on `conn`: [`silence`] when that is why it failed.
+fn silence_or(conn: &Conn, answer: Duration, e: &tokio_postgres::Error) -> StoreError {
+    if conn.silent.load(Ordering::SeqCst) {
+        silence(answer)
+    } else {
+        pg_error(e)
     }
 }
 
@@ -234,6 +275,17 @@ struct Connector {
     info: ConnInfo,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     handle: Handle,
+    /// How long a connection attempt may go unanswered.
+    answer: Duration,
+}
+
+/// A pooled connection: the client and the I/O task that serves it.
+struct Conn {
+    client: Client,
+    io: tokio::task::AbortHandle,
+    /// Set when the server left a statement unanswered for the answer timeout and the
+    /// connection was closed for it.
+    silent: AtomicBool,
 }
 
 impl Connector {
@@ -241,19 +293,38 @@ impl Connector {
     async fn attempt(
         &self,
         mode: tokio_postgres::config::SslMode,
-    ) -> Result<Client, tokio_postgres::Error> {
+    ) -> Result<Conn, tokio_postgres::Error> {
         let mut config = self.info.config.clone();
         config.ssl_mode(mode);
         let (client, connection) = config.connect(self.tls.clone()).await?;
-        self.handle.spawn(async move {
+        let io = self.handle.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("PostgreSQL connection ended: {}", pg_message(&e));
             }
         });
-        Ok(client)
+        Ok(Conn {
+            client,
+            io: io.abort_handle(),
+            silent: AtomicBool::new(false),
+        })
     }
 
-    async fn connect(&self) -> Result<Client, ConnectError> {
+    /// Connects, or fails once the server has left the attempt unanswered for the answer
+    /// timeout (a server that accepts the TCP connection and then says nothing).
+    async fn connect(&self) -> Result<Conn, ConnectError> {
+        match tokio::time::timeout(self.answer, self.connect_in_mode()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ConnectError {
+                message: format!(
+                    "cannot connect: no answer from the server within {}",
+                    humantime::format_duration(self.answer)
+                ),
+                gone: false,
+            }),
+        }
+    }
+
+    async fn connect_in_mode(&self) -> Result<Conn, ConnectError> {
         use tokio_postgres::config::SslMode as Wire;
         let (first, fallback) = match self.info.sslmode {
             // libpq uses no TLS on Unix-domain sockets, whatever sslmode says.
@@ -284,15 +355,15 @@ impl Connector {
 }
 
 impl managed::Manager for Connector {
-    type Type = Client;
+    type Type = Conn;
     type Error = ConnectError;
 
-    async fn create(&self) -> Result<Client, ConnectError> {
+    async fn create(&self) -> Result<Conn, ConnectError> {
         self.connect().await
     }
 
-    async fn recycle(&self, client: &mut Client, _: &Metrics) -> RecycleResult<ConnectError> {
-        if client.is_closed() {
+    async fn recycle(&self, conn: &mut Conn, _: &Metrics) -> RecycleResult<ConnectError> {
+        if conn.client.is_closed() {
             return Err(RecycleError::message("connection closed"));
         }
         Ok(())
@@ -306,6 +377,8 @@ type Pooled = managed::Object<Connector>;
 struct Driver {
     handle: Handle,
     _own: Option<OwnRuntime>,
+    /// How long the server may leave a statement unanswered.
+    answer: Duration,
 }
 
 /// Shut down without waiting, so dropping the store is safe anywhere, even inside a runtime.
@@ -320,10 +393,14 @@ impl Drop for OwnRuntime {
 }
 
 impl Driver {
-    fn new() -> Result<Self> {
+    fn new(answer: Duration) -> Result<Self> {
         if let Ok(handle) = Handle::try_current() {
             if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
-                return Ok(Driver { handle, _own: None });
+                return Ok(Driver {
+                    handle,
+                    _own: None,
+                    answer,
+                });
             }
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -335,12 +412,40 @@ impl Driver {
         Ok(Driver {
             handle: runtime.handle().clone(),
             _own: Some(OwnRuntime(Some(runtime))),
+            answer,
         })
     }
 
     /// Runs `f` to completion on this (blocking, non-runtime) thread.
     fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.handle.block_on(f)
+    }
+
+    /// Runs one exchange with the server on `conn` (this thread, as [`block_on`]). When the
+    /// server leaves it unanswered for the answer timeout, the connection is closed: the
+    /// exchange then fails as on a lost connection, and `conn.silent` says why.
+    fn exchange<T, E>(
+        &self,
+        conn: &Conn,
+        f: impl Future<Output = std::result::Result<T, E>>,
+    ) -> std::result::Result<T, E> {
+        self.handle.block_on(async {
+            let mut f = std::pin::pin!(f);
+            tokio::select! {
+                out = &mut f => out,
+                () = tokio::time::sleep(self.answer) => {
+                    tracing::warn!(
+                        "PostgreSQL left a statement unanswered for {}: closing the connection",
+                        humantime::format_duration(self.answer)
+                    );
+                    conn.silent.store(true, Ordering::SeqCst);
+                    // Dropping the I/O task ends every request on the connection with a
+                    // "connection closed" error.
+                    conn.io.abort();
+                    f.await
+                }
+            }
+        })
     }
 }
 
@@ -378,11 +483,13 @@ impl PostgresBackend {
         let described = info.describe();
         let located = |reason: String| unavailable(format!("{described}: {reason}"));
         let tls = info.tls().map_err(&located)?;
-        let driver = Driver::new()?;
+        let answer = answer_timeout();
+        let driver = Driver::new(answer)?;
         let connector = Connector {
             info,
             tls: tokio_postgres_rustls::MakeRustlsConnect::new(tls),
             handle: driver.handle.clone(),
+            answer,
         };
         let pool = Pool::builder(connector)
             .max_size(POOL_SIZE)
@@ -407,15 +514,35 @@ impl PostgresBackend {
         }
     }
 
-    /// A pooled connection; `Err(gone, error)`.
+    /// A pooled connection; `Err(gone, error)`. Waiting for one is bounded too: a connection
+    /// attempt ends after the answer timeout, and so does the wait for a busy pool to free one.
     fn connection(&self) -> std::result::Result<Pooled, (bool, StoreError)> {
-        self.driver.block_on(self.pool.get()).map_err(|e| match e {
-            managed::PoolError::Backend(e) => (e.gone, unavailable(e.message)),
-            other => (
+        let waited = self.driver.block_on(async {
+            // A connection attempt inside the wait has its own bound, reported first.
+            tokio::time::timeout(self.driver.answer * 2, self.pool.get()).await
+        });
+        match waited {
+            Ok(got) => got.map_err(|e| match e {
+                managed::PoolError::Backend(e) => (e.gone, unavailable(e.message)),
+                other => (
+                    false,
+                    unavailable(format!("PostgreSQL connection pool: {other}")),
+                ),
+            }),
+            Err(_) => Err((
                 false,
-                unavailable(format!("PostgreSQL connection pool: {other}")),
-            ),
-        })
+                unavailable(format!(
+                    "no PostgreSQL connection of this process came free within {} ({} in use)",
+                    humantime::format_duration(self.driver.answer * 2),
+                    self.pool.status().size
+                )),
+            )),
+        }
+    }
+
+    /// The error of a failed exchange on `conn`, saying so when the server went silent.
+    fn failure(&self, conn: &Conn, e: &tokio_postgres::Error) -> StoreError {
+        silence_or(conn, self.driver.answer, e)
     }
 
     /// While the server is away: waits a little and says whether to try again.
@@ -444,8 +571,9 @@ impl PostgresBackend {
                 Err((_, e)) => return Err(e),
             }
         };
-        let outcome = self.driver.block_on(async {
-            let client: &Client = &client;
+        let conn: &Conn = &client;
+        let outcome = self.driver.exchange(conn, async {
+            let client: &Client = &conn.client;
             let db = |e: tokio_postgres::Error| pg_error(&e);
             client.batch_execute("BEGIN").await.map_err(db)?;
             // Several processes may start on a new database at once: one migrates, the others
@@ -484,6 +612,13 @@ impl PostgresBackend {
             }
             client.batch_execute("COMMIT").await.map_err(db)
         });
+        let outcome = outcome.map_err(|e| {
+            if conn.silent.load(Ordering::SeqCst) {
+                silence(self.driver.answer)
+            } else {
+                e
+            }
+        });
         if outcome.is_err() {
             // Its transaction may still be open: the connection goes, and the server rolls back.
             drop(managed::Object::take(client));
@@ -491,22 +626,24 @@ impl PostgresBackend {
         outcome
     }
 
-    /// Runs `f` once in a transaction on `client`.
+    /// Runs `f` once in a transaction on `conn`.
     fn attempt(
         &self,
-        client: &Client,
+        conn: &Conn,
         commit: bool,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>,
     ) -> Attempt {
-        if let Err(e) = self.driver.block_on(client.batch_execute("BEGIN")) {
-            return if gone(&e) {
+        let client = &conn.client;
+        let silent = || conn.silent.load(Ordering::SeqCst);
+        if let Err(e) = self.driver.exchange(conn, client.batch_execute("BEGIN")) {
+            return if gone(&e) && !silent() {
                 Attempt::Gone(pg_error(&e))
             } else {
-                Attempt::Done(Err(pg_error(&e)))
+                Attempt::Done(Err(self.failure(conn, &e)))
             };
         }
         let mut tx = PgTx {
-            client,
+            conn,
             driver: &self.driver,
             aborted: None,
             wrote: false,
@@ -514,47 +651,52 @@ impl PostgresBackend {
         let result = f(&mut tx);
         let (aborted, wrote) = (tx.aborted.take(), tx.wrote);
         match (result, aborted) {
+            // A server silent for the answer timeout is not about to answer: no rerun (the
+            // connection is closed, so nothing of the transaction commits).
+            (Err(e), Some(_)) if silent() => Attempt::Done(Err(e)),
             (Err(e), Some(cause)) if conflict(&cause) => Attempt::Conflict(e),
             (Err(e), Some(cause)) if gone(&cause) => Attempt::Gone(e),
             (Err(e), _) => {
-                let _ = self.driver.block_on(client.batch_execute("ROLLBACK"));
+                let _ = self.driver.exchange(conn, client.batch_execute("ROLLBACK"));
                 Attempt::Done(Err(e))
             }
             // A dry run, or a transaction that read only: what it read stands whatever
             // becomes of the ROLLBACK / COMMIT.
             (Ok(()), _) if !commit => {
-                let _ = self.driver.block_on(client.batch_execute("ROLLBACK"));
+                let _ = self.driver.exchange(conn, client.batch_execute("ROLLBACK"));
                 Attempt::Done(Ok(()))
             }
             (Ok(()), _) if !wrote => {
-                let _ = self.driver.block_on(client.batch_execute("COMMIT"));
+                let _ = self.driver.exchange(conn, client.batch_execute("COMMIT"));
                 Attempt::Done(Ok(()))
             }
             (Ok(()), _) => {
                 // The id the outcome can be asked by, should COMMIT's answer be lost.
-                let xid: i64 = match self
-                    .driver
-                    .block_on(client.query_one("SELECT txid_current_if_assigned()", &[]))
-                {
+                let xid: i64 = match self.driver.exchange(
+                    conn,
+                    client.query_one("SELECT txid_current_if_assigned()", &[]),
+                ) {
                     Ok(row) => match row.get::<_, Option<i64>>(0) {
                         Some(xid) => xid,
                         None => {
-                            let _ = self.driver.block_on(client.batch_execute("COMMIT"));
+                            let _ = self.driver.exchange(conn, client.batch_execute("COMMIT"));
                             return Attempt::Done(Ok(()));
                         }
                     },
+                    Err(e) if silent() => return Attempt::Done(Err(self.failure(conn, &e))),
                     Err(e) if gone(&e) => return Attempt::Gone(pg_error(&e)),
                     Err(e) => {
-                        let _ = self.driver.block_on(client.batch_execute("ROLLBACK"));
+                        let _ = self.driver.exchange(conn, client.batch_execute("ROLLBACK"));
                         return Attempt::Done(Err(pg_error(&e)));
                     }
                 };
-                match self.driver.block_on(client.batch_execute("COMMIT")) {
+                match self.driver.exchange(conn, client.batch_execute("COMMIT")) {
                     Ok(()) => Attempt::Done(Ok(())),
                     Err(e) if conflict(&e) => Attempt::Conflict(pg_error(&e)),
+                    // Sent and unanswered, silent or cut: the outcome is asked for.
                     Err(e) if gone(&e) => Attempt::CommitUnknown {
                         xid,
-                        error: pg_error(&e),
+                        error: self.failure(conn, &e),
                     },
                     Err(e) => Attempt::Done(Err(pg_error(&e))),
                 }
@@ -566,14 +708,19 @@ impl PostgresBackend {
     fn outcome_of(&self, xid: i64, away: &mut Option<Instant>) -> Result<Outcome> {
         loop {
             let asked = match self.connection() {
-                Ok(client) => {
-                    let asked = self
-                        .driver
-                        .block_on(client.query_one("SELECT txid_status($1)", &[&xid]));
-                    if asked.as_ref().is_err_and(gone) {
-                        drop(managed::Object::take(client));
+                Ok(conn) => {
+                    let asked = self.driver.exchange(
+                        &conn,
+                        conn.client.query_one("SELECT txid_status($1)", &[&xid]),
+                    );
+                    let asked = asked.map_err(|e| {
+                        let silent = conn.silent.load(Ordering::SeqCst);
+                        (gone(&e) && !silent, self.failure(&conn, &e))
+                    });
+                    if asked.is_err() {
+                        drop(managed::Object::take(conn));
                     }
-                    asked.map_err(|e| (gone(&e), pg_error(&e)))
+                    asked
                 }
                 Err(e) => Err(e),
             };
@@ -652,7 +799,7 @@ impl Backend for PostgresBackend {
 }
 
 struct PgTx<'a> {
-    client: &'a Client,
+    conn: &'a Conn,
     driver: &'a Driver,
     /// The server error that failed the transaction, kept to decide on a retry.
     aborted: Option<tokio_postgres::Error>,
@@ -731,7 +878,7 @@ type Params<'p> = [&'p (dyn tokio_postgres::types::ToSql + Sync)];
 impl PgTx<'_> {
     fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
         self.driver
-            .block_on(self.client.query(sql, params))
+            .exchange(self.conn, self.conn.client.query(sql, params))
             .map_err(|e| self.abort(e))
     }
 
@@ -739,14 +886,14 @@ impl PgTx<'_> {
     fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<()> {
         self.wrote = true;
         self.driver
-            .block_on(self.client.execute(sql, params))
+            .exchange(self.conn, self.conn.client.execute(sql, params))
             .map(drop)
             .map_err(|e| self.abort(e))
     }
 
     /// The error for the caller; the original is kept for the retry decision.
     fn abort(&mut self, e: tokio_postgres::Error) -> StoreError {
-        let out = pg_error(&e);
+        let out = silence_or(self.conn, self.driver.answer, &e);
         self.aborted = Some(e);
         out
     }

@@ -7,7 +7,8 @@
 //! call and answered; the answer never reaches the client: a real broken connection, not a
 //! fault message), delays answers, and refuses new connections for a while (each is accepted
 //! and closed at once). [`FaultProxy::tcp`] relays bytes as they are (in front of PostgreSQL,
-//! say) and can refuse new connections and cut the open ones.
+//! say) and can refuse new connections, cut the open ones, and go silent on a connection that
+//! sends given bytes (a server that took a statement and never answers).
 //!
 //! The proxy runs on a runtime of its own, so synchronous tests drive it directly.
 
@@ -37,6 +38,11 @@ struct Rules {
     dropped: HashMap<String, usize>,
     /// Connections refused.
     refused: usize,
+    /// A relayed connection whose client sends these bytes goes silent: they and everything
+    /// after are held, the connection stays open.
+    silence_on: Option<Vec<u8>>,
+    /// Connections silenced so far.
+    silenced: usize,
 }
 
 impl Rules {
@@ -86,15 +92,56 @@ impl FaultProxy {
 
     /// A byte relay in front of `upstream` (e.g. PostgreSQL's port).
     pub fn tcp(upstream: SocketAddr) -> FaultProxy {
-        FaultProxy::start(move |mut stream, _rules, cut| async move {
-            let Ok(mut up) = TcpStream::connect(upstream).await else {
+        FaultProxy::start(move |stream, rules, cut| async move {
+            let Ok(up) = TcpStream::connect(upstream).await else {
                 return;
             };
+            let (mut from_client, mut to_client) = stream.into_split();
+            let (mut from_up, mut to_up) = up.into_split();
+            let upward = async {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let n = match from_client.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    let chunk = &buf[..n];
+                    let silenced = {
+                        let mut rules = rules.lock().unwrap();
+                        let hit = rules
+                            .silence_on
+                            .as_ref()
+                            .is_some_and(|needle| chunk.windows(needle.len()).any(|w| w == needle));
+                        rules.silenced += usize::from(hit);
+                        hit
+                    };
+                    if silenced {
+                        // Held until the client gives up (or the test cuts the connection).
+                        while let Ok(1..) = from_client.read(&mut buf).await {}
+                        return;
+                    }
+                    if to_up.write_all(chunk).await.is_err() {
+                        return;
+                    }
+                }
+            };
             tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut stream, &mut up) => {}
+                _ = upward => {}
+                _ = tokio::io::copy(&mut from_up, &mut to_client) => {}
                 _ = cut.wait() => {}
             }
         })
+    }
+
+    /// From now on a connection whose client sends `needle` (say, part of a statement's SQL)
+    /// goes silent: it stays open, and nothing more passes in either direction.
+    pub fn silence_on(&self, needle: &str) {
+        self.rules.lock().unwrap().silence_on = Some(needle.as_bytes().to_vec());
+    }
+
+    /// Connections silenced so far.
+    pub fn silenced(&self) -> usize {
+        self.rules.lock().unwrap().silenced
     }
 
     fn start<H, F>(handle: H) -> FaultProxy
@@ -222,6 +269,7 @@ impl FaultProxy {
         rules.drops.clear();
         rules.delays.clear();
         rules.refuse_until = None;
+        rules.silence_on = None;
     }
 }
 
