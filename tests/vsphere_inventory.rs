@@ -14,6 +14,7 @@ use sim::{MPortgroup, MVm, Sim};
 use vsphereipam::vsphere::client::{
     connect, ConnectError, ConnectOptions, Transport, VsphereClient,
 };
+use vsphereipam::vsphere::guest::guest_ips;
 use vsphereipam::vsphere::inventory::{
     load_inventory, load_inventory_with_progress, LoadProgress, PAGE_SIZE,
 };
@@ -429,5 +430,28 @@ async fn loading_cost_does_not_grow_with_vms() {
         elapsed_ms,
         calls,
         small_client
+    );
+}
+
+/// One reader for the inventory and for waiting on a new VM: a NIC that Tools reports with no
+/// usable IPv4 address (IPv6 and link-local only, or nothing) is not in the map, so "Tools
+/// report an address on this NIC" is whether its MAC is there.
+#[test]
+fn guest_addresses_by_mac() {
+    let ips = guest_ips([
+        (
+            "00:50:56:AA:00:01",
+            vec!["10.0.0.5/24", "fe80::1", "10.0.0.4", "10.0.0.5"],
+        ),
+        ("00:50:56:aa:00:02", vec!["fe80::2", "169.254.7.7"]),
+        ("00:50:56:aa:00:03", vec![]),
+        ("", vec!["10.0.0.9"]),
+        // A NIC reported twice (once per address source) is one entry.
+        ("00:50:56:aa:00:01", vec!["10.0.0.6"]),
+    ]);
+    let ip = |last| Ipv4Addr::new(10, 0, 0, last);
+    assert_eq!(
+        ips.into_iter().collect::<Vec<_>>(),
+        vec![("00:50:56:aa:00:01".to_string(), vec![ip(4), ip(5), ip(6)])]
     );
 }

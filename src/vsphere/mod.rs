@@ -3,7 +3,7 @@
 //! the shared snapshot cache and the wire view of port groups.
 
 pub use vsphereipam_vcenter::vm_ops;
-pub use vsphereipam_vcenter::{client, inventory, model};
+pub use vsphereipam_vcenter::{client, guest, inventory, model};
 
 pub mod cache;
 pub mod wire;

@@ -11,27 +11,29 @@
 //! cannot be decoded is skipped with a warning, never a panic.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use anyhow::anyhow;
 use vim_rs::core::pc_helpers::Queriable;
-use vim_rs::mo::{PropertyCollector, ViewManager};
+use vim_rs::mo::ViewManager;
 use vim_rs::types::convert::CastInto;
 use vim_rs::types::enums::MoTypesEnum;
 use vim_rs::types::structs::{
     HostPortGroup, HostVirtualNic, ManagedObjectReference, ObjectContent, ObjectSpec,
-    PropertyFilterSpec, RetrieveOptions, SelectionSpec, TraversalSpec, VMwareDvsPortSetting,
-    VirtualEthernetCardDistributedVirtualPortBackingInfo, VirtualEthernetCardNetworkBackingInfo,
-    VmwareDistributedVirtualSwitchPvlanSpec, VmwareDistributedVirtualSwitchTrunkVlanSpec,
-    VmwareDistributedVirtualSwitchVlanIdSpec,
+    PropertyFilterSpec, VMwareDvsPortSetting, VirtualEthernetCardDistributedVirtualPortBackingInfo,
+    VirtualEthernetCardNetworkBackingInfo, VmwareDistributedVirtualSwitchPvlanSpec,
+    VmwareDistributedVirtualSwitchTrunkVlanSpec, VmwareDistributedVirtualSwitchVlanIdSpec,
 };
 use vim_rs::types::traits::{DvPortSettingTrait, VirtualDeviceTrait, VirtualEthernetCardTrait};
-use vim_rs::vim_retrievable;
 
 use crate::client::{describe_vim_error, VsphereClient};
+use crate::guest::{from_guest_net, usable_ipv4};
 use crate::model::{
     Datacenter, Host, Inventory, PortGroup, PortGroupKind, Vlan, Vm, VmNic, VmkNic,
+};
+use crate::pc::{retrieve_pages, traversal};
+use crate::rows::{
+    ComputeRow, DatacenterRow, DvpgRow, DvsRow, FolderRow, HostRow, NetworkRow, VmRow,
 };
 use crate::BoxFuture;
 
@@ -54,87 +56,6 @@ const VIEW_TYPES: [&str; 7] = [
 
 /// Guards the parent walk against a cycle in odd data.
 const MAX_PARENT_DEPTH: usize = 64;
-
-vim_retrievable!(
-    struct FolderRow: Folder {
-        name = "name"?,
-        parent = "parent",
-    }
-);
-
-vim_retrievable!(
-    struct DatacenterRow: Datacenter {
-        name = "name"?,
-        parent = "parent",
-    }
-);
-
-vim_retrievable!(
-    struct ComputeRow: ComputeResource {
-        name = "name"?,
-        parent = "parent",
-    }
-);
-
-vim_retrievable!(
-    struct HostRow: HostSystem {
-        name = "name"?,
-        parent = "parent",
-        connection_state = "runtime.connection_state"?,
-        in_maintenance = "runtime.in_maintenance_mode"?,
-        network = "network"?,
-        portgroups = "config.network.portgroup"?,
-        vnics = "config.network.vnic"?,
-    }
-);
-
-// The `Network` property spec also matches distributed port groups, so `DvpgRow` repeats its
-// paths: a row must accept every property the server sends for the object.
-vim_retrievable!(
-    struct NetworkRow: Network {
-        name = "name"?,
-        parent = "parent",
-        host = "host"?,
-    }
-);
-
-vim_retrievable!(
-    struct DvpgRow: DistributedVirtualPortgroup {
-        name = "name"?,
-        parent = "parent",
-        host = "host"?,
-        key = "key"?,
-        switch = "config.distributed_virtual_switch"?,
-        port_config = "config.default_port_config"?,
-        uplink = "config.uplink"?,
-    }
-);
-
-vim_retrievable!(
-    struct DvsRow: DistributedVirtualSwitch {
-        name = "name"?,
-        uuid = "uuid"?,
-        uplink_portgroups = "config.uplink_portgroup"?,
-    }
-);
-
-vim_retrievable!(
-    struct VmRow: VirtualMachine {
-        name = "name"?,
-        uuid = "config.uuid"?,
-        instance_uuid = "config.instance_uuid"?,
-        template = "config.template"?,
-        guest_id = "config.guest_id"?,
-        devices = "config.hardware.device"?,
-        num_cpu = "config.hardware.num_cpu"?,
-        memory_mb = "config.hardware.memory_mb"?,
-        power_state = "runtime.power_state"?,
-        host = "runtime.host"?,
-        guest_family = "guest.guest_family"?,
-        guest_hostname = "guest.host_name"?,
-        guest_net = "guest.net"?,
-    }
-);
 
 /// Reads every object and derives the snapshot. Round trips: 3 + extra pages.
 pub fn load_inventory(client: &VsphereClient) -> BoxFuture<'_, anyhow::Result<Inventory>> {
@@ -197,7 +118,7 @@ async fn fetch_all(
                 r#type: MoTypesEnum::ContainerView,
                 value: view.clone(),
             };
-            match retrieve_pages(client, &view, progress).await {
+            match read_view(client, &view, progress).await {
                 Ok(contents) => return Ok(contents),
                 // Gone with an expired session: make a new one below.
                 Err(e) => tracing::debug!(error = %e, "inventory view unusable; recreating it"),
@@ -206,7 +127,7 @@ async fn fetch_all(
     }
     let view = create_view(client).await?;
     *slot = Some((generation, view.value.clone()));
-    retrieve_pages(client, &view, progress).await
+    read_view(client, &view, progress).await
 }
 
 /// A ContainerView of every inventory type. It lives (and vCenter keeps it current) until the
@@ -225,61 +146,29 @@ async fn create_view(client: &VsphereClient) -> anyhow::Result<ManagedObjectRefe
         .map_err(|e| anyhow!("creating the inventory view: {}", describe_vim_error(&e)))
 }
 
-async fn retrieve_pages(
+async fn read_view(
     client: &VsphereClient,
     view: &ManagedObjectReference,
     progress: Progress<'_>,
 ) -> anyhow::Result<Vec<ObjectContent>> {
-    let pc_ref = &client.service_content().property_collector;
-    let pc = PropertyCollector::new(client.vim(), &pc_ref.value);
-    let spec = filter_spec(view);
-    let options = RetrieveOptions {
-        max_objects: Some(PAGE_SIZE),
-    };
-    let first = pc
-        .retrieve_properties_ex(std::slice::from_ref(&spec), &options)
+    let on_page = |pages, objects| progress(LoadProgress { pages, objects });
+    let read = retrieve_pages(client, &filter_spec(view), Some(PAGE_SIZE), &on_page)
         .await
-        .map_err(|e| anyhow!("reading the inventory: {}", describe_vim_error(&e)))?;
-    let Some(mut page) = first else {
-        return Ok(Vec::new());
-    };
-    let mut objects = Vec::new();
-    let mut pages = 1u32;
-    loop {
-        objects.append(&mut page.objects);
-        progress(LoadProgress {
-            pages,
-            objects: objects.len(),
-        });
-        let Some(token) = page.token.take() else {
-            break;
-        };
-        pages += 1;
-        page = pc
-            .continue_retrieve_properties_ex(&token)
-            .await
-            .map_err(|e| anyhow!("reading inventory page {pages}: {}", describe_vim_error(&e)))?;
-    }
+        .map_err(|(page, e)| match page {
+            1 => anyhow!("reading the inventory: {}", describe_vim_error(&e)),
+            page => anyhow!("reading inventory page {page}: {}", describe_vim_error(&e)),
+        })?;
     tracing::debug!(
-        pages,
-        objects = objects.len(),
+        pages = read.pages,
+        objects = read.objects.len(),
         page_size = PAGE_SIZE,
         "inventory pages read"
     );
-    Ok(objects)
+    Ok(read.objects)
 }
 
 /// One filter: start at the view (skipped), traverse its `view` list, one property spec per type.
 fn filter_spec(view: &ManagedObjectReference) -> PropertyFilterSpec {
-    let traverse = TraversalSpec {
-        selection_spec_: SelectionSpec {
-            name: Some("traverseView".to_string()),
-        },
-        r#type: "ContainerView".to_string(),
-        path: "view".to_string(),
-        skip: Some(false),
-        select_set: None,
-    };
     PropertyFilterSpec {
         prop_set: vec![
             FolderRow::prop_spec(),
@@ -294,7 +183,12 @@ fn filter_spec(view: &ManagedObjectReference) -> PropertyFilterSpec {
         object_set: vec![ObjectSpec {
             obj: view.clone(),
             skip: Some(true),
-            select_set: Some(vec![Box::new(traverse)]),
+            select_set: Some(vec![traversal(
+                "traverseView",
+                "ContainerView",
+                "view",
+                None,
+            )]),
         }],
         report_missing_objects_in_results: None,
     }
@@ -800,7 +694,7 @@ fn build_vm(row: &VmRow, index: &Index) -> Option<Vm> {
         guest_family: guest_family(row),
         guest_hostname: row.guest_hostname.clone().filter(|h| !h.is_empty()),
         nics,
-        guest_ips: guest_ips(row),
+        guest_ips: from_guest_net(row.guest_net.as_deref().unwrap_or_default()),
         num_cpus: row.num_cpu,
         memory_mb: row.memory_mb.map(i64::from),
         moref,
@@ -881,42 +775,6 @@ pub fn family_from_guest_id(id: &str) -> &'static str {
     } else {
         "linuxGuest"
     }
-}
-
-/// IPv4 addresses per lower-case MAC from `guest.net`; MACs without a usable address are left out.
-fn guest_ips(row: &VmRow) -> BTreeMap<String, Vec<Ipv4Addr>> {
-    let mut out: BTreeMap<String, Vec<Ipv4Addr>> = BTreeMap::new();
-    for nic in row.guest_net.iter().flatten() {
-        let Some(mac) = nic.mac_address.as_deref().and_then(non_empty) else {
-            continue;
-        };
-        let from_config = nic
-            .ip_config
-            .as_ref()
-            .and_then(|c| c.ip_address.as_ref())
-            .into_iter()
-            .flatten()
-            .map(|a| a.ip_address.as_str());
-        let flat = nic.ip_address.iter().flatten().map(String::as_str);
-        let ips: Vec<Ipv4Addr> = from_config.chain(flat).filter_map(usable_ipv4).collect();
-        if ips.is_empty() {
-            continue;
-        }
-        let entry = out.entry(mac.to_ascii_lowercase()).or_default();
-        entry.extend(ips);
-        entry.sort();
-        entry.dedup();
-    }
-    out
-}
-
-/// An IPv4 address worth recording: not IPv6, unspecified or link-local (APIPA, which a guest
-/// without DHCP answer assigns itself and which belongs to no subnet we manage).
-pub fn usable_ipv4(text: &str) -> Option<Ipv4Addr> {
-    // Some Tools versions append the prefix ("10.0.0.5/24").
-    let addr = text.trim().split('/').next()?;
-    let ip: Ipv4Addr = addr.parse().ok()?;
-    (!ip.is_unspecified() && !ip.is_link_local()).then_some(ip)
 }
 
 fn non_empty(s: &str) -> Option<&str> {

@@ -5,6 +5,7 @@
 use std::net::Ipv4Addr;
 
 use vsphereipam_vcenter::client::*;
+use vsphereipam_vcenter::guest::usable_ipv4;
 use vsphereipam_vcenter::inventory::*;
 use vsphereipam_vcenter::model::Vlan;
 
