@@ -1,5 +1,5 @@
 //! Creation tickets: how a VM create that was cut off (its process killed) is found and undone
-//! by a later run. See "Pending records" in ARCHITECTURE.md.
+//! by a later run. See "Creating a VM, and pending records" in ARCHITECTURE.md.
 //!
 //! Before a VM exists its addresses are held by records marked pending whose owner id is a
 //! ticket: `<instance uuid>@<host>:<pid>:<start>`. The instance UUID is given to the clone

@@ -34,16 +34,20 @@ impl Range {
     }
 
     pub fn overlaps(&self, other: &Range) -> bool {
-        self.start <= other.end && other.start <= self.end
+        !self.is_empty() && !other.is_empty() && self.start <= other.end && other.start <= self.end
     }
 
-    /// Number of addresses (a full /0 does not fit in `u32`).
+    /// Number of addresses, 0 for an empty range (`u64`: a full /0 does not fit in `u32`).
     pub fn len(&self) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
         u64::from(self.end) - u64::from(self.start) + 1
     }
 
+    /// The fields are public, so `start` after `end` can be written: that range holds nothing.
     pub fn is_empty(&self) -> bool {
-        false
+        self.start > self.end
     }
 
     pub fn first(&self) -> Ipv4Addr {
@@ -207,6 +211,27 @@ mod tests {
 
     fn r(s: &str) -> Range {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_range_that_ends_before_it_starts_is_empty() {
+        let backwards = Range { start: 10, end: 3 };
+        assert!(backwards.is_empty());
+        assert_eq!(backwards.len(), 0);
+        assert!(!backwards.contains(5));
+        assert!(!backwards.overlaps(&Range { start: 1, end: 20 }));
+        assert!(!Range { start: 1, end: 20 }.overlaps(&backwards));
+        let one = Range { start: 7, end: 7 };
+        assert!(!one.is_empty());
+        assert_eq!(one.len(), 1);
+        assert_eq!(
+            Range {
+                start: 0,
+                end: u32::MAX
+            }
+            .len(),
+            1 << 32
+        );
     }
 
     #[test]

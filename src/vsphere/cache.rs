@@ -2,7 +2,9 @@
 //!
 //! Terraform calls resources concurrently; readers that arrive while a load is running wait for
 //! it instead of starting their own, so a plan costs one bulk fetch however many resources it has.
-//! A change the provider makes in vCenter calls [`InventoryCache::invalidate`].
+//! The provider's own changes do not reload it (placement counts what this process placed since
+//! the snapshot; a VM it made is looked up in vCenter when the snapshot lacks it): only the sweep
+//! of abandoned creates, which removes VMs, calls [`InventoryCache::invalidate`].
 
 use std::sync::Arc;
 

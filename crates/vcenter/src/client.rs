@@ -183,11 +183,6 @@ impl VsphereClient {
         self.session.vim.service_content()
     }
 
-    /// The wire format actually in use (what `Transport::Auto` settled on).
-    pub fn wire_transport(&self) -> WireTransport {
-        VimClient::transport(&*self.session.vim)
-    }
-
     /// A handle for the generated stubs (`vim_rs::mo::X::new(client.vim(), id)`) and helpers
     /// such as `TaskTracker`; requests made through it are counted and survive session expiry.
     pub fn vim(&self) -> Arc<dyn VimClient> {
