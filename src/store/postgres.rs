@@ -22,9 +22,10 @@
 //!   connection (`txid_status` of the transaction id taken just before COMMIT): committed is
 //!   success, aborted runs it again.
 //!
-//! No wait on the server is unbounded (a plan's readers all wait on the store): a statement,
-//! a connection attempt and the wait for a free pooled connection each end after the answer
-//! timeout ([`answer_timeout`], `VSPHEREIPAM_ANSWER_TIMEOUT` as for vCenter). A statement left
+//! No wait on the server is unbounded (a plan's readers all wait on the store): a statement
+//! and a connection attempt each end after the answer timeout ([`answer_timeout`],
+//! `VSPHEREIPAM_ANSWER_TIMEOUT` as for vCenter), the wait for a pooled connection (which may
+//! include an attempt) after twice that. A statement left
 //! unanswered that long gets its connection closed and fails with an error that says so; it
 //! is not run again (a server silent for minutes is not about to answer), except that a
 //! silent COMMIT is asked about like a lost one.
@@ -515,7 +516,8 @@ impl PostgresBackend {
     }
 
     /// A pooled connection; `Err(gone, error)`. Waiting for one is bounded too: a connection
-    /// attempt ends after the answer timeout, and so does the wait for a busy pool to free one.
+    /// attempt ends after the answer timeout, the whole wait (a busy pool freeing one, then
+    /// perhaps an attempt) after twice that.
     fn connection(&self) -> std::result::Result<Pooled, (bool, StoreError)> {
         let waited = self.driver.block_on(async {
             // A connection attempt inside the wait has its own bound, reported first.
