@@ -1,10 +1,11 @@
 //! The VM create sequence (`vsphereipam::vmlife`) without Terraform, against the simulator
 //! through the fault proxy: a create whose clone answer was lost goes on with the VM found by
 //! its instance UUID; a failure vCenter reports releases the addresses; an outcome that cannot
-//! be found out keeps them pending under the ticket.
+//! be found out keeps them pending under the ticket; a failed create gives its host back.
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,4 +164,60 @@ fn create_outcomes_known_lost_and_unknown() {
         .unwrap();
         assert!(vm.is_some(), "the VM of the pending ticket");
     });
+}
+
+/// Creates of one process spread over hosts by counting what they placed since the snapshot; a
+/// create that failed and left no VM takes its count back, so the next create goes where it
+/// would have gone without the failure.
+#[test]
+fn a_failed_create_gives_its_host_back() {
+    let sim = Sim::start("test");
+    let env = Env::new(&sim, "");
+    let (store, subnet) = store_with_subnet(&env);
+    let rt = runtime();
+    let cache = InventoryCache::new(rt.block_on(sim.client()));
+    let creates = Creates::default();
+    let ctx = Ctx {
+        cache: &cache,
+        store: &store,
+        creates: &creates,
+    };
+    let inventory = rt.block_on(cache.get()).unwrap();
+    let view = store.subnet(&subnet).unwrap().unwrap();
+    let place = |extra: &HashMap<String, usize>| {
+        vsphereipam::placement::place(&inventory, "DC0", &[&view], None, extra)
+            .unwrap()
+            .host
+    };
+    let fresh = place(&HashMap::new());
+    // As many failures as it takes for counted ones to move the next create to another host.
+    let failures = (1..20)
+        .find(|n| place(&HashMap::from([(fresh.clone(), *n)])) != fresh)
+        .expect("another host carries pg-app");
+    for i in 0..failures {
+        sim.control("fail", &[("method", "PowerOnVM_Task"), ("count", "1")]);
+        let err = rt
+            .block_on(vmlife::create(
+                ctx,
+                &request(&format!("gives-back-{i}"), &subnet),
+            ))
+            .expect_err("power on fails");
+        assert!(
+            matches!(
+                err,
+                CreateError::VCenter {
+                    held: Held::Released,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    let created = rt
+        .block_on(vmlife::create(ctx, &request("after-the-failures", &subnet)))
+        .expect("create");
+    assert_eq!(
+        created.host, fresh,
+        "{failures} failed create(s) on {fresh} gave it back"
+    );
 }

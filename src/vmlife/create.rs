@@ -14,7 +14,7 @@ use super::{sweep, CreateError, Ctx, DestroyError, Held, NicInput, VmRequest};
 use crate::ipam::ranges::RangeSet;
 use crate::nics;
 use crate::pending::Ticket;
-use crate::placement;
+use crate::placement::{self, Placement};
 use crate::store::ops::{AllocRequest, ClaimError, NicAddress, SubnetView};
 use crate::store::{OwnerKind, StoreError};
 use crate::vsphere::client::VsphereClient;
@@ -366,7 +366,30 @@ pub async fn create(ctx: Ctx<'_>, req: &VmRequest) -> Result<Created, CreateErro
             )
         })
         .map_err(CreateError::Placement)?;
-    let windows = is_windows(&template);
+    let result = create_placed(
+        ctx, req, &inventory, &template, &subnets, folder, datastore, &placed,
+    )
+    .await;
+    if result.as_ref().is_err_and(|e| !e.may_have_left_a_vm()) {
+        ctx.creates.take_back(&inventory, &placed.host);
+    }
+    result
+}
+
+/// The create once its host is chosen: addresses, the VM, its guest addresses, the records.
+#[allow(clippy::too_many_arguments)]
+async fn create_placed(
+    ctx: Ctx<'_>,
+    req: &VmRequest,
+    inventory: &Inventory,
+    template: &Vm,
+    subnets: &[&SubnetView],
+    folder: Option<String>,
+    datastore: Option<String>,
+    placed: &Placement,
+) -> Result<Created, CreateError> {
+    let client = ctx.cache.client();
+    let windows = is_windows(template);
     let first_domain = subnets.first().and_then(|s| s.subnet.domain.as_deref());
     let guest = req
         .guest
@@ -375,13 +398,13 @@ pub async fn create(ctx: Ctx<'_>, req: &VmRequest) -> Result<Created, CreateErro
     let backings = placed
         .portgroups
         .iter()
-        .map(|pg| backing(&inventory, pg))
+        .map(|pg| backing(inventory, pg))
         .collect::<Result<Vec<_>, _>>()?;
 
     // Addresses first, as pending records of a ticket: from here on every failure is undone.
     let ticket = Ticket::mine();
     let owner = ticket.owner_id();
-    let (reqs, observed) = requests(req, &subnets, &inventory, &owner, Some(&placed.portgroups));
+    let (reqs, observed) = requests(req, subnets, inventory, &owner, Some(&placed.portgroups));
     let records = ctx
         .store
         .blocking(move |s| Ok(s.allocate_all(&reqs, &observed)))
@@ -405,7 +428,7 @@ pub async fn create(ctx: Ctx<'_>, req: &VmRequest) -> Result<Created, CreateErro
         nics: backings
             .into_iter()
             .zip(&records)
-            .zip(&subnets)
+            .zip(subnets)
             .map(|((backing, record), subnet)| nic_spec(backing, subnet, record.ip))
             .collect(),
         instance_uuid: Some(ticket.instance_uuid.clone()),
@@ -451,7 +474,7 @@ pub async fn create(ctx: Ctx<'_>, req: &VmRequest) -> Result<Created, CreateErro
             subnet_id: r.subnet_id.clone(),
             ip: r.ip,
             mac: mac.clone(),
-            wire_id: wire::wire_id(&inventory, pg),
+            wire_id: wire::wire_id(inventory, pg),
             port_group: inventory
                 .portgroups
                 .iter()

@@ -72,6 +72,21 @@ impl Creates {
         *placed.1.entry(chosen.host.clone()).or_default() += 1;
         Ok(chosen)
     }
+
+    /// Takes back a placement on `host` whose create left no VM there (never made, or removed
+    /// again), so later creates on the same snapshot do not avoid that host for nothing.
+    fn take_back(&self, inventory: &Arc<Inventory>, host: &str) {
+        let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+        if placed
+            .0
+            .upgrade()
+            .is_some_and(|i| Arc::ptr_eq(&i, inventory))
+        {
+            if let Some(count) = placed.1.get_mut(host) {
+                *count = count.saturating_sub(1);
+            }
+        }
+    }
 }
 
 /// One NIC as asked for.
@@ -178,6 +193,26 @@ pub enum CreateError {
     /// The VM exists but its addresses could not be handed to it; the VM was to be removed.
     #[error("{error}")]
     Record { error: StoreError, held: Held },
+}
+
+impl CreateError {
+    /// Whether a VM of the failed create may still exist: its addresses stayed pending
+    /// because vCenter could not say, or the partial VM could not be removed.
+    pub fn may_have_left_a_vm(&self) -> bool {
+        matches!(
+            self,
+            CreateError::VCenter {
+                held: Held::Pending,
+                ..
+            } | CreateError::GuestIps {
+                held: Held::Pending,
+                ..
+            } | CreateError::Record {
+                held: Held::Pending,
+                ..
+            }
+        )
+    }
 }
 
 /// Why a VM could not be destroyed; its addresses stay held.
