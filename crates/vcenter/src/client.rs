@@ -1,7 +1,7 @@
 //! The vCenter session: connecting, classifying connection failures, re-login, call counting.
 //!
 //! [`connect`] logs in once and returns a [`VsphereClient`], a cheap-to-clone handle that any
-//! number of tokio tasks can use at the same time. Every request goes through [`Session`], which
+//! number of tokio tasks can use at the same time. Every request goes through [`VimSession`], which
 //! implements `vim_rs`'s [`VimClient`] trait so that the generated managed-object stubs
 //! (`vim_rs::mo::*`) can use it directly: each request is counted, and a request that fails
 //! because the session expired (`NotAuthenticated`) is retried once after a fresh login.
@@ -129,7 +129,7 @@ pub enum ConnectError {
 /// A logged-in vCenter session. Clones share the session, the counter and the re-login lock.
 #[derive(Clone)]
 pub struct VsphereClient {
-    session: Arc<Session>,
+    session: Arc<VimSession>,
 }
 
 impl fmt::Debug for VsphereClient {
@@ -242,7 +242,7 @@ async fn connect_once(opts: &ConnectOptions) -> Result<VsphereClient, ConnectErr
         elapsed_ms = started.elapsed().as_millis() as u64,
         "logged in to vCenter"
     );
-    let session = Session {
+    let session = VimSession {
         calls: AtomicU64::new(login_round_trips(opts.transport, wire)),
         vim,
         server,
@@ -399,7 +399,7 @@ pub fn is_not_authenticated(err: &VimError) -> bool {
 }
 
 /// The shared state behind [`VsphereClient`]; implements [`VimClient`] around `vim_rs`'s client.
-struct Session {
+struct VimSession {
     vim: Arc<Client>,
     server: String,
     user: String,
@@ -416,7 +416,7 @@ struct Session {
     find_out_ms: AtomicU64,
 }
 
-impl Session {
+impl VimSession {
     /// Runs one request, counting it; on `NotAuthenticated` logs in again and retries once.
     async fn call<'a, T, F>(&'a self, request: F) -> VimResult<T>
     where
@@ -456,7 +456,7 @@ impl Session {
     }
 }
 
-impl VimClient for Session {
+impl VimClient for VimSession {
     fn service_content(&self) -> &ServiceContent {
         self.vim.service_content()
     }
