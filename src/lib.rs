@@ -5,7 +5,6 @@ pub mod cli;
 pub mod ipam;
 pub mod logging;
 pub mod nics;
-pub mod nodelay;
 pub mod pending;
 pub mod placement;
 pub mod provider;

@@ -41,7 +41,7 @@ pub fn init() {
     // Our own crate at the requested level; dependencies stay at warn so a DEBUG log is not
     // drowned in HTTP/2 frames.
     let filter = EnvFilter::new(format!(
-        "warn,vsphereipam={level},terraform_provider_vsphereipam={level}"
+        "warn,vsphereipam={level},terraform_provider_vsphereipam={level},tfplugin={level}"
     ));
     let _ = tracing_subscriber::registry()
         .with(filter)

@@ -9,25 +9,14 @@ fn main() -> ExitCode {
     // reqwest brings rustls with aws-lc-rs and tonic brings it with ring; with both compiled in,
     // rustls will not guess, so TLS would panic without an explicit choice.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    if !vsphereipam::cli::started_by_terraform() {
+    if !tfplugin::started_by_terraform() {
         return vsphereipam::cli::main();
     }
     vsphereipam::logging::init();
-    vsphereipam::nodelay::when_connected();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the plugin runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(tf_provider::serve(
-        PROVIDER_NAME,
-        VsphereIpamProvider::default(),
-    )) {
+    match tfplugin::serve(PROVIDER_NAME, VsphereIpamProvider::default()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{e:#}");
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }

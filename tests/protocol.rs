@@ -32,6 +32,7 @@ async fn configure(plugin: &mut Plugin, config: &Value) -> Vec<String> {
         .configure_provider(proto::configure_provider::Request {
             terraform_version: "1.15.5".into(),
             config: dynamic(config),
+            ..Default::default()
         })
         .await
         .expect("ConfigureProvider")
@@ -110,6 +111,7 @@ async fn concurrent_reads_share_one_inventory_load() {
                     type_name: "vsphereipam_wire".into(),
                     config: dynamic(&wire_config(name)),
                     provider_meta: dynamic(&Value::Null),
+                    ..Default::default()
                 })
                 .await
                 .expect("ReadDataSource")
@@ -205,6 +207,7 @@ async fn malformed_requests_get_diagnostics_not_a_crash() {
                 type_name: "vsphereipam_wire".into(),
                 config: Some(value),
                 provider_meta: dynamic(&Value::Null),
+                ..Default::default()
             })
             .await
             .expect("the plugin answers")
@@ -218,6 +221,7 @@ async fn malformed_requests_get_diagnostics_not_a_crash() {
             type_name: "vsphereipam_nope".into(),
             config: dynamic(&wire_config("pg-app")),
             provider_meta: dynamic(&Value::Null),
+            ..Default::default()
         })
         .await
         .expect("the plugin answers")
@@ -230,6 +234,7 @@ async fn malformed_requests_get_diagnostics_not_a_crash() {
             type_name: "vsphereipam_wire".into(),
             config: dynamic(&wire_config("pg-app")),
             provider_meta: dynamic(&Value::Null),
+            ..Default::default()
         })
         .await
         .expect("the plugin still answers")

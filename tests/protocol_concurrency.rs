@@ -30,6 +30,7 @@ async fn create(plugin: &Plugin, subnet_id: &str) -> Result<String, Vec<String>>
             config: dynamic(&config),
             planned_private: vec![],
             provider_meta: dynamic(&Value::Null),
+            ..Default::default()
         })
         .await
         .expect("ApplyResourceChange")
@@ -88,6 +89,7 @@ fn processes_fill_one_subnet(sim: &Sim, store_url: &str) {
                 .configure_provider(proto::configure_provider::Request {
                     terraform_version: "1.15.5".into(),
                     config: dynamic(&config),
+                    ..Default::default()
                 })
                 .await
                 .unwrap()

@@ -1,6 +1,6 @@
 //! A provider that does no work, served by the bench binary itself when Terraform starts it.
 //!
-//! It measures the floor any tf-provider plugin sets for `plan_overhead_ratio` and
+//! It measures the floor any plugin served by `crates/tfplugin` sets for `plan_overhead_ratio` and
 //! `handshake_ms`: `noop_subnet`
 //! has exactly the schema and state type of `vsphereipam_ipsubnet` but reads and plans without
 //! touching a store or vCenter; `noop_data` has the three attributes of a minimal resource. The
@@ -12,12 +12,11 @@ use std::marker::PhantomData;
 use std::path::Path;
 
 use async_trait::async_trait;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{
-    Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
-};
-use tf_provider::value::{Value, ValueEmpty, ValueString};
-use tf_provider::{map, AttributePath, Diagnostics, DynamicResource, Provider, Resource};
+use tfplugin::schema::{Attribute, AttributeConstraint, AttributeType, Block, Description, Schema};
+use tfplugin::value::{Value, ValueEmpty, ValueString};
+use tfplugin::{map, AttributePath, Diagnostics, DynamicResource, Provider, Resource};
 use vsphereipam::provider::ipsubnet::{self, IpSubnetState};
 
 /// Provider source the bench's working directories point at the bench binary.
@@ -32,10 +31,8 @@ pub fn started_as_plugin() -> bool {
 pub fn serve() {
     // As in the provider's main: two rustls crypto providers are compiled in, so pick one.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    vsphereipam::nodelay::when_connected();
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    if let Err(e) = runtime.block_on(tf_provider::serve("noop", NoopProvider)) {
-        eprintln!("{e:#}");
+    if let Err(e) = tfplugin::serve("noop", NoopProvider) {
+        eprintln!("{e}");
         std::process::exit(1);
     }
 }
@@ -89,7 +86,7 @@ impl Provider for NoopProvider {
 
 /// What the no-op resources differ in: their schema and state, and their computed values.
 trait Shape: Send + Sync + 'static {
-    type State<'a>: Serialize + Deserialize<'a> + Send;
+    type State<'a>: Serialize + DeserializeOwned + Send;
     fn schema() -> Schema;
     /// Computed attributes of a create plan: unknown until applied.
     fn plan(state: &mut Self::State<'_>);
@@ -246,7 +243,6 @@ impl Shape for Subnet {
 /// Three attributes, the shape of `terraform_data` without its `triggers_replace`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct DataState<'a> {
-    #[serde(borrow = "'a")]
     id: ValueString<'a>,
     input: ValueString<'a>,
     output: ValueString<'a>,

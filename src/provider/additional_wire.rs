@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeType, Block, Description, Schema};
-use tf_provider::value::{Value, ValueEmpty, ValueString};
-use tf_provider::{map, AttributePath, Diagnostics, Resource};
+use tfplugin::schema::{AttributeType, Block, Description, Schema};
+use tfplugin::value::{Value, ValueEmpty, ValueString};
+use tfplugin::{map, AttributePath, Diagnostics, Resource};
 
-use super::schema::{computed, required};
+use super::schema::{computed, replaces, required};
 use super::values::{self, known, string};
 use super::Shared;
 use crate::store::StoreError;
@@ -77,11 +77,11 @@ impl Resource for AdditionalWireResource {
                 ),
                 attributes: map! {
                     "id" => computed(AttributeType::String, "`<subnet_id>/<wire_id>`."),
-                    "subnet_id" => required(AttributeType::String,
-                        "The subnet (`vsphereipam_ipsubnet.x.id`). Changing it replaces the attachment."),
-                    "wire_id" => required(AttributeType::String,
+                    "subnet_id" => replaces(required(AttributeType::String,
+                        "The subnet (`vsphereipam_ipsubnet.x.id`). Changing it replaces the attachment.")),
+                    "wire_id" => replaces(required(AttributeType::String,
                         "The wire to attach (`data.vsphereipam_wire.x.id`); not the subnet's own wire. \
-                         Changing it replaces the attachment.")
+                         Changing it replaces the attachment."))
                 },
                 ..Default::default()
             },
@@ -196,24 +196,14 @@ impl Resource for AdditionalWireResource {
     async fn plan_update<'a>(
         &self,
         _diags: &mut Diagnostics,
-        prior: Self::State<'a>,
+        _prior: Self::State<'a>,
         proposed: Self::State<'a>,
         _config: Self::State<'a>,
         private: Self::PrivateState<'a>,
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
-        let mut replace = Vec::new();
-        if prior.subnet_id != proposed.subnet_id {
-            replace.push(AttributePath::new("subnet_id"));
-        }
-        if prior.wire_id != proposed.wire_id {
-            replace.push(AttributePath::new("wire_id"));
-        }
-        let mut planned = proposed;
-        if !replace.is_empty() {
-            planned.id = Value::Unknown;
-        }
-        Some((planned, private, replace))
+        // Both attributes replace the attachment (schema): nothing changes in place.
+        Some((proposed, private, Vec::new()))
     }
 
     async fn plan_destroy<'a>(

@@ -9,9 +9,9 @@
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeType, Block, Description, NestedBlock};
-use tf_provider::value::{Value, ValueBool, ValueList, ValueNumber, ValueString};
-use tf_provider::{map, AttributePath, Diagnostics};
+use tfplugin::schema::{AttributeType, Block, Description, NestedBlock};
+use tfplugin::value::{Value, ValueBool, ValueList, ValueNumber, ValueString};
+use tfplugin::{map, AttributePath, Diagnostics};
 
 use super::schema::{optional, sensitive, string_list};
 use super::values::{self, known};
@@ -114,13 +114,13 @@ pub const WINDOWS_TIME_ZONES: &[(i64, &str)] = &[
 /// written before the blocks existed has neither.
 pub mod optional_block {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use tf_provider::value::Value;
+    use tfplugin::value::Value;
 
     pub fn serialize<T: Serialize, S: Serializer>(
         value: &Value<T>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        tf_provider::value::serde_as_vec::serialize(value, serializer)
+        tfplugin::value::serde_as_vec::serialize(value, serializer)
     }
 
     pub fn deserialize<'de, T, D>(deserializer: D) -> Result<Value<T>, D::Error>

@@ -6,10 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use tf_provider::schema::{
-    Attribute, AttributeConstraint, AttributeType, Block, NestedBlock, Schema,
-};
-use tf_provider::{Diagnostics, Provider};
+use tfplugin::schema::{Attribute, AttributeConstraint, AttributeType, Block, NestedBlock, Schema};
+use tfplugin::{Diagnostics, Provider};
 
 use super::{VsphereIpamProvider, PROVIDER_NAME};
 
@@ -151,7 +149,7 @@ fn render_block(out: &mut String, block: &Block, nested_name: Option<&str>) {
 fn section_of(a: &Attribute) -> AttributeConstraint {
     match a.constraint {
         AttributeConstraint::OptionalComputed => AttributeConstraint::Optional,
-        ref c => c.clone(),
+        c => c,
     }
 }
 

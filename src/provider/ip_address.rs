@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeType, Block, Description, Schema};
-use tf_provider::value::{Value, ValueEmpty, ValueString};
-use tf_provider::{map, AttributePath, Diagnostics, Resource};
+use tfplugin::schema::{AttributeType, Block, Description, Schema};
+use tfplugin::value::{Value, ValueEmpty, ValueString};
+use tfplugin::{map, AttributePath, Diagnostics, Resource};
 
-use super::schema::{computed, optional, optional_computed, required};
+use super::schema::{computed, optional, optional_computed, replaces, required};
 use super::values::{self, known, opt_string, string};
 use super::Shared;
 use crate::nics;
@@ -49,11 +49,11 @@ pub fn schema() -> Schema {
             ),
             attributes: map! {
                 "id" => computed(AttributeType::String, "Id of the allocation in the IPAM store."),
-                "subnet_id" => required(AttributeType::String,
-                    "The subnet (`vsphereipam_ipsubnet.x.id`). Changing it replaces the resource."),
-                "ip_address" => optional_computed(AttributeType::String,
+                "subnet_id" => replaces(required(AttributeType::String,
+                    "The subnet (`vsphereipam_ipsubnet.x.id`). Changing it replaces the resource.")),
+                "ip_address" => replaces(optional_computed(AttributeType::String,
                     "The address: set it to ask for this one, leave it unset to get the next free \
-                     one. Changing it replaces the resource."),
+                     one. Changing it replaces the resource.")),
                 "description" => optional(AttributeType::String,
                     "What the address is for (kept in the Terraform state).")
             },
@@ -216,27 +216,15 @@ impl Resource for IpAddressResource {
     async fn plan_update<'a>(
         &self,
         _diags: &mut Diagnostics,
-        prior: Self::State<'a>,
+        _prior: Self::State<'a>,
         proposed: Self::State<'a>,
-        config: Self::State<'a>,
+        _config: Self::State<'a>,
         prior_private: Self::PrivateState<'a>,
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
-        let mut planned = proposed;
-        let mut replace = Vec::new();
-        if prior.subnet_id != planned.subnet_id {
-            replace.push(AttributePath::new("subnet_id"));
-        }
-        if !config.ip_address.is_null() && prior.ip_address != planned.ip_address {
-            replace.push(AttributePath::new("ip_address"));
-        }
-        if !replace.is_empty() {
-            planned.id = Value::Unknown;
-            if config.ip_address.is_null() {
-                planned.ip_address = Value::Unknown;
-            }
-        }
-        Some((planned, prior_private, replace))
+        // `subnet_id` and `ip_address` replace the resource (schema); an unset `ip_address`
+        // keeps the prior address, which Terraform proposes.
+        Some((proposed, prior_private, Vec::new()))
     }
 
     async fn plan_destroy<'a>(

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeType, Block, Description, Schema};
-use tf_provider::value::{Value, ValueEmpty, ValueList, ValueNumber, ValueString};
-use tf_provider::{map, AttributePath, Diagnostics, Resource};
+use tfplugin::schema::{AttributeType, Block, Description, Schema};
+use tfplugin::value::{Value, ValueEmpty, ValueList, ValueNumber, ValueString};
+use tfplugin::{map, AttributePath, Diagnostics, Resource};
 
-use super::schema::{computed, optional, optional_computed, required, string_list};
+use super::schema::{computed, optional, optional_computed, replaces, required, string_list};
 use super::values::{self, field_list, field_num, field_str, known, opt_string, string, strings};
 use super::Shared;
 use crate::ipam::ranges::Range;
@@ -60,11 +60,11 @@ pub fn schema() -> Schema {
             attributes: map! {
                 "id" => computed(AttributeType::String, "Subnet id in the IPAM store."),
                 "name" => required(AttributeType::String, "Name of the subnet."),
-                "wire_id" => required(AttributeType::String,
-                    "Wire the subnet lives on (`data.vsphereipam_wire.x.id`). Changing it replaces the subnet."),
-                "cidr" => required(AttributeType::String,
+                "wire_id" => replaces(required(AttributeType::String,
+                    "Wire the subnet lives on (`data.vsphereipam_wire.x.id`). Changing it replaces the subnet.")),
+                "cidr" => replaces(required(AttributeType::String,
                     "IPv4 network written as its network address, prefix /8 to /30 (`10.20.0.0/24`). \
-                     Changing it replaces the subnet."),
+                     Changing it replaces the subnet.")),
                 "start_ip" => optional_computed(AttributeType::String,
                     "First allocatable address; default: the first host address."),
                 "end_ip" => optional_computed(AttributeType::String,
@@ -351,15 +351,10 @@ impl Resource for IpSubnetResource {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
         let mut planned = proposed;
-        let mut replace = Vec::new();
-        for (name, before, after) in [
-            ("cidr", &prior.cidr, &planned.cidr),
-            ("wire_id", &prior.wire_id, &planned.wire_id),
-        ] {
-            if before != after {
-                replace.push(AttributePath::new(name));
-            }
-        }
+        // `cidr` and `wire_id` replace the subnet (schema); a replacement is planned again as
+        // a create, so the range checks below would be about the wrong subnet.
+        let replacing = prior.cidr != planned.cidr || prior.wire_id != planned.wire_id;
+        let replace = Vec::new();
         // Unset optional+computed inputs fall back to their defaults, not the prior values.
         if config.start_ip.is_null() {
             planned.start_ip = Value::Null;
@@ -380,7 +375,7 @@ impl Resource for IpSubnetResource {
             return Some((planned, prior_private, replace));
         };
         fill_from_spec(&mut planned, &spec);
-        if !replace.is_empty() {
+        if replacing {
             planned.id = Value::Unknown;
             planned.additional_wire_ids = Value::Unknown;
             return Some((planned, prior_private, replace));

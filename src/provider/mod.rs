@@ -19,9 +19,9 @@ use std::sync::{Arc, RwLock, Weak};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeType, Block, Description, Schema};
-use tf_provider::value::{ValueBool, ValueEmpty, ValueString};
-use tf_provider::{map, AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
+use tfplugin::schema::{AttributeType, Block, Description, Schema};
+use tfplugin::value::{ValueBool, ValueEmpty, ValueString};
+use tfplugin::{map, AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 
 use crate::store::Store;
 use crate::vsphere::cache::InventoryCache;
@@ -153,7 +153,7 @@ pub(crate) fn provider_schema() -> Schema {
                      Environment: `VSPHERE_SERVER`."),
                 "user" => optional(AttributeType::String,
                     "vCenter user name. Environment: `VSPHERE_USER`."),
-                "password" => tf_provider::schema::Attribute {
+                "password" => tfplugin::schema::Attribute {
                     sensitive: true,
                     ..optional(AttributeType::String,
                         "vCenter password. Environment: `VSPHERE_PASSWORD`. Never logged.")
@@ -165,7 +165,7 @@ pub(crate) fn provider_schema() -> Schema {
                 "api_transport" => optional(AttributeType::String,
                     "`auto` (default: VI/JSON on vCenter 8.0U1 and later, SOAP elsewhere), \
                      `soap` or `json`."),
-                "store" => tf_provider::schema::Attribute {
+                "store" => tfplugin::schema::Attribute {
                     sensitive: true,
                     ..optional(AttributeType::String,
                         "IPAM store URL: `sqlite:///path/ipam.db` (embedded, the default is a \

@@ -1,15 +1,14 @@
 //! Short constructors for schema attributes. Descriptions are Markdown and are the single
 //! source of the Registry docs (`src/provider/docs.rs` renders them).
 
-use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Description};
+use tfplugin::schema::{Attribute, AttributeConstraint, AttributeType, Description};
 
 fn attribute(constraint: AttributeConstraint, attr_type: AttributeType, doc: &str) -> Attribute {
     Attribute {
         attr_type,
         description: Description::markdown(doc),
         constraint,
-        sensitive: false,
-        deprecated: false,
+        ..Default::default()
     }
 }
 
@@ -27,6 +26,14 @@ pub fn computed(attr_type: AttributeType, doc: &str) -> Attribute {
 
 pub fn optional_computed(attr_type: AttributeType, doc: &str) -> Attribute {
     attribute(AttributeConstraint::OptionalComputed, attr_type, doc)
+}
+
+/// `attribute`, whose change replaces the resource (the protocol layer plans the replacement).
+pub fn replaces(attribute: Attribute) -> Attribute {
+    Attribute {
+        requires_replace: true,
+        ..attribute
+    }
 }
 
 pub fn string_list() -> AttributeType {

@@ -2,8 +2,8 @@
 
 use std::borrow::Cow;
 
-use tf_provider::value::{Value, ValueList, ValueNumber, ValueString};
-use tf_provider::{AttributePath, Diagnostics};
+use tfplugin::value::{Value, ValueList, ValueNumber, ValueString};
+use tfplugin::{AttributePath, Diagnostics};
 
 use crate::ipam::subnet::{Field, Violation};
 use crate::store::StoreError;

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeType, Block, Description, NestedBlock, Schema};
-use tf_provider::value::{Value, ValueBool, ValueEmpty, ValueList, ValueNumber, ValueString};
-use tf_provider::{map, AttributePath, Diagnostics, Resource};
+use tfplugin::schema::{AttributeType, Block, Description, NestedBlock, Schema};
+use tfplugin::value::{Value, ValueBool, ValueEmpty, ValueList, ValueNumber, ValueString};
+use tfplugin::{map, AttributePath, Diagnostics, Resource};
 
 use super::customization::{self, GuestInput, LinuxState, WindowsState};
 

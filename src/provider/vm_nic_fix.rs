@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeType, Block, Description, NestedBlock, Schema};
-use tf_provider::value::{Value, ValueEmpty, ValueList, ValueString};
-use tf_provider::{map, AttributePath, Diagnostics, Resource};
+use tfplugin::schema::{AttributeType, Block, Description, NestedBlock, Schema};
+use tfplugin::value::{Value, ValueEmpty, ValueList, ValueString};
+use tfplugin::{map, AttributePath, Diagnostics, Resource};
 
 use super::schema::{computed, optional_computed, required};
 use super::values::{self, known, string};

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeType, Block, Description, Schema};
-use tf_provider::value::{Value, ValueEmpty, ValueList, ValueNumber, ValueString};
-use tf_provider::{map, AttributePath, DataSource, Diagnostics};
+use tfplugin::schema::{AttributeType, Block, Description, Schema};
+use tfplugin::value::{Value, ValueEmpty, ValueList, ValueNumber, ValueString};
+use tfplugin::{map, AttributePath, DataSource, Diagnostics};
 
 use super::schema::{computed, optional, optional_computed, string_list};
 use super::values::{known, strings};

@@ -1,6 +1,7 @@
 //! Our own tfplugin6 client: starts the built provider the way Terraform does (magic cookie,
-//! client certificate, handshake line on stdout, mutual TLS) and calls it over gRPC directly,
-//! for fast protocol-level tests without Terraform.
+//! protocol versions, a client certificate, the handshake line on stdout, mutual TLS over the
+//! announced Unix socket) and calls it over gRPC directly, for fast protocol-level tests
+//! without Terraform. The stubs are `crates/tfplugin`'s, from the one `tfplugin6.proto`.
 
 #![allow(dead_code)]
 
@@ -10,15 +11,17 @@ use std::time::{Duration, Instant};
 
 use tonic::transport::Channel;
 
-pub mod proto {
-    tonic::include_proto!("tfplugin6");
-}
+pub use tfplugin::client::{ClientCert, Handshake};
+pub use tfplugin::proto::tfplugin6 as proto;
 
 use proto::provider_client::ProviderClient;
 
 pub struct Plugin {
-    child: Child,
+    pub child: Child,
     pub client: ProviderClient<Channel>,
+    pub channel: Channel,
+    pub handshake_line: Handshake,
+    pub cert: ClientCert,
     /// Time from spawning the process to reading the handshake line.
     pub handshake: Duration,
 }
@@ -30,29 +33,32 @@ impl Drop for Plugin {
     }
 }
 
+/// The provider binary with Terraform's launch environment (and no vSphere settings).
+pub fn command(cert: &ClientCert) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_terraform-provider-vsphereipam"));
+    cmd.env("TF_PLUGIN_MAGIC_COOKIE", MAGIC_COOKIE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
+        .env("PLUGIN_CLIENT_CERT", &cert.cert_pem)
+        .env_remove("VSPHERE_SERVER")
+        .env_remove("VSPHERE_USER")
+        .env_remove("VSPHERE_PASSWORD")
+        .env_remove("VSPHERE_ALLOW_UNVERIFIED_SSL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    cmd
+}
+
 impl Plugin {
-    /// Starts the provider binary with extra environment variables and connects to it.
-    ///
-    /// tf-provider's server certificate is a self-signed CA certificate used as the end-entity
-    /// certificate; Go's TLS (Terraform) accepts it, rustls's webpki verifier refuses it. So this
-    /// client starts the plugin without `PLUGIN_CLIENT_CERT`, which tf-provider serves as plain
-    /// HTTP/2, and mutual TLS is exercised by Terraform itself in every end-to-end test.
+    /// Starts the provider binary with extra environment variables, reads its handshake line
+    /// and connects with the client certificate it was given.
     pub async fn start(env: &[(&str, &str)]) -> Plugin {
-        let started = Instant::now();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_terraform-provider-vsphereipam"));
-        cmd.env("TF_PLUGIN_MAGIC_COOKIE", MAGIC_COOKIE)
-            .env("PLUGIN_PROTOCOL_VERSIONS", "6")
-            .env_remove("PLUGIN_CLIENT_CERT")
-            .env_remove("VSPHERE_SERVER")
-            .env_remove("VSPHERE_USER")
-            .env_remove("VSPHERE_PASSWORD")
-            .env_remove("VSPHERE_ALLOW_UNVERIFIED_SSL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        let cert = ClientCert::generate();
+        let mut cmd = command(&cert);
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let started = Instant::now();
         let mut child = cmd.spawn().expect("start provider");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
@@ -60,27 +66,32 @@ impl Plugin {
             .read_line(&mut line)
             .expect("handshake line");
         let handshake = started.elapsed();
-
-        // core-version|protocol-version|network|address|protocol|server-cert
-        let parts: Vec<&str> = line.trim().split('|').collect();
-        assert_eq!(parts.len(), 6, "handshake line: {line:?}");
-        assert_eq!(&parts[..3], ["1", "6", "tcp"], "handshake line: {line:?}");
-        assert_eq!(parts[4], "grpc");
-        let channel = Channel::from_shared(format!("http://{}", parts[3]))
-            .expect("endpoint")
-            .connect()
+        let handshake_line = Handshake::parse(&line).expect("handshake line");
+        assert_eq!(
+            (
+                handshake_line.core_version.as_str(),
+                handshake_line.protocol_version.as_str(),
+                handshake_line.protocol.as_str()
+            ),
+            ("1", "6", "grpc"),
+            "handshake line: {line:?}"
+        );
+        let channel = tfplugin::client::connect(&handshake_line, Some(&cert))
             .await
             .expect("connect to provider");
         Plugin {
             child,
-            client: ProviderClient::new(channel),
+            client: ProviderClient::new(channel.clone()),
+            channel,
+            handshake_line,
+            cert,
             handshake,
         }
     }
 }
 
 /// The value Terraform sets so a plugin knows it was started by Terraform.
-const MAGIC_COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+pub const MAGIC_COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
 
 /// Encodes a JSON value the way Terraform sends values: MessagePack.
 pub fn dynamic(value: &serde_json::Value) -> Option<proto::DynamicValue> {

@@ -22,10 +22,11 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Both Terraform versions every end-to-end test runs on. A missing one fails the test: run
+/// The Terraform versions every end-to-end test runs on: 1.15 and 1.0.3 from `.tools/bin`,
+/// and the `terraform` on PATH (1.11 on this machine kind). A missing one fails the test: run
 /// `make test` (or `scripts/install-tools.sh`) to install them.
 pub fn versions() -> Vec<Terraform> {
-    ["1.15", "1.0.3"]
+    let mut all: Vec<Terraform> = ["1.15", "1.0.3"]
         .into_iter()
         .map(|version| {
             let bin = repo()
@@ -38,7 +39,19 @@ pub fn versions() -> Vec<Terraform> {
             );
             Terraform { version, bin }
         })
-        .collect()
+        .collect();
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|dir| dir.join("terraform"))
+        .find(|bin| bin.is_file())
+        .expect("no `terraform` on PATH (1.11 on this machine kind)");
+    all.push(Terraform {
+        version: "1.11",
+        bin: on_path,
+    });
+    all
 }
 
 /// Directory holding the provider binary Cargo built for these tests.
