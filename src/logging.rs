@@ -15,18 +15,15 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the stderr logger unless tf-provider will install its own (`PLUGIN_LOG_FILE`).
+/// Installs the stderr logger.
 ///
 /// Also turns off library backtraces for the plugin: with `RUST_BACKTRACE=1` in the
-/// environment, tf-provider appends a backtrace (source paths, line numbers) to the detail of
-/// every diagnostic, and anyhow captures one in every error. Panics still honour
+/// environment, anyhow captures a backtrace (source paths, line numbers) in every error, and
+/// an error's `{:?}` would carry it into a diagnostic. Panics still honour
 /// `RUST_BACKTRACE`, which only reads `RUST_LIB_BACKTRACE` for library captures.
 pub fn init() {
     // Before any other thread exists: setting the environment is then sound.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
-    if std::env::var_os("PLUGIN_LOG_FILE").is_some() {
-        return;
-    }
     let level = ["TF_LOG_PROVIDER", "TF_LOG"]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
@@ -90,11 +87,7 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let mut fields = JsonFields::default();
         event.record(&mut fields);
-        let level = hclog_level(
-            event.metadata().target(),
-            *event.metadata().level(),
-            &fields,
-        );
+        let level = hclog_level(*event.metadata().level());
         let mut line = serde_json::Map::new();
         line.insert("@level".into(), level.into());
         line.insert("@message".into(), fields.message.into());
@@ -107,18 +100,9 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
     }
 }
 
-/// gRPC code 12, UNIMPLEMENTED, as tower-http's trace layer (inside tf-provider) names it.
-const UNIMPLEMENTED: &str = "Code: 12";
-
-/// The go-hclog level of an event. Newer Terraform versions probe RPCs that tf-provider does
-/// not offer (resource identity, for one) and carry on when told they are unimplemented;
-/// tower-http logs each such answer as an error, which `TF_LOG=ERROR` would show as a provider
-/// failure on every run. Those answers are logged at debug level instead.
-fn hclog_level(target: &str, level: Level, fields: &JsonFields) -> &'static str {
-    let probe = target.starts_with("tower_http")
-        && fields.extra.get("classification").and_then(|c| c.as_str()) == Some(UNIMPLEMENTED);
+/// The go-hclog name of a level.
+fn hclog_level(level: Level) -> &'static str {
     match level {
-        _ if probe => "debug",
         Level::TRACE => "trace",
         Level::DEBUG => "debug",
         Level::INFO => "info",
@@ -163,35 +147,6 @@ impl Visit for JsonFields {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields(classification: &str) -> JsonFields {
-        let mut f = JsonFields::default();
-        f.extra
-            .insert("classification".into(), classification.into());
-        f
-    }
-
-    #[test]
-    fn unimplemented_probes_are_not_errors() {
-        let target = "tower_http::trace::on_failure";
-        assert_eq!(
-            hclog_level(target, Level::ERROR, &fields("Code: 12")),
-            "debug"
-        );
-        // Any other failure stays an error, and our own events keep their level.
-        assert_eq!(
-            hclog_level(target, Level::ERROR, &fields("Code: 13")),
-            "error"
-        );
-        assert_eq!(
-            hclog_level("vsphereipam::store", Level::ERROR, &fields("Code: 12")),
-            "error"
-        );
-        assert_eq!(
-            hclog_level("vsphereipam", Level::WARN, &JsonFields::default()),
-            "warn"
-        );
-    }
 
     #[test]
     fn fields_and_messages_are_redacted() {

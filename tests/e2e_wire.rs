@@ -136,8 +136,8 @@ fn wire_describes_distributed_and_standard_port_groups() {
         // A second plan is empty: data sources are stable.
         wd.plan_no_changes();
 
-        // A plan that went well logs no provider error (Terraform 1.15 probes RPCs that
-        // tf-provider lacks; those answers are not failures).
+        // A plan that went well logs no provider error (Terraform 1.15 also calls the
+        // RPCs of protocol 6.9 and 6.10; none of them may log an error).
         let quiet = workdir(&tf, &sim, LOOKUPS).env("TF_LOG", "ERROR");
         quiet.init();
         let run = quiet.run(&["plan", "-input=false", "-no-color"]);

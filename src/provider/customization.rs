@@ -110,7 +110,7 @@ pub const WINDOWS_TIME_ZONES: &[(i64, &str)] = &[
 ];
 
 /// Serde for an optional block (a list of at most one element on the wire). Unlike
-/// tf-provider's `serde_as_vec` it also reads a null or missing list as no block: a state
+/// `tfplugin::value::serde_as_vec` it also reads a null or missing list as no block: a state
 /// written before the blocks existed has neither.
 pub mod optional_block {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -198,3 +198,39 @@ fn type_name(t: &AttributeType) -> String {
         _ => "Object".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tfplugin::schema::Replace;
+
+    /// Walks `block`, calling `check` with each attribute's path.
+    fn each_attribute(block: &Block, path: &str, check: &mut impl FnMut(&str, &Attribute)) {
+        for (name, a) in &block.attributes {
+            check(&format!("{path}.{name}"), a);
+        }
+        for (name, b) in &block.blocks {
+            each_attribute(nested_block(b), &format!("{path}.{name}"), check);
+        }
+    }
+
+    /// What replaces a resource is declared once, on the attribute (`replaces`); its
+    /// description, which the docs show, must say so, and must not claim it otherwise.
+    #[test]
+    fn descriptions_say_what_the_schema_replaces() {
+        let provider = VsphereIpamProvider::default();
+        let mut diags = Diagnostics::default();
+        let mut wrong = Vec::new();
+        for (name, res) in provider.get_resources(&mut diags).unwrap_or_default() {
+            let schema = res.schema(&mut diags).expect("schema");
+            each_attribute(&schema.block, &name, &mut |path, a| {
+                let says = a.description.content.contains("Changing it replaces");
+                let does = a.requires_replace != Replace::Never;
+                if says != does {
+                    wrong.push(format!("{path}: description says {says}, schema says {does}"));
+                }
+            });
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+}

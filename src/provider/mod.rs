@@ -1,6 +1,6 @@
 //! The Terraform edge: the provider block, its resources and data sources, one file each with
-//! its schema next to its CRUD. tf-provider types stay in this module; everything below it
-//! (`vsphere`, later `ipam` and `store`) is plain Rust.
+//! its schema next to its CRUD. `tfplugin` types stay in this module; everything below it
+//! (`vmlife`, `vsphere`, `ipam`, `store`) is plain Rust.
 
 pub mod additional_wire;
 pub mod config;

@@ -1,7 +1,7 @@
 //! Short constructors for schema attributes. Descriptions are Markdown and are the single
 //! source of the Registry docs (`src/provider/docs.rs` renders them).
 
-use tfplugin::schema::{Attribute, AttributeConstraint, AttributeType, Description};
+use tfplugin::schema::{Attribute, AttributeConstraint, AttributeType, Description, Replace};
 
 fn attribute(constraint: AttributeConstraint, attr_type: AttributeType, doc: &str) -> Attribute {
     Attribute {
@@ -31,7 +31,25 @@ pub fn optional_computed(attr_type: AttributeType, doc: &str) -> Attribute {
 /// `attribute`, whose change replaces the resource (the protocol layer plans the replacement).
 pub fn replaces(attribute: Attribute) -> Attribute {
     Attribute {
-        requires_replace: true,
+        requires_replace: Replace::Always,
+        ..attribute
+    }
+}
+
+/// `attribute` (optional and computed) with the value the plan gives it when the configuration
+/// leaves it out.
+pub fn defaults_to(value: serde_json::Value, attribute: Attribute) -> Attribute {
+    Attribute {
+        default: Some(value),
+        ..attribute
+    }
+}
+
+/// `attribute`, an input only a create uses: once recorded, a change replaces the resource; an
+/// imported resource records it with its first apply instead.
+pub fn replaces_once_set(attribute: Attribute) -> Attribute {
+    Attribute {
+        requires_replace: Replace::OnceSet,
         ..attribute
     }
 }

@@ -10,13 +10,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use tfplugin::schema::{AttributeType, Block, Description, NestedBlock, Schema};
 use tfplugin::value::{Value, ValueBool, ValueEmpty, ValueList, ValueNumber, ValueString};
 use tfplugin::{map, AttributePath, Diagnostics, Resource};
 
 use super::customization::{self, GuestInput, LinuxState, WindowsState};
 
-use super::schema::{computed, optional, optional_computed, required, string_list};
+use super::schema::{
+    computed, defaults_to, optional, optional_computed, replaces, replaces_once_set, required,
+    string_list,
+};
 use super::values::{self, known, opt_string, string, strings};
 use super::{Session, Shared};
 use crate::nics::{self, NicRequest};
@@ -116,11 +120,11 @@ pub fn schema() -> Schema {
                 "moref" => computed(AttributeType::String,
                     "Managed object id of the VM (`vm-123`)."),
                 "name" => required(AttributeType::String, "VM name in vCenter. Changes in place."),
-                "datacenter" => required(AttributeType::String,
-                    "Datacenter to create the VM in, by name."),
-                "template" => required(AttributeType::String,
+                "datacenter" => replaces(required(AttributeType::String,
+                    "Datacenter to create the VM in, by name. Changing it replaces the VM.")),
+                "template" => replaces_once_set(required(AttributeType::String,
                     "Template or VM to clone, by name or UUID, in the datacenter. Linux or \
-                     Windows customization follows its guest family. Changing it replaces the VM."),
+                     Windows customization follows its guest family. Changing it replaces the VM.")),
                 "num_cpus" => optional_computed(AttributeType::Number,
                     "Virtual CPUs; the template's when unset. Changes in place (the VM is powered \
                      off for it when vCenter refuses a hot change)."),
@@ -131,24 +135,24 @@ pub fn schema() -> Schema {
                      subnet; otherwise the plan fails naming the subnets it cannot reach. Unset: \
                      the least loaded host that can. Changing it moves the VM."),
                 "host_id" => computed(AttributeType::String, "Moref of the host the VM runs on."),
-                "folder" => optional(AttributeType::String,
+                "folder" => replaces_once_set(optional(AttributeType::String,
                     "VM folder, relative to the datacenter's VM folder (`prod/web`) or as an \
                      absolute inventory path (`/DC0/vm/prod/web`); the datacenter's VM folder when \
-                     unset. Changing it replaces the VM."),
-                "datastore" => optional(AttributeType::String,
+                     unset. Changing it replaces the VM.")),
+                "datastore" => replaces_once_set(optional(AttributeType::String,
                     "Datastore name for the VM's files; the template's when unset. Changing it \
-                     replaces the VM."),
-                "hostname" => optional_computed(AttributeType::String,
+                     replaces the VM.")),
+                "hostname" => replaces_once_set(optional_computed(AttributeType::String,
                     "Guest host name (Windows: computer name, at most 15 characters). Default: \
                      `linux.host_name` or `windows.computer_name` when set, else `name` reduced \
-                     to a valid host name. Changing it replaces the VM."),
-                "wait_for_guest_ip" => optional_computed(AttributeType::Bool,
+                     to a valid host name. Changing it replaces the VM.")),
+                "wait_for_guest_ip" => defaults_to(json!(true), optional_computed(AttributeType::Bool,
                     "Wait until VMware Tools reports exactly the assigned address on every NIC \
                      (default `true`). When it does not within `guest_ip_timeout`, the VM is \
-                     removed and its addresses are released."),
-                "guest_ip_timeout" => optional_computed(AttributeType::String,
+                     removed and its addresses are released.")),
+                "guest_ip_timeout" => defaults_to(json!(DEFAULT_TIMEOUT), optional_computed(AttributeType::String,
                     "How long to wait for VMware Tools, as a duration such as `10m`, `90s` or \
-                     `1h30m` (default `10m`)."),
+                     `1h30m` (default `10m`).")),
                 "power_state" => computed(AttributeType::String,
                     "`poweredOn`, `poweredOff` or `suspended`, as vCenter reports it."),
                 "guest_ip_addresses" => computed(string_list(),
@@ -161,12 +165,12 @@ pub fn schema() -> Schema {
                         "One block per NIC, in device order; at least one. The template's NICs \
                          are reused in order, extra ones added, surplus ones removed."),
                     attributes: map! {
-                        "subnet_id" => required(AttributeType::String,
+                        "subnet_id" => replaces(required(AttributeType::String,
                             "Subnet the NIC takes its address from (`vsphereipam_ipsubnet.x.id`). \
-                             Changing it replaces the VM."),
-                        "ip_address" => optional_computed(AttributeType::String,
+                             Changing it replaces the VM.")),
+                        "ip_address" => replaces(optional_computed(AttributeType::String,
                             "Ask for this address; unset: the next free one. Changing it \
-                             replaces the VM."),
+                             replaces the VM.")),
                         "mac" => computed(AttributeType::String, "MAC address of the NIC."),
                         "wire_id" => computed(AttributeType::String,
                             "Wire of the port group the NIC is connected to."),
@@ -393,16 +397,6 @@ impl vmlife::Guest for GuestInput {
     }
 }
 
-/// Defaults of the optional inputs that have one.
-fn plan_defaults(planned: &mut VmState<'_>) {
-    if planned.wait_for_guest_ip.is_null() {
-        planned.wait_for_guest_ip = Value::Value(true);
-    }
-    if planned.guest_ip_timeout.is_null() {
-        planned.guest_ip_timeout = string(DEFAULT_TIMEOUT);
-    }
-}
-
 /// The plan of a VM to create (new or replacing one): what only the create knows is unknown,
 /// and so is every optional input the configuration leaves to it.
 fn plan_new_vm(planned: &mut VmState<'_>, config: &VmState<'_>) {
@@ -420,7 +414,6 @@ fn plan_new_vm(planned: &mut VmState<'_>, config: &VmState<'_>) {
     if config.hostname.is_null() {
         planned.hostname = Value::Unknown;
     }
-    plan_defaults(planned);
     let asked: Vec<bool> = nic_list(config)
         .iter()
         .map(|n| n.ip_address.is_value())
@@ -810,25 +803,9 @@ impl Resource for VmResource {
         if prior.moref.is_null() && prior.id.is_value() {
             replace.push(AttributePath::new("moref"));
         }
-        if prior.datacenter != planned.datacenter {
-            replace.push(AttributePath::new("datacenter"));
-        }
-        // Inputs only a create uses; an imported VM has none recorded, which is no change.
-        for (attr, before, after) in [
-            ("template", &prior.template, &planned.template),
-            ("folder", &prior.folder, &planned.folder),
-            ("datastore", &prior.datastore, &planned.datastore),
-        ] {
-            if !before.is_null() && before != after {
-                replace.push(AttributePath::new(attr));
-            }
-        }
-        if config.hostname.is_value()
-            && !prior.hostname.is_null()
-            && prior.hostname != planned.hostname
-        {
-            replace.push(AttributePath::new("hostname"));
-        }
+        // `datacenter`, `template`, `folder`, `datastore`, `hostname` and a NIC's `subnet_id` and
+        // `ip_address` replace the VM by their schema (`replaces`); what follows depends on
+        // more than one attribute's change.
         // Customization runs once: any change replaces the VM, except on an imported VM (no
         // template recorded yet), whose first apply records the blocks as they are.
         if !prior.template.is_null() {
@@ -839,25 +816,14 @@ impl Resource for VmResource {
                 replace.push(AttributePath::new("windows"));
             }
         }
-        plan_defaults(&mut planned);
         let before = nic_list(&prior);
         let after = nic_list(&planned);
-        let wanted_ips: Vec<ValueString<'_>> = nic_list(&config)
-            .iter()
-            .map(|n| n.ip_address.clone())
-            .collect();
         if before.len() != after.len() {
             replace.push(AttributePath::new("network_interface"));
         }
         let subnet_ids: Vec<Option<String>> = after.iter().map(|n| known(&n.subnet_id)).collect();
         let mut drifted = Vec::new();
-        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
-            if b.subnet_id != a.subnet_id {
-                replace.push(nic_path(i, "subnet_id"));
-            }
-            if matches!(wanted_ips.get(i), Some(Value::Value(_))) && b.ip_address != a.ip_address {
-                replace.push(nic_path(i, "ip_address"));
-            }
+        for (i, b) in before.iter().take(after.len()).enumerate() {
             // A NIC gone or moved off its subnet's wires outside Terraform.
             match (known(&b.mac), known(&b.wire_id), known(&b.subnet_id)) {
                 (Some(_), Some(wire), Some(subnet)) => drifted.push((i, wire, subnet)),

@@ -9,7 +9,7 @@ use tfplugin::schema::{AttributeType, Block, Description, NestedBlock, Schema};
 use tfplugin::value::{Value, ValueEmpty, ValueList, ValueString};
 use tfplugin::{map, AttributePath, Diagnostics, Resource};
 
-use super::schema::{computed, optional_computed, required};
+use super::schema::{computed, optional_computed, replaces, required};
 use super::values::{self, known, string};
 use super::{Session, Shared};
 use crate::nics::{self, NicProblem, NicRequest};
@@ -60,9 +60,9 @@ pub fn schema() -> Schema {
             ),
             attributes: map! {
                 "id" => computed(AttributeType::String, "The VM UUID."),
-                "vm_id" => required(AttributeType::String,
+                "vm_id" => replaces(required(AttributeType::String,
                     "UUID of the VM (`config.uuid`, the vSphere provider's `uuid`). Changing it \
-                     replaces the resource.")
+                     replaces the resource."))
             },
             blocks: map! {
                 "nic" => NestedBlock::List(Block {
@@ -74,8 +74,8 @@ pub fn schema() -> Schema {
                         "mac" => optional_computed(AttributeType::String,
                             "MAC address of the NIC (`00:50:56:aa:bb:cc`). Without it, the next \
                              NIC in device order that no other block names."),
-                        "ip_address" => required(AttributeType::String,
-                            "IPv4 address the NIC uses. Changing it replaces the resource."),
+                        "ip_address" => replaces(required(AttributeType::String,
+                            "IPv4 address the NIC uses. Changing it replaces the resource.")),
                         "wire_id" => computed(AttributeType::String,
                             "Wire of the NIC's port group, as vCenter reports it now."),
                         "subnet_id" => computed(AttributeType::String,
@@ -489,9 +489,7 @@ impl Resource for NicFixResource {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
         let mut planned = proposed;
         let mut replace = Vec::new();
-        if prior.vm_id != planned.vm_id {
-            replace.push(AttributePath::new("vm_id"));
-        }
+        // `vm_id` and a NIC's `ip_address` replace the resource by their schema (`replaces`).
         let before = nic_list(&prior);
         let after = nic_list(&planned);
         let wanted_macs: Vec<Option<String>> =
@@ -502,10 +500,7 @@ impl Resource for NicFixResource {
         // A NIC whose port group left the subnet's wires (or that is gone) no longer matches
         // its record: the plan replaces the resource so it is recorded again.
         let mut drifted = Vec::new();
-        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
-            if b.ip_address != a.ip_address {
-                replace.push(nic_path(i, "ip_address"));
-            }
+        for (i, b) in before.iter().take(after.len()).enumerate() {
             if let (Some(Some(want)), Some(have)) = (wanted_macs.get(i), known(&b.mac)) {
                 if !same_mac(want, &have) {
                     replace.push(nic_path(i, "mac"));

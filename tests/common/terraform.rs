@@ -47,8 +47,21 @@ pub fn versions() -> Vec<Terraform> {
         .map(|dir| dir.join("terraform"))
         .find(|bin| bin.is_file())
         .expect("no `terraform` on PATH (1.11 on this machine kind)");
+    // Labelled by what it says it is (`Terraform v1.11.4` → "1.11"), not by assumption.
+    let said = std::process::Command::new(&on_path)
+        .arg("version")
+        .output()
+        .expect("terraform on PATH runs");
+    let said = String::from_utf8_lossy(&said.stdout);
+    let version = said
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.strip_prefix('v'))
+        .and_then(|v| v.rsplit_once('.'))
+        .map(|(minor, _)| minor.to_string())
+        .expect("`terraform version` names a version");
     all.push(Terraform {
-        version: "1.11",
+        version: Box::leak(version.into_boxed_str()),
         bin: on_path,
     });
     all

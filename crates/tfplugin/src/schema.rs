@@ -1,7 +1,7 @@
 //! Schemas as resources declare them, and their protocol form.
 //!
 //! Besides what Terraform needs, an attribute says whether changing it replaces the resource
-//! (`requires_replace`): the server adds those paths to every plan itself.
+//! (`requires_replace`, a [`Replace`]): the server adds those paths to every plan itself.
 
 use std::collections::HashMap;
 
@@ -96,6 +96,22 @@ impl AttributeType {
     }
 }
 
+/// Whether a change of an attribute replaces the resource. Only a change the configuration
+/// makes counts: an optional and computed attribute left out of the configuration is the
+/// provider's to fill and never forces a replacement.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Replace {
+    /// Changes in place (or is computed).
+    #[default]
+    Never,
+    /// Any change replaces the resource.
+    Always,
+    /// A change replaces the resource once the state holds a value; from null it does not.
+    /// For inputs only a create uses, which an imported resource has not recorded yet: its
+    /// first apply records them without replacing it.
+    OnceSet,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AttributeConstraint {
     /// Set by the provider only.
@@ -119,8 +135,11 @@ pub struct Attribute {
     pub deprecated: bool,
     /// Shown when the deprecated attribute is used.
     pub deprecation_message: String,
-    /// A change of this attribute replaces the resource.
-    pub requires_replace: bool,
+    /// Whether a change of this attribute replaces the resource.
+    pub requires_replace: Replace,
+    /// The value an optional and computed attribute the configuration leaves out takes in the
+    /// plan; the server fills it in before the resource plans.
+    pub default: Option<serde_json::Value>,
 }
 
 impl Default for Attribute {
@@ -133,7 +152,8 @@ impl Default for Attribute {
             write_only: false,
             deprecated: false,
             deprecation_message: String::new(),
-            requires_replace: false,
+            requires_replace: Replace::Never,
+            default: None,
         }
     }
 }

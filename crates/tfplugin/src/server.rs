@@ -17,7 +17,7 @@ use crate::diagnostics::{AttributePath, Diagnostics};
 use crate::proto::tfplugin6 as pb;
 use crate::provider::DynamicProvider;
 use crate::resource::DynamicResource;
-use crate::schema::{Block, NestedBlock, Schema};
+use crate::schema::{AttributeConstraint, Block, NestedBlock, Replace, Schema};
 
 type Rpc<T> = Result<Response<T>, Status>;
 type BoxStream<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -191,17 +191,57 @@ async fn guarded<T>(diags: &mut Diagnostics, f: impl Future<Output = Option<T>>)
     }
 }
 
-/// Paths of attributes marked `requires_replace` whose planned value differs from the prior one
+/// Fills the schema's defaults into `proposed` where the configuration leaves an attribute out
 /// (top level and inside nested blocks, element by element).
+pub(crate) fn fill_defaults(block: &Block, proposed: &mut Tree, config: &Tree) {
+    let Tree::Map(entries) = proposed else {
+        return;
+    };
+    for (key, value) in entries.iter_mut() {
+        let Some(name) = key.as_str() else { continue };
+        let c = codec::get(config, name).unwrap_or(&Tree::Nil);
+        if let Some(attribute) = block.attributes.get(name) {
+            if let (Some(default), Tree::Nil, Tree::Nil) = (&attribute.default, &*value, c) {
+                *value = codec::from_json(default.clone());
+            }
+        } else if let Some(nested) = block.blocks.get(name) {
+            let inner = nested.block();
+            match (value, c) {
+                (Tree::Array(items), Tree::Array(cs)) => {
+                    for (item, c) in items.iter_mut().zip(cs) {
+                        fill_defaults(inner, item, c);
+                    }
+                }
+                (item @ Tree::Map(_), c) => fill_defaults(inner, item, c),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Paths of attributes marked `requires_replace` whose planned value differs from the prior one
+/// (top level and inside nested blocks, element by element), by a change of the configuration.
 pub(crate) fn replaced_paths(
     block: &Block,
     prior: &Tree,
     planned: &Tree,
+    config: &Tree,
     base: &AttributePath,
     out: &mut Vec<AttributePath>,
 ) {
     for (name, attribute) in &block.attributes {
-        if attribute.requires_replace && codec::get(prior, name) != codec::get(planned, name) {
+        let before = codec::get(prior, name).unwrap_or(&Tree::Nil);
+        let after = codec::get(planned, name).unwrap_or(&Tree::Nil);
+        let left_to_provider = matches!(
+            attribute.constraint,
+            AttributeConstraint::Computed | AttributeConstraint::OptionalComputed
+        ) && matches!(codec::get(config, name), None | Some(Tree::Nil));
+        let replaces = match attribute.requires_replace {
+            Replace::Never => false,
+            Replace::Always => true,
+            Replace::OnceSet => !matches!(before, Tree::Nil),
+        };
+        if replaces && !left_to_provider && before != after {
             out.push(base.clone().attribute(name));
         }
     }
@@ -210,16 +250,22 @@ pub(crate) fn replaced_paths(
         let (Some(p), Some(q)) = (codec::get(prior, name), codec::get(planned, name)) else {
             continue;
         };
+        let c = codec::get(config, name).unwrap_or(&Tree::Nil);
         match (nested, p, q) {
             (NestedBlock::Single(_) | NestedBlock::Group(_), _, _) => {
-                replaced_paths(inner, p, q, &base.clone().attribute(name), out)
+                replaced_paths(inner, p, q, c, &base.clone().attribute(name), out)
             }
             (NestedBlock::List(_) | NestedBlock::Optional(_), Tree::Array(ps), Tree::Array(qs)) => {
+                let cs: &[Tree] = match c {
+                    Tree::Array(cs) => cs,
+                    _ => &[],
+                };
                 for (i, (p, q)) in ps.iter().zip(qs).enumerate() {
                     replaced_paths(
                         inner,
                         p,
                         q,
+                        cs.get(i).unwrap_or(&Tree::Nil),
                         &base.clone().attribute(name).index(i as i64),
                         out,
                     );
@@ -450,6 +496,8 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
         {
             let mut inner = Diagnostics::default();
             let res = &t.resource;
+            let mut proposed = proposed;
+            fill_defaults(&t.schema.block, &mut proposed, &config);
             match (matches!(prior, Tree::Nil), matches!(proposed, Tree::Nil)) {
                 // Nothing before, nothing after: nothing to plan.
                 (true, true) => out.planned_state = null(),
@@ -478,6 +526,7 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
                 }
                 (false, false) => {
                     let prior_copy = prior.clone();
+                    let config_copy = config.clone();
                     if let Some((s, p, mut replace)) = guarded(
                         &mut diags,
                         res.plan_update(&mut inner, prior, proposed, config, private, meta),
@@ -489,6 +538,7 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
                                 &t.schema.block,
                                 &prior_copy,
                                 &planned,
+                                &config_copy,
                                 &AttributePath::root(),
                                 &mut replace,
                             );
@@ -853,8 +903,38 @@ fn merge(into: &mut Diagnostics, from: Diagnostics) {
 mod tests {
     use super::*;
     use crate::codec::from_json;
-    use crate::schema::{Attribute, AttributeConstraint, AttributeType};
+    use crate::schema::{Attribute, AttributeType};
     use serde_json::json;
+
+    #[test]
+    fn defaults_fill_what_the_configuration_leaves_out() {
+        let wait = Attribute {
+            attr_type: AttributeType::Bool,
+            constraint: AttributeConstraint::OptionalComputed,
+            default: Some(json!(true)),
+            ..Default::default()
+        };
+        let nic = Block {
+            attributes: crate::map! { "wait" => wait.clone() },
+            ..Default::default()
+        };
+        let block = Block {
+            attributes: crate::map! { "wait" => wait },
+            blocks: crate::map! { "nic" => NestedBlock::List(nic) },
+            ..Default::default()
+        };
+        let config = from_json(json!({"wait": null, "nic": [{"wait": false}, {"wait": null}]}));
+        let mut proposed = config.clone();
+        fill_defaults(&block, &mut proposed, &config);
+        assert_eq!(
+            proposed,
+            from_json(json!({"wait": true, "nic": [{"wait": false}, {"wait": true}]}))
+        );
+        // A value the state already holds for a left-out attribute stays.
+        let mut proposed = from_json(json!({"wait": false, "nic": []}));
+        fill_defaults(&block, &mut proposed, &config);
+        assert_eq!(proposed, from_json(json!({"wait": false, "nic": []})));
+    }
 
     #[test]
     fn requires_replace_paths_come_from_the_schema() {
@@ -864,32 +944,53 @@ mod tests {
             requires_replace: replace,
             ..Default::default()
         };
+        let computed = |replace| Attribute {
+            constraint: AttributeConstraint::OptionalComputed,
+            ..attr(replace)
+        };
         let nic = Block {
-            attributes: crate::map! { "ip" => attr(true), "note" => attr(false) },
+            attributes: crate::map! { "ip" => attr(Replace::Always), "note" => attr(Replace::Never) },
             ..Default::default()
         };
         let block = Block {
-            attributes: crate::map! { "cidr" => attr(true), "name" => attr(false) },
+            attributes: crate::map! {
+                "cidr" => attr(Replace::Always),
+                "name" => attr(Replace::Never),
+                "folder" => attr(Replace::OnceSet),
+                "template" => attr(Replace::OnceSet),
+                "host" => computed(Replace::Always)
+            },
             blocks: crate::map! { "nic" => NestedBlock::List(nic) },
             ..Default::default()
         };
-        let prior = from_json(
-            json!({"cidr": "a", "name": "x", "nic": [{"ip": "1", "note": "n"}, {"ip": "2", "note": "n"}]}),
-        );
+        let prior = from_json(json!({
+            "cidr": "a", "name": "x", "folder": null, "template": "t", "host": "h1",
+            "nic": [{"ip": "1", "note": "n"}, {"ip": "2", "note": "n"}]
+        }));
         let same = prior.clone();
         let mut out = Vec::new();
-        replaced_paths(&block, &prior, &same, &AttributePath::root(), &mut out);
+        replaced_paths(&block, &prior, &same, &same, &AttributePath::root(), &mut out);
         assert!(out.is_empty());
-        let planned = from_json(
-            json!({"cidr": "b", "name": "y", "nic": [{"ip": "1", "note": "m"}, {"ip": "3", "note": "n"}]}),
-        );
-        replaced_paths(&block, &prior, &planned, &AttributePath::root(), &mut out);
-        assert_eq!(
-            out,
-            vec![
-                AttributePath::new("cidr"),
-                AttributePath::new("nic").index(1).attribute("ip")
-            ]
-        );
+        let planned = json!({
+            "cidr": "b", "name": "y", "folder": "f", "template": "u", "host": "h2",
+            "nic": [{"ip": "1", "note": "m"}, {"ip": "3", "note": "n"}]
+        });
+        let mut config = planned.clone();
+        config["host"] = json!(null);
+        let (planned, config) = (from_json(planned), from_json(config));
+        replaced_paths(&block, &prior, &planned, &config, &AttributePath::root(), &mut out);
+        // `folder` goes from null (recorded now), `host` is the provider's to fill.
+        out.sort_by_key(|p| format!("{p:?}"));
+        let mut want = vec![
+            AttributePath::new("cidr"),
+            AttributePath::new("nic").index(1).attribute("ip"),
+            AttributePath::new("template"),
+        ];
+        want.sort_by_key(|p| format!("{p:?}"));
+        assert_eq!(out, want);
+        // A configured `host` that changes does replace.
+        let mut out = Vec::new();
+        replaced_paths(&block, &prior, &planned, &planned, &AttributePath::root(), &mut out);
+        assert!(out.contains(&AttributePath::new("host")));
     }
 }
