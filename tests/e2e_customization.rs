@@ -429,9 +429,9 @@ fn customization_refusals_are_plan_time_diagnostics() {
         for (body, summary, snippet) in cases {
             wd.write("main.tf", &env.config(&format!("{SUBNETS}\n{body}")));
             let run = wd.plan_err();
-            // Terraform 1.0 quotes the resource for a path that ends at a block.
+            // Terraform 1.0 and 1.11 quote the resource for a path that ends at a block.
             let snippet = match snippet {
-                "linux {" | "windows {" if v.starts_with("1.0") && summary.contains("template") => {
+                "linux {" | "windows {" if v != "1.15" && summary.contains("template") => {
                     "resource \"vsphereipam_vm\" \"x\""
                 }
                 other => other,

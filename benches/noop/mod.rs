@@ -136,7 +136,7 @@ impl<T: Shape> Resource for Noop<T> {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let mut planned = proposed;
         T::plan(&mut planned);
-        Some((planned, ValueEmpty::default()))
+        Some((planned, ValueEmpty))
     }
 
     async fn plan_update<'a>(

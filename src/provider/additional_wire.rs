@@ -190,7 +190,7 @@ impl Resource for AdditionalWireResource {
                 }
             }
         }
-        Some((planned, ValueEmpty::default()))
+        Some((planned, ValueEmpty))
     }
 
     async fn plan_update<'a>(
@@ -296,7 +296,7 @@ impl Resource for AdditionalWireResource {
                     .iter()
                     .any(|l| l.wire_id == wire_id && l.attached) =>
             {
-                Some((state(subnet_id, wire_id), ValueEmpty::default()))
+                Some((state(subnet_id, wire_id), ValueEmpty))
             }
             Ok(_) => {
                 diags.root_error(

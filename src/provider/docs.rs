@@ -227,7 +227,9 @@ mod tests {
                 let says = a.description.content.contains("Changing it replaces");
                 let does = a.requires_replace != Replace::Never;
                 if says != does {
-                    wrong.push(format!("{path}: description says {says}, schema says {does}"));
+                    wrong.push(format!(
+                        "{path}: description says {says}, schema says {does}"
+                    ));
                 }
             });
         }

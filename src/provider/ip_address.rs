@@ -210,7 +210,7 @@ impl Resource for IpAddressResource {
                 return None;
             }
         }
-        Some((planned, ValueEmpty::default()))
+        Some((planned, ValueEmpty))
     }
 
     async fn plan_update<'a>(
@@ -330,7 +330,7 @@ impl Resource for IpAddressResource {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let session = self.shared.session(diags)?;
         match record_of(&session.store, id.clone()).await {
-            Ok(Some(record)) => Some((state_of(&record), ValueEmpty::default())),
+            Ok(Some(record)) => Some((state_of(&record), ValueEmpty)),
             Ok(None) => {
                 diags.root_error(
                     "Address not found",

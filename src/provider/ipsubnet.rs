@@ -292,7 +292,7 @@ impl Resource for IpSubnetResource {
             planned.alloc_policy = string("stepdown");
         }
         let Some(spec) = checked_spec(diags, &planned) else {
-            return Some((planned, ValueEmpty::default()));
+            return Some((planned, ValueEmpty));
         };
         fill_from_spec(&mut planned, &spec);
         let session = self.shared.session(diags)?;
@@ -338,7 +338,7 @@ impl Resource for IpSubnetResource {
                 return None;
             }
         }
-        Some((planned, ValueEmpty::default()))
+        Some((planned, ValueEmpty))
     }
 
     async fn plan_update<'a>(
@@ -550,10 +550,7 @@ impl Resource for IpSubnetResource {
         let session = self.shared.session(diags)?;
         let lookup = id.clone();
         match session.store.blocking(move |s| s.subnet(&lookup)).await {
-            Ok(Some(view)) => Some((
-                state_of(&view, &IpSubnetState::default()),
-                ValueEmpty::default(),
-            )),
+            Ok(Some(view)) => Some((state_of(&view, &IpSubnetState::default()), ValueEmpty)),
             Ok(None) => {
                 diags.root_error(
                     "Subnet not found",

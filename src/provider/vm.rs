@@ -741,7 +741,7 @@ impl Resource for VmResource {
         plan_new_vm(&mut planned, &config);
         // Checks that need vCenter and the store, when every input is known.
         let Some((input, guest)) = input_of(&config) else {
-            return Some((planned, ValueEmpty::default()));
+            return Some((planned, ValueEmpty));
         };
         let session = self.shared.session(diags)?;
         let inventory = session.inventory_or_diag(diags).await?;
@@ -785,7 +785,7 @@ impl Resource for VmResource {
         if let Some(host) = view.host {
             planned.host_id = string(host);
         }
-        Some((planned, ValueEmpty::default()))
+        Some((planned, ValueEmpty))
     }
 
     async fn plan_update<'a>(
@@ -1193,7 +1193,7 @@ impl Resource for VmResource {
             ..Default::default()
         };
         refresh(&mut state, &inventory, vm, &records);
-        Some((state, ValueEmpty::default()))
+        Some((state, ValueEmpty))
     }
 }
 

@@ -456,11 +456,11 @@ impl Resource for NicFixResource {
             nic.subnet_id = Value::Unknown;
         }
         let (Some(vm_id), Ok(Some(requests))) = (known(&config.vm_id), requests_of(&config)) else {
-            return Some((planned, ValueEmpty::default()));
+            return Some((planned, ValueEmpty));
         };
         let session = self.shared.session(diags)?;
         let Some(resolved) = resolve(&session, diags, &vm_id, &requests, true).await? else {
-            return Some((planned, ValueEmpty::default()));
+            return Some((planned, ValueEmpty));
         };
         let claims = resolved.claims.clone();
         match claim(&session, resolved, false).await {
@@ -475,7 +475,7 @@ impl Resource for NicFixResource {
             }
         }
         fill(&mut planned, &claims);
-        Some((planned, ValueEmpty::default()))
+        Some((planned, ValueEmpty))
     }
 
     async fn plan_update<'a>(
@@ -685,7 +685,7 @@ impl Resource for NicFixResource {
                 vm_id: string(id),
                 nic: Value::Value(nic),
             },
-            ValueEmpty::default(),
+            ValueEmpty,
         ))
     }
 }

@@ -145,13 +145,13 @@ impl Workdir {
         }
     }
 
-    /// `terraform init`. Terraform 1.0.3 still asks the registry for a provider under
+    /// `terraform init`. Terraform 1.0.3 and 1.11 still ask the registry for a provider under
     /// `dev_overrides` (and this machine has no registry access), so there it is skipped, as
-    /// HashiCorp documents for development overrides.
+    /// HashiCorp documents for development overrides; 1.15 leaves overridden providers alone.
     pub fn init(&self) {
         self.initialized
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        if self.tf.version == "1.0.3" {
+        if self.tf.version != "1.15" {
             return;
         }
         let run = self.run(&["init", "-input=false", "-no-color"]);

@@ -93,6 +93,10 @@ pub async fn connect(
     };
     let mut endpoint = Endpoint::from_shared(format!("{scheme}://{authority}"))?;
     if let Some(der) = &handshake.server_cert {
+        // tonic's TLS takes rustls's process-wide provider, which rustls cannot pick by itself
+        // when, as in this workspace, both ring and aws-lc-rs are compiled in. The server side
+        // names its provider; a host process that chose one already keeps it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(pem(der)))
             .domain_name("localhost");

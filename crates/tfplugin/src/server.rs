@@ -969,7 +969,14 @@ mod tests {
         }));
         let same = prior.clone();
         let mut out = Vec::new();
-        replaced_paths(&block, &prior, &same, &same, &AttributePath::root(), &mut out);
+        replaced_paths(
+            &block,
+            &prior,
+            &same,
+            &same,
+            &AttributePath::root(),
+            &mut out,
+        );
         assert!(out.is_empty());
         let planned = json!({
             "cidr": "b", "name": "y", "folder": "f", "template": "u", "host": "h2",
@@ -978,7 +985,14 @@ mod tests {
         let mut config = planned.clone();
         config["host"] = json!(null);
         let (planned, config) = (from_json(planned), from_json(config));
-        replaced_paths(&block, &prior, &planned, &config, &AttributePath::root(), &mut out);
+        replaced_paths(
+            &block,
+            &prior,
+            &planned,
+            &config,
+            &AttributePath::root(),
+            &mut out,
+        );
         // `folder` goes from null (recorded now), `host` is the provider's to fill.
         out.sort_by_key(|p| format!("{p:?}"));
         let mut want = vec![
@@ -990,7 +1004,14 @@ mod tests {
         assert_eq!(out, want);
         // A configured `host` that changes does replace.
         let mut out = Vec::new();
-        replaced_paths(&block, &prior, &planned, &planned, &AttributePath::root(), &mut out);
+        replaced_paths(
+            &block,
+            &prior,
+            &planned,
+            &planned,
+            &AttributePath::root(),
+            &mut out,
+        );
         assert!(out.contains(&AttributePath::new("host")));
     }
 }
