@@ -241,3 +241,74 @@ async fn malformed_requests_get_diagnostics_not_a_crash() {
         .into_inner();
     assert!(errors(&resp.diagnostics).is_empty());
 }
+
+/// SIGTERM (or SIGINT: Ctrl-C on `terraform apply`) while a call is in flight: the call still
+/// gets its answer, then the plugin exits cleanly and removes its socket.
+#[test]
+fn a_stop_signal_lets_the_call_in_flight_answer_first() {
+    let sim = Sim::start("test");
+    // The proxy runs a runtime of its own: made outside the test's.
+    let proxy = common::proxy::FaultProxy::https(&sim.info.url);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(stop_signal(&sim, &proxy));
+}
+
+async fn stop_signal(sim: &Sim, proxy: &common::proxy::FaultProxy) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plugin = Plugin::start(&[]).await;
+    let mut config = provider_config(sim, &sim.info.password, &store_url(&dir));
+    config["vsphere_server"] = json!(proxy.server());
+    assert_eq!(configure(&mut plugin, &config).await, Vec::<String>::new());
+    // The inventory load, which the wire read waits for, is held by vCenter's slow answer.
+    proxy.delay("RetrievePropertiesEx", std::time::Duration::from_secs(3));
+    let mut client = plugin.client.clone();
+    let read = tokio::spawn(async move {
+        client
+            .read_data_source(proto::read_data_source::Request {
+                type_name: "vsphereipam_wire".into(),
+                config: dynamic(&wire_config("pg-app")),
+                provider_meta: dynamic(&Value::Null),
+                ..Default::default()
+            })
+            .await
+    });
+    common::wait_for(
+        "the read to reach vCenter",
+        std::time::Duration::from_millis(20),
+        || (proxy.seen("RetrievePropertiesEx") > 0).then_some(()),
+    );
+    let socket = std::path::PathBuf::from(&plugin.handshake_line.address);
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &plugin.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let resp = read
+        .await
+        .expect("read task")
+        .expect("the read in flight is answered after SIGTERM")
+        .into_inner();
+    assert!(
+        errors(&resp.diagnostics).is_empty(),
+        "{:?}",
+        errors(&resp.diagnostics)
+    );
+    assert_eq!(decode(&resp.state)["name"], "pg-app");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = plugin.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the plugin did not exit after SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists(), "{} left behind", socket.display());
+}
