@@ -298,17 +298,7 @@ async fn stop_signal(sim: &Sim, proxy: &common::proxy::FaultProxy) {
         errors(&resp.diagnostics)
     );
     assert_eq!(decode(&resp.state)["name"], "pg-app");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = plugin.child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the plugin did not exit after SIGTERM"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let status = plugin.exited().await;
     assert!(status.success(), "{status:?}");
     assert!(!socket.exists(), "{} left behind", socket.display());
 }

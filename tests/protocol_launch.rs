@@ -125,19 +125,7 @@ async fn the_socket_is_removed_when_terraform_shuts_the_plugin_down() {
         .shutdown(tfplugin::proto::plugin::Empty {})
         .await
         .expect("Shutdown");
-    // Waiting without blocking the runtime: the client's connection task runs on it and has to
-    // answer the server's goaway for the server to finish.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = plugin.child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for the plugin to exit"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let status = plugin.exited().await;
     assert!(status.success(), "{status:?}");
     assert!(!socket.exists(), "{} left behind", socket.display());
     let mut rest = String::new();

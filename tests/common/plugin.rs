@@ -26,6 +26,24 @@ pub struct Plugin {
     pub handshake: Duration,
 }
 
+impl Plugin {
+    /// The process's exit status, waited for without blocking the runtime: the client's
+    /// connection task runs on it and has to answer the server's goaway for the server to end.
+    pub async fn exited(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for the plugin to exit"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 impl Drop for Plugin {
     fn drop(&mut self) {
         let _ = self.child.kill();
