@@ -102,6 +102,21 @@ fn provider_and_data_source_examples_apply() {
             "{}",
             tf.version
         );
+        // vm-multi's Tools report 10.30.0.41 on pg-db, inside the db subnet's 90 addresses.
+        assert_eq!(
+            outs["db_subnet"]["size"],
+            serde_json::json!(90),
+            "{}",
+            tf.version
+        );
+        assert_eq!(outs["db_subnet"]["observed"], 1, "{}", tf.version);
+        assert_eq!(outs["db_subnet"]["free"], 89, "{}", tf.version);
+        assert_eq!(
+            outs["db_observed"],
+            serde_json::json!({ "10.30.0.41": "vm-multi" }),
+            "{}",
+            tf.version
+        );
         wd.plan_no_changes();
     }
 }

@@ -42,18 +42,20 @@ pub fn schema() -> Schema {
             version: 1,
             description: Description::markdown(
                 "Takes one address from a subnet for something other than a VM of this provider \
-                 (a load balancer VIP, an appliance): the requested one if it is free, otherwise \
-                 the next free one under the subnet's `alloc_policy`. Addresses vCenter reports \
-                 in use on the subnet's wires are skipped. Destroying the resource releases the \
-                 address.",
+                 (a load balancer VIP, an appliance): the next free one under the subnet's \
+                 `alloc_policy`, or the one `ip_address` asks for. A requested address that a \
+                 resource holds or that vCenter reports in use is not taken: the plan (or the \
+                 apply, if it was taken in between) fails with a diagnostic on `ip_address` \
+                 naming the holder. Addresses vCenter reports in use on the subnet's wires are \
+                 skipped. Destroying the resource releases the address.",
             ),
             attributes: map! {
                 "id" => computed(AttributeType::String, "Id of the allocation in the IPAM store."),
                 "subnet_id" => replaces(required(AttributeType::String,
                     "The subnet (`vsphereipam_ipsubnet.x.id`). Changing it replaces the resource.")),
                 "ip_address" => replaces(optional_computed(AttributeType::String,
-                    "The address: set it to ask for this one, leave it unset to get the next free \
-                     one. Changing it replaces the resource.")),
+                    "The address: set it to ask for this one (it must be free), leave it unset \
+                     to get the next free one. Changing it replaces the resource.")),
                 "description" => optional(AttributeType::String,
                     "What the address is for (kept in the Terraform state).")
             },

@@ -7,7 +7,9 @@ pub mod config;
 pub mod customization;
 pub mod docs;
 pub mod ip_address;
+pub mod ip_addresses;
 pub mod ipsubnet;
+pub mod ipsubnet_data;
 mod schema;
 mod values;
 pub mod vm;
@@ -301,6 +303,8 @@ impl Provider for VsphereIpamProvider {
     ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
         Some(map! {
             "wire" => wire::WireDataSource::new(self.shared.clone()),
+            "ipsubnet" => ipsubnet_data::IpSubnetDataSource::new(self.shared.clone()),
+            "ip_addresses" => ip_addresses::IpAddressesDataSource::new(self.shared.clone()),
         })
     }
 }
