@@ -20,28 +20,16 @@ const BIN: &str = env!("CARGO_BIN_EXE_terraform-provider-vsphereipam");
 /// Newer than any real version, so only the constraint keeps Terraform from taking it.
 const DECOY: &str = "99.0.0";
 
-/// Terraform 1.15 and 1.0.3 from `.tools/bin`, and 1.11 from PATH (the machine image's).
+/// Terraform 1.15 and 1.0.3 from `.tools/bin`, and 1.11 from PATH (the machine image's): the
+/// harness's versions, which must include that 1.11.
 fn versions() -> Vec<Terraform> {
-    let mut all = terraform::versions();
-    let out = Command::new("terraform")
-        .arg("version")
-        .env("TF_CLI_CONFIG_FILE", "/dev/null")
-        .output()
-        .expect("`terraform` (1.11) on PATH");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.starts_with("Terraform v1.11."),
-        "terraform on PATH: {text}"
+    let all = terraform::versions();
+    let labels: Vec<&str> = all.iter().map(|t| t.version).collect();
+    assert_eq!(
+        labels,
+        ["1.15", "1.0.3", "1.11"],
+        "terraform on PATH must be 1.11"
     );
-    let path = std::env::var_os("PATH").unwrap();
-    let bin = std::env::split_paths(&path)
-        .map(|d| d.join("terraform"))
-        .find(|p| p.is_file())
-        .unwrap();
-    all.push(Terraform {
-        version: "1.11",
-        bin,
-    });
     all
 }
 
