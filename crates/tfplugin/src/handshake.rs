@@ -369,3 +369,19 @@ async fn accept_loop(
         }
     }
 }
+
+/// Serves `service` in this process on a fresh Unix socket with the TLS a launch would set up
+/// for `client_cert_pem`, and returns the handshake line it would print: for tests of the
+/// wire that need no process.
+#[cfg(all(test, unix))]
+pub(crate) async fn serve_in_process(
+    service: Arc<ProviderService>,
+    client_cert_pem: &str,
+) -> crate::client::Handshake {
+    let tls = ServerTls::new(client_cert_pem).expect("server TLS");
+    let listener = Listener::bind().expect("a socket");
+    let cert = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&tls.cert_der);
+    let line = format!("1|6|{}|grpc|{cert}", listener.address().expect("address"));
+    tokio::spawn(run(listener, Some(tls.config), service));
+    crate::client::Handshake::parse(&line).expect("handshake line")
+}

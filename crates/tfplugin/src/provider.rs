@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::codec::Tree;
 use crate::data_source::DynamicDataSource;
 use crate::diagnostics::Diagnostics;
+use crate::list::DynamicListResource;
 use crate::resource::{decode, DynamicResource};
 use crate::schema::Schema;
 
@@ -56,6 +57,16 @@ pub trait Provider: Send + Sync + 'static {
         let _ = diags;
         Some(HashMap::new())
     }
+
+    /// List resources (`terraform query`) by name without the provider prefix; each lists
+    /// objects of the managed resource type of the same name, which must have an identity.
+    fn get_list_resources(
+        &self,
+        diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicListResource>>> {
+        let _ = diags;
+        Some(HashMap::new())
+    }
 }
 
 #[async_trait]
@@ -73,6 +84,13 @@ pub trait DynamicProvider: Send + Sync + 'static {
         &self,
         diags: &mut Diagnostics,
     ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>>;
+    fn get_list_resources(
+        &self,
+        diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicListResource>>> {
+        let _ = diags;
+        Some(HashMap::new())
+    }
 }
 
 #[async_trait]
@@ -107,5 +125,11 @@ impl<T: Provider> DynamicProvider for T {
         diags: &mut Diagnostics,
     ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
         Provider::get_data_sources(self, diags)
+    }
+    fn get_list_resources(
+        &self,
+        diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicListResource>>> {
+        Provider::get_list_resources(self, diags)
     }
 }

@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use crate::codec::{self, Tree};
 use crate::diagnostics::{AttributePath, Diagnostics};
-use crate::schema::Schema;
+use crate::identity::Identity;
+use crate::moves::MoveSource;
+use crate::schema::{IdentitySchema, Schema};
 
 /// A managed resource with its state as a plain Rust struct of [`crate::Value`]s.
 ///
@@ -104,6 +106,55 @@ pub trait Resource: Send + Sync {
         );
         None
     }
+
+    /// The resource's identity (Terraform 1.12+), if it has one. The server derives the
+    /// identity from every state it returns, so a resource declares it and does nothing else.
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        None
+    }
+
+    /// Import named by an identity (`import { identity = { ... } }`). By default, an identity
+    /// of one attribute imports as [`Resource::import`] with that value as the id; a resource
+    /// whose identity has more attributes implements this.
+    async fn import_identity<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        identity: Identity,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let schema = self.identity_schema();
+        match schema.as_ref().map(|s| s.attributes.as_slice()) {
+            Some([one]) => match identity.string(&one.name) {
+                Some(id) => self.import(diags, id).await,
+                None => {
+                    diags.root_error(
+                        "Identity incomplete",
+                        format!("The import's identity needs `{}`.", one.name),
+                    );
+                    None
+                }
+            },
+            _ => {
+                diags.root_error(
+                    "Import by identity is not supported",
+                    "This resource type imports by id only: give the import block an `id`.",
+                );
+                None
+            }
+        }
+    }
+
+    /// The state for a resource of another type (or provider) that a `moved` block adopts
+    /// (Terraform 1.8+). A resource that adopts nothing keeps the default, which refuses with
+    /// a diagnostic naming the source.
+    async fn move_state<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        source: MoveSource,
+        target_type: &str,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        source.refuse(diags, target_type, &[]);
+        None
+    }
 }
 
 /// Encoded state and private state.
@@ -170,6 +221,17 @@ pub trait DynamicResource: Send + Sync {
         meta: Tree,
     ) -> Option<()>;
     async fn import(&self, diags: &mut Diagnostics, id: String) -> Option<Encoded>;
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        None
+    }
+    async fn import_identity(&self, diags: &mut Diagnostics, identity: Identity)
+        -> Option<Encoded>;
+    async fn move_state(
+        &self,
+        diags: &mut Diagnostics,
+        source: MoveSource,
+        target_type: &str,
+    ) -> Option<Encoded>;
 }
 
 /// Types a tree; a value of the wrong shape becomes a diagnostic on its path.
@@ -341,6 +403,29 @@ impl<T: Resource> DynamicResource for T {
 
     async fn import(&self, diags: &mut Diagnostics, id: String) -> Option<Encoded> {
         let out = Resource::import(self, diags, id).await?;
+        encode_pair(diags, out)
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Resource::identity_schema(self)
+    }
+
+    async fn import_identity(
+        &self,
+        diags: &mut Diagnostics,
+        identity: Identity,
+    ) -> Option<Encoded> {
+        let out = Resource::import_identity(self, diags, identity).await?;
+        encode_pair(diags, out)
+    }
+
+    async fn move_state(
+        &self,
+        diags: &mut Diagnostics,
+        source: MoveSource,
+        target_type: &str,
+    ) -> Option<Encoded> {
+        let out = Resource::move_state(self, diags, source, target_type).await?;
         encode_pair(diags, out)
     }
 }

@@ -132,6 +132,9 @@ pub struct Attribute {
     /// Never stored in state or plan (Terraform 1.11+); the value reaches the provider in the
     /// configuration only.
     pub write_only: bool,
+    /// For a write-only attribute: the attribute a Terraform without write-only support
+    /// (before 1.11) should be given instead; the diagnostic names it.
+    pub use_instead: Option<String>,
     pub deprecated: bool,
     /// Shown when the deprecated attribute is used.
     pub deprecation_message: String,
@@ -150,6 +153,7 @@ impl Default for Attribute {
             constraint: AttributeConstraint::Optional,
             sensitive: false,
             write_only: false,
+            use_instead: None,
             deprecated: false,
             deprecation_message: String::new(),
             requires_replace: Replace::Never,
@@ -315,4 +319,65 @@ macro_rules! map {
         $( m.insert(::std::string::String::from($k), ::std::convert::Into::into($v)); )*
         m
     }};
+}
+
+/// A resource's identity (Terraform 1.12+): the few values that name its remote object for
+/// good, stored beside its state and accepted by `import { identity = { ... } }`.
+///
+/// Each attribute mirrors a top-level attribute of the resource's state, so the server
+/// derives the identity from every state it returns and it cannot drift from the state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentitySchema {
+    /// Bumped when the attributes change shape (`UpgradeResourceIdentity`).
+    pub version: i64,
+    pub attributes: Vec<IdentityAttribute>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityAttribute {
+    pub name: String,
+    /// A primitive type (string, number, bool) or a list of one.
+    pub attr_type: AttributeType,
+    pub description: String,
+    /// The state attribute holding the value (for example `id` for `vm_uuid`).
+    pub state_attribute: String,
+    /// An import by identity must give it (else the provider can find it from the others).
+    pub required_for_import: bool,
+}
+
+impl IdentityAttribute {
+    /// A string identity attribute taken from the state attribute `state_attribute`, required
+    /// for an import.
+    pub fn string(
+        name: impl Into<String>,
+        state_attribute: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            attr_type: AttributeType::String,
+            description: description.into(),
+            state_attribute: state_attribute.into(),
+            required_for_import: true,
+        }
+    }
+}
+
+impl From<&IdentitySchema> for pb::ResourceIdentitySchema {
+    fn from(s: &IdentitySchema) -> Self {
+        pb::ResourceIdentitySchema {
+            version: s.version,
+            identity_attributes: s
+                .attributes
+                .iter()
+                .map(|a| pb::resource_identity_schema::IdentityAttribute {
+                    name: a.name.clone(),
+                    r#type: a.attr_type.to_json().to_string().into_bytes(),
+                    required_for_import: a.required_for_import,
+                    optional_for_import: !a.required_for_import,
+                    description: a.description.clone(),
+                })
+                .collect(),
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! The tfplugin6 `Provider` service: every RPC of protocol 6.10, routed to the provider's
-//! resources and data sources. RPCs this provider has nothing for (functions, ephemeral and
-//! list resources, state stores, actions, identity, moves) answer with a diagnostic.
+//! resources, data sources and list resources. Around each resource call the server nulls
+//! write-only attributes and attaches the identity it derives from the state (see
+//! [`crate::identity`], [`crate::write_only`]). RPCs this provider has nothing for (functions,
+//! ephemeral resources, state stores, actions) answer with a diagnostic.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,16 +16,52 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::codec::{self, Tree};
 use crate::data_source::DynamicDataSource;
 use crate::diagnostics::{AttributePath, Diagnostics};
+use crate::identity::{self, Identity};
+use crate::list::{DynamicListResource, ListSink};
+use crate::moves::MoveSource;
 use crate::proto::tfplugin6 as pb;
 use crate::provider::DynamicProvider;
 use crate::resource::DynamicResource;
-use crate::schema::{AttributeConstraint, Block, NestedBlock, Replace, Schema};
+use crate::schema::{AttributeConstraint, Block, IdentitySchema, NestedBlock, Replace, Schema};
+use crate::write_only;
 
 type Rpc<T> = Result<Response<T>, Status>;
 type BoxStream<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 struct ResourceType {
     resource: Box<dyn DynamicResource>,
+    schema: Schema,
+    identity: Option<IdentitySchema>,
+    /// The schema has a write-only attribute somewhere.
+    write_only: bool,
+}
+
+impl ResourceType {
+    /// What every state a resource returns goes through: write-only attributes nulled, and
+    /// the identity derived from it (null for a null state or a resource without identity).
+    fn finish(&self, value: &mut Option<pb::DynamicValue>) -> Tree {
+        if self.identity.is_none() && !self.write_only {
+            return Tree::Nil;
+        }
+        let Some(v) = value.as_mut() else {
+            return Tree::Nil;
+        };
+        let Ok(mut state) = codec::read_msgpack(&v.msgpack) else {
+            return Tree::Nil;
+        };
+        if self.write_only {
+            write_only::nullify(&self.schema.block, &mut state);
+            v.msgpack = codec::tree_to_msgpack(&state);
+        }
+        match &self.identity {
+            Some(schema) => identity::of_state(schema, &state),
+            None => Tree::Nil,
+        }
+    }
+}
+
+struct ListType {
+    list: Box<dyn DynamicListResource>,
     schema: Schema,
 }
 
@@ -36,6 +74,7 @@ pub struct ProviderService {
     provider: Box<dyn DynamicProvider>,
     resources: HashMap<String, ResourceType>,
     data_sources: HashMap<String, DataSourceType>,
+    list_resources: HashMap<String, ListType>,
     schema: pb::get_provider_schema::Response,
 }
 
@@ -43,7 +82,7 @@ fn capabilities() -> pb::ServerCapabilities {
     pb::ServerCapabilities {
         plan_destroy: true,
         get_provider_schema_optional: true,
-        move_resource_state: false,
+        move_resource_state: true,
         generate_resource_config: false,
     }
 }
@@ -57,8 +96,27 @@ impl ProviderService {
             if let Some(schema) = resource.schema(&mut diags) {
                 resources.insert(
                     format!("{prefix}{short}"),
-                    ResourceType { resource, schema },
+                    ResourceType {
+                        identity: resource.identity_schema(),
+                        write_only: write_only::any(&schema.block),
+                        resource,
+                        schema,
+                    },
                 );
+            }
+        }
+        let mut list_resources = HashMap::new();
+        for (short, list) in provider.get_list_resources(&mut diags).unwrap_or_default() {
+            let full = format!("{prefix}{short}");
+            if resources.get(&full).is_none_or(|r| r.identity.is_none()) {
+                diags.root_error(
+                    format!("Provider error: list resource {full} lists nothing"),
+                    format!("Terraform lists objects of a managed resource type with an identity, and this provider has no resource {full} with one. This is a bug in the provider; please report it."),
+                );
+                continue;
+            }
+            if let Some(schema) = list.schema(&mut diags) {
+                list_resources.insert(full, ListType { list, schema });
             }
         }
         let mut data_sources = HashMap::new();
@@ -79,6 +137,10 @@ impl ProviderService {
                 .map(|(k, r)| (k.clone(), (&r.schema).into()))
                 .collect(),
             data_source_schemas,
+            list_resource_schemas: list_resources
+                .iter()
+                .map(|(k, l)| (k.clone(), (&l.schema).into()))
+                .collect(),
             provider_meta: meta.as_ref().map(Into::into),
             server_capabilities: Some(capabilities()),
             diagnostics: diags.into_proto(),
@@ -88,8 +150,17 @@ impl ProviderService {
             provider: Box::new(provider),
             resources,
             data_sources,
+            list_resources,
             schema,
         }
+    }
+
+    fn list_type(&self, diags: &mut Diagnostics, type_name: &str) -> Option<&ListType> {
+        let l = self.list_resources.get(type_name);
+        if l.is_none() {
+            unknown_type(diags, "list resource", type_name);
+        }
+        l
     }
 
     fn resource(&self, diags: &mut Diagnostics, type_name: &str) -> Option<&ResourceType> {
@@ -286,6 +357,8 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
         resources.sort();
         let mut data_sources: Vec<_> = self.data_sources.keys().cloned().collect();
         data_sources.sort();
+        let mut list_resources: Vec<_> = self.list_resources.keys().cloned().collect();
+        list_resources.sort();
         Ok(Response::new(pb::get_metadata::Response {
             server_capabilities: Some(capabilities()),
             resources: resources
@@ -295,6 +368,10 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
             data_sources: data_sources
                 .into_iter()
                 .map(|type_name| pb::get_metadata::DataSourceMetadata { type_name })
+                .collect(),
+            list_resources: list_resources
+                .into_iter()
+                .map(|type_name| pb::get_metadata::ListResourceMetadata { type_name })
                 .collect(),
             ..Default::default()
         }))
@@ -333,6 +410,13 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
             self.resource(&mut diags, &r.type_name),
             tree(&mut diags, &r.config, "configuration"),
         ) {
+            let write_only_allowed = r
+                .client_capabilities
+                .as_ref()
+                .is_some_and(|c| c.write_only_attributes_allowed);
+            if t.write_only && !write_only_allowed {
+                write_only::refuse(&t.schema.block, &config, &AttributePath::root(), &mut diags);
+            }
             let mut inner = Diagnostics::default();
             guarded(&mut diags, t.resource.validate(&mut inner, config)).await;
             merge(&mut diags, inner);
@@ -402,18 +486,45 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
         &self,
         _: Request<pb::get_resource_identity_schemas::Request>,
     ) -> Rpc<pb::get_resource_identity_schemas::Response> {
-        Ok(Response::new(
-            pb::get_resource_identity_schemas::Response::default(),
-        ))
+        Ok(Response::new(pb::get_resource_identity_schemas::Response {
+            identity_schemas: self
+                .resources
+                .iter()
+                .filter_map(|(k, r)| Some((k.clone(), r.identity.as_ref()?.into())))
+                .collect(),
+            diagnostics: Vec::new(),
+        }))
     }
 
+    /// Terraform asks only when the stored identity's version differs from the schema's.
+    /// Every identity so far is at its first version, so an older one is read by name.
     async fn upgrade_resource_identity(
         &self,
-        _: Request<pb::upgrade_resource_identity::Request>,
+        request: Request<pb::upgrade_resource_identity::Request>,
     ) -> Rpc<pb::upgrade_resource_identity::Response> {
+        let r = request.into_inner();
+        let mut diags = Diagnostics::default();
+        let mut upgraded = None;
+        if let Some(t) = self.resource(&mut diags, &r.type_name) {
+            let raw = r.raw_identity.unwrap_or_default();
+            match &t.identity {
+                None => diags.root_error(
+                    "Resource identity not supported",
+                    format!("{} has no identity in this provider version; remove the resource from the state and import it again.", r.type_name),
+                ),
+                Some(schema) if r.version > schema.version => diags.root_error(
+                    "Identity written by a newer provider",
+                    format!("The stored identity has version {}, this provider knows up to {}. Use the provider version that wrote it.", r.version, schema.version),
+                ),
+                Some(schema) => match codec::read_json(&raw.json) {
+                    Ok(json) => upgraded = identity::data(&identity::conform(schema, &json)),
+                    Err(e) => diags.root_error("Malformed stored identity", format!("{e}.")),
+                },
+            }
+        }
         Ok(Response::new(pb::upgrade_resource_identity::Response {
-            upgraded_identity: None,
-            diagnostics: unsupported("resource identity"),
+            upgraded_identity: upgraded,
+            diagnostics: diags.into_proto(),
         }))
     }
 
@@ -471,6 +582,18 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
                 }
                 merge(&mut diags, inner);
             }
+            let new_identity = t.finish(&mut out.new_state);
+            if let (Some(schema), Some(current)) =
+                (&t.identity, identity::read(&mut diags, &r.current_identity))
+            {
+                if !identity::is_null(&current)
+                    && !identity::is_null(&new_identity)
+                    && !identity::same(schema, &current, &new_identity)
+                {
+                    identity_changed(&mut diags, &current, &new_identity);
+                }
+            }
+            out.new_identity = identity::data(&new_identity);
         }
         out.diagnostics = diags.into_proto();
         Ok(Response::new(out))
@@ -552,6 +675,25 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
                 }
             }
             merge(&mut diags, inner);
+            let planned = t.finish(&mut out.planned_state);
+            let prior = identity::read(&mut diags, &r.prior_identity).unwrap_or(Tree::Nil);
+            let planned = match (&t.identity, identity::is_null(&planned)) {
+                // A destroy (or a state without its identity yet) keeps the stored identity.
+                (Some(_), true) => prior,
+                (Some(schema), false) => {
+                    let in_place = out.requires_replace.is_empty();
+                    if in_place
+                        && !identity::is_null(&prior)
+                        && !identity::has_unknown(&planned)
+                        && !identity::same(schema, &prior, &planned)
+                    {
+                        identity_changed(&mut diags, &prior, &planned);
+                    }
+                    planned
+                }
+                (None, _) => Tree::Nil,
+            };
+            out.planned_identity = identity::data(&planned);
         }
         out.diagnostics = diags.into_proto();
         Ok(Response::new(out))
@@ -616,6 +758,7 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
                 }
             }
             merge(&mut diags, inner);
+            out.new_identity = identity::data(&t.finish(&mut out.new_state));
         }
         out.diagnostics = diags.into_proto();
         Ok(Response::new(out))
@@ -628,15 +771,29 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
         let r = request.into_inner();
         let mut diags = Diagnostics::default();
         let mut out = pb::import_resource_state::Response::default();
-        if let Some(t) = self.resource(&mut diags, &r.type_name) {
+        let given = identity::read(&mut diags, &r.identity);
+        if let (Some(t), Some(given)) = (self.resource(&mut diags, &r.type_name), given) {
+            let given = match &t.identity {
+                Some(schema) => identity::conform(schema, &given),
+                None => Tree::Nil,
+            };
             let mut inner = Diagnostics::default();
-            if let Some((s, p)) = guarded(&mut diags, t.resource.import(&mut inner, r.id)).await {
+            // Terraform sends an id, or (1.12+, `import { identity = ... }`) an identity.
+            let imported = if !r.id.is_empty() || identity::is_null(&given) {
+                guarded(&mut diags, t.resource.import(&mut inner, r.id)).await
+            } else {
+                let named = Identity::new(given.clone());
+                guarded(&mut diags, t.resource.import_identity(&mut inner, named)).await
+            };
+            if let Some((s, p)) = imported {
+                let mut state = dynamic(s);
+                let derived = t.finish(&mut state);
                 out.imported_resources
                     .push(pb::import_resource_state::ImportedResource {
                         type_name: r.type_name,
-                        state: dynamic(s),
+                        state,
                         private: p,
-                        identity: None,
+                        identity: identity::data(&fill_from(derived, &given)),
                     });
             }
             merge(&mut diags, inner);
@@ -647,12 +804,57 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
 
     async fn move_resource_state(
         &self,
-        _: Request<pb::move_resource_state::Request>,
+        request: Request<pb::move_resource_state::Request>,
     ) -> Rpc<pb::move_resource_state::Response> {
-        Ok(Response::new(pb::move_resource_state::Response {
-            diagnostics: unsupported("moving resources between types"),
-            ..Default::default()
-        }))
+        let r = request.into_inner();
+        let mut diags = Diagnostics::default();
+        let mut out = pb::move_resource_state::Response::default();
+        let json = |raw: Option<pb::RawState>| -> Result<Option<serde_json::Value>, String> {
+            match raw {
+                Some(raw) if !raw.json.is_empty() => serde_json::from_slice(&raw.json)
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
+                _ => Ok(None),
+            }
+        };
+        if let Some(t) = self.resource(&mut diags, &r.target_type_name) {
+            match (json(r.source_state), json(r.source_identity)) {
+                (Ok(Some(state)), Ok(source_identity)) => {
+                    let source = MoveSource {
+                        provider: r.source_provider_address,
+                        type_name: r.source_type_name,
+                        schema_version: r.source_schema_version,
+                        state,
+                        private: r.source_private,
+                        identity: source_identity,
+                        identity_version: r.source_identity_schema_version,
+                    };
+                    let mut inner = Diagnostics::default();
+                    if let Some((s, p)) = guarded(
+                        &mut diags,
+                        t.resource
+                            .move_state(&mut inner, source, &r.target_type_name),
+                    )
+                    .await
+                    {
+                        out.target_state = dynamic(s);
+                        out.target_private = p;
+                        out.target_identity = identity::data(&t.finish(&mut out.target_state));
+                    }
+                    merge(&mut diags, inner);
+                }
+                (Ok(None), _) => diags.root_error(
+                    "Nothing to move",
+                    format!("Terraform sent no state for the {} being moved; run `terraform refresh` on the source first.", r.source_type_name),
+                ),
+                (Err(e), _) | (_, Err(e)) => diags.root_error(
+                    "Malformed state of the moved resource",
+                    format!("The state of {} cannot be read ({e}); check that it was written by a released version of its provider.", r.source_type_name),
+                ),
+            }
+        }
+        out.diagnostics = diags.into_proto();
+        Ok(Response::new(out))
     }
 
     async fn read_data_source(
@@ -731,23 +933,74 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
 
     type ListResourceStream = BoxStream<pb::list_resource::Event>;
 
+    /// The provider lists in a task of its own; each result goes out as soon as it is found.
+    /// Terraform closing the stream (its limit reached) stops the provider at its next push.
     async fn list_resource(
         &self,
-        _: Request<pb::list_resource::Request>,
+        request: Request<pb::list_resource::Request>,
     ) -> Rpc<Self::ListResourceStream> {
-        let event = pb::list_resource::Event {
-            diagnostic: unsupported("list resources"),
-            ..Default::default()
-        };
-        Ok(Response::new(Box::pin(futures::stream::iter([Ok(event)]))))
+        let r = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(LIST_BUFFER);
+        let service = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut diags = Diagnostics::default();
+            let inputs = (
+                service.list_type(&mut diags, &r.type_name),
+                service.resources.get(&r.type_name),
+                tree(&mut diags, &r.config, "list configuration"),
+            );
+            let mut sink = None;
+            if let (Some(l), Some(t), Some(config)) = inputs {
+                if let Some(schema) = &t.identity {
+                    let mut s = ListSink::new(
+                        tx.clone(),
+                        schema.clone(),
+                        t.schema.block.clone(),
+                        r.include_resource_object,
+                        r.limit,
+                    );
+                    let config = list_config(&l.schema, config);
+                    let mut inner = Diagnostics::default();
+                    guarded(&mut diags, l.list.list(&mut inner, config, &mut s)).await;
+                    merge(&mut diags, inner);
+                    sink = Some(s);
+                }
+            }
+            match sink {
+                Some(mut s) => {
+                    s.diagnostics(diags).await;
+                }
+                None => {
+                    let event = pb::list_resource::Event {
+                        diagnostic: diags.into_proto(),
+                        ..Default::default()
+                    };
+                    let _ = tx.send(Ok(event)).await;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn validate_list_resource_config(
         &self,
-        _: Request<pb::validate_list_resource_config::Request>,
+        request: Request<pb::validate_list_resource_config::Request>,
     ) -> Rpc<pb::validate_list_resource_config::Response> {
+        let r = request.into_inner();
+        let mut diags = Diagnostics::default();
+        if let (Some(l), Some(config)) = (
+            self.list_type(&mut diags, &r.type_name),
+            tree(&mut diags, &r.config, "list configuration"),
+        ) {
+            let config = list_config(&l.schema, config);
+            let mut inner = Diagnostics::default();
+            guarded(&mut diags, l.list.validate(&mut inner, config)).await;
+            merge(&mut diags, inner);
+        }
         Ok(Response::new(pb::validate_list_resource_config::Response {
-            diagnostics: unsupported("list resources"),
+            diagnostics: diags.into_proto(),
         }))
     }
 
@@ -892,6 +1145,48 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
     ) -> Rpc<pb::stop_provider::Response> {
         Ok(Response::new(pb::stop_provider::Response::default()))
     }
+}
+
+/// Results a list may run ahead of Terraform's reading.
+const LIST_BUFFER: usize = 64;
+
+/// A `list` block without a `config` block sends null: every filter unset.
+fn list_config(schema: &Schema, config: Tree) -> Tree {
+    match config {
+        Tree::Nil => crate::upgrade::conform(&Tree::Map(Vec::new()), &schema.block),
+        c => c,
+    }
+}
+
+/// `derived`, with each attribute it lacks taken from `given` (the identity an import named).
+fn fill_from(derived: Tree, given: &Tree) -> Tree {
+    match derived {
+        Tree::Map(entries) => Tree::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match (v, k.as_str().and_then(|name| codec::get(given, name))) {
+                        (Tree::Nil, Some(g)) => g.clone(),
+                        (v, _) => v,
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Tree::Nil => given.clone(),
+        other => other,
+    }
+}
+
+fn identity_changed(diags: &mut Diagnostics, stored: &Tree, new: &Tree) {
+    diags.root_error(
+        "Provider error: resource identity changed",
+        format!(
+            "Terraform stored the identity {} for this resource, and its state now gives {}. An identity never changes; this is a bug in the provider, please report it.",
+            Identity::new(stored.clone()).describe(),
+            Identity::new(new.clone()).describe()
+        ),
+    );
 }
 
 fn merge(into: &mut Diagnostics, from: Diagnostics) {
