@@ -621,6 +621,11 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
             let res = &t.resource;
             let mut proposed = proposed;
             fill_defaults(&t.schema.block, &mut proposed, &config);
+            // Terraform proposes the configuration's write-only values; the plan never holds
+            // them, so a resource comparing its plan with the prior state sees no change.
+            if t.write_only {
+                write_only::nullify(&t.schema.block, &mut proposed);
+            }
             match (matches!(prior, Tree::Nil), matches!(proposed, Tree::Nil)) {
                 // Nothing before, nothing after: nothing to plan.
                 (true, true) => out.planned_state = null(),

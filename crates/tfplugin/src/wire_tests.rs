@@ -119,13 +119,19 @@ impl Resource for ThingResource {
     async fn plan_update<'a>(
         &self,
         _: &mut Diagnostics,
-        _: Thing<'a>,
+        prior: Thing<'a>,
         proposed: Thing<'a>,
         _: Thing<'a>,
         private: ValueEmpty,
         _: ValueEmpty,
     ) -> Option<(Thing<'a>, ValueEmpty, Vec<crate::AttributePath>)> {
-        Some((proposed, private, Vec::new()))
+        // Compares the whole object, as a resource with a replace-on-any-change block does.
+        let replace = if prior.secret_wo != proposed.secret_wo {
+            vec![crate::AttributePath::new("secret_wo")]
+        } else {
+            Vec::new()
+        };
+        Some((proposed, private, replace))
     }
 
     async fn create<'a>(
@@ -533,6 +539,31 @@ async fn plan_apply_and_read_carry_the_identity_and_never_a_write_only_value() {
         read.diagnostics
     );
     assert_eq!(identity(&read.new_identity), id);
+    // Terraform proposes the configured write-only value again at every plan; the resource
+    // sees the plan without it, so nothing changes.
+    let mut proposed = state.clone();
+    proposed["secret_wo"] = json!("hunter2");
+    let update = s
+        .client
+        .plan_resource_change(pb::plan_resource_change::Request {
+            type_name: "demo_thing".into(),
+            prior_state: apply.new_state.clone(),
+            proposed_new_state: mp(proposed.clone()),
+            config: mp(proposed),
+            prior_identity: apply.new_identity.clone(),
+            client_capabilities: wo(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        update.requires_replace.is_empty(),
+        "{:?}",
+        update.requires_replace
+    );
+    assert_eq!(value(&update.planned_state), state);
+    assert_eq!(identity(&update.planned_identity), id);
     let destroy = s
         .client
         .plan_resource_change(pb::plan_resource_change::Request {
