@@ -257,7 +257,7 @@ impl Resource for IpAddressResource {
             subnet_id,
             ip,
             owner_kind: OwnerKind::Address,
-            owner_id: Store::new_subnet_id(),
+            owner_id: Store::new_id(),
             vm_uuid: None,
             mac: None,
             wire_id: None,

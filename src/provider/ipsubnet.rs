@@ -478,7 +478,7 @@ impl Resource for IpSubnetResource {
         let record = record_of(
             &planned,
             spec,
-            Store::new_subnet_id(),
+            Store::new_id(),
             inventory.instance_uuid.clone(),
         );
         match session

@@ -14,7 +14,7 @@ mod schema;
 mod values;
 pub mod vm;
 pub mod vm_nic_fix;
-pub mod wire;
+pub mod wire_data;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -302,7 +302,7 @@ impl Provider for VsphereIpamProvider {
         _diags: &mut Diagnostics,
     ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
         Some(map! {
-            "wire" => wire::WireDataSource::new(self.shared.clone()),
+            "wire" => wire_data::WireDataSource::new(self.shared.clone()),
             "ipsubnet" => ipsubnet_data::IpSubnetDataSource::new(self.shared.clone()),
             "ip_addresses" => ip_addresses::IpAddressesDataSource::new(self.shared.clone()),
         })

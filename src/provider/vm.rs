@@ -204,36 +204,10 @@ fn nic_list_mut<'s, 'a>(state: &'s mut VmState<'a>) -> Vec<&'s mut NicState<'a>>
     values::blocks_mut(&mut state.network_interface)
 }
 
-/// Go-style durations as Terraform users write them: `90s`, `10m`, `1h30m`, `500ms`.
+/// Durations as Terraform users write them: `90s`, `10m`, `1h30m`, `500ms`, `1.5h` (humantime's
+/// syntax, which also takes `2 hours` or `1d`; no sign).
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let part = match &rest[..unit] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.checked_mul(60)?),
-            "h" => Duration::from_secs(n.checked_mul(3600)?),
-            _ => return None,
-        };
-        total = total.checked_add(part)?;
-        rest = &rest[unit..];
-    }
-    Some(total)
+    humantime::parse_duration(text.trim()).ok()
 }
 
 pub(super) fn valid_host_name(name: &str) -> bool {
@@ -1207,7 +1181,9 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
         assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        for bad in ["", "10", "m", "1x", "-5s", "1.5h"] {
+        assert_eq!(parse_duration(" 1h 30m "), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
+        for bad in ["", "10", "m", "1x", "-5s"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }

@@ -27,8 +27,9 @@ impl NicFixResource {
     }
 }
 
+/// One `nic` block of `vsphereipam_vm_nic_fix` (`vsphereipam_vm`'s are `vm::NicState`).
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NicState<'a> {
+pub struct FixNicState<'a> {
     pub mac: ValueString<'a>,
     pub ip_address: ValueString<'a>,
     pub wire_id: ValueString<'a>,
@@ -39,7 +40,7 @@ pub struct NicState<'a> {
 pub struct NicFixState<'a> {
     pub id: ValueString<'a>,
     pub vm_id: ValueString<'a>,
-    pub nic: ValueList<Value<NicState<'a>>>,
+    pub nic: ValueList<Value<FixNicState<'a>>>,
 }
 
 pub fn schema() -> Schema {
@@ -95,11 +96,11 @@ fn nic_path(index: usize, attribute: &'static str) -> AttributePath {
         .attribute(attribute)
 }
 
-fn nic_list<'s, 'a>(state: &'s NicFixState<'a>) -> Vec<&'s NicState<'a>> {
+fn nic_list<'s, 'a>(state: &'s NicFixState<'a>) -> Vec<&'s FixNicState<'a>> {
     values::blocks(&state.nic)
 }
 
-fn nic_list_mut<'s, 'a>(state: &'s mut NicFixState<'a>) -> Vec<&'s mut NicState<'a>> {
+fn nic_list_mut<'s, 'a>(state: &'s mut NicFixState<'a>) -> Vec<&'s mut FixNicState<'a>> {
     values::blocks_mut(&mut state.nic)
 }
 
@@ -671,7 +672,7 @@ impl Resource for NicFixResource {
         let nic = records
             .iter()
             .map(|r| {
-                Value::Value(NicState {
+                Value::Value(FixNicState {
                     mac: values::opt_string(r.mac.clone()),
                     ip_address: string(r.ip.to_string()),
                     wire_id: values::opt_string(r.wire_id.clone()),

@@ -137,8 +137,9 @@ fn get_subnet(tx: &mut dyn Tx, id: &str) -> Result<SubnetRecord> {
 }
 
 impl Store {
-    /// A fresh subnet id.
-    pub fn new_subnet_id() -> String {
+    /// A fresh id: a new subnet's, or the owner id of an address held by a
+    /// `vsphereipam_ip_address`.
+    pub fn new_id() -> String {
         uuid::Uuid::new_v4().to_string()
     }
 
