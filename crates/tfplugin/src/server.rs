@@ -685,11 +685,13 @@ impl pb::provider_server::Provider for Arc<ProviderService> {
             let planned = match (&t.identity, identity::is_null(&planned)) {
                 // A destroy (or a state without its identity yet) keeps the stored identity.
                 (Some(_), true) => prior,
+                // Not known before apply (a create, a replacement): none is planned, as
+                // Terraform cannot write a plan holding an unknown identity.
+                (Some(_), false) if identity::has_unknown(&planned) => Tree::Nil,
                 (Some(schema), false) => {
                     let in_place = out.requires_replace.is_empty();
                     if in_place
                         && !identity::is_null(&prior)
-                        && !identity::has_unknown(&planned)
                         && !identity::same(schema, &prior, &planned)
                     {
                         identity_changed(&mut diags, &prior, &planned);

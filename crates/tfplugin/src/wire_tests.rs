@@ -491,6 +491,35 @@ async fn plan_apply_and_read_carry_the_identity_and_never_a_write_only_value() {
         identity(&plan.planned_identity),
         json!({"zone": "z1", "name": "a"})
     );
+    // An identity not known before apply is not planned at all (Terraform cannot write a
+    // plan holding one).
+    let mut proposed =
+        codec::from_json(json!({"id": null, "zone": "z1", "secret": null, "secret_wo": null}));
+    if let Tree::Map(entries) = &mut proposed {
+        entries.push((Tree::from("name"), Tree::Ext(0, vec![0])));
+    }
+    let unknown_name = s
+        .client
+        .plan_resource_change(pb::plan_resource_change::Request {
+            type_name: "demo_thing".into(),
+            prior_state: mp(json!(null)),
+            proposed_new_state: mp_tree(&proposed),
+            config: mp_tree(&proposed),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        errors(&unknown_name.diagnostics).is_empty(),
+        "{:?}",
+        unknown_name.diagnostics
+    );
+    assert_eq!(
+        value(&unknown_name.planned_state)["name"],
+        json!("(unknown)")
+    );
+    assert!(unknown_name.planned_identity.is_none());
 
     let apply = s
         .client
