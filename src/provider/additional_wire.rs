@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tfplugin::schema::{AttributeType, Block, Description, Schema};
+use tfplugin::schema::{AttributeType, Block, Description, IdentitySchema, Schema};
 use tfplugin::value::{Value, ValueEmpty, ValueString};
-use tfplugin::{map, AttributePath, Diagnostics, Resource};
+use tfplugin::{map, AttributePath, Diagnostics, Identity, Resource};
 
-use super::schema::{computed, replaces, required};
+use super::schema::{computed, identity, replaces, required};
 use super::values::{self, known, string};
 use super::Shared;
 use crate::store::StoreError;
@@ -272,6 +272,38 @@ impl Resource for AdditionalWireResource {
                 None
             }
         }
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(identity(&[
+            (
+                "subnet_id",
+                "subnet_id",
+                "The subnet's id in the IPAM store.",
+            ),
+            (
+                "wire_id",
+                "wire_id",
+                "The id of the wire (port group) attached to it.",
+            ),
+        ]))
+    }
+
+    async fn import_identity<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        identity: Identity,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let (Some(subnet_id), Some(wire_id)) =
+            (identity.string("subnet_id"), identity.string("wire_id"))
+        else {
+            diags.root_error(
+                "Incomplete identity",
+                "Give both `subnet_id` and `wire_id`.",
+            );
+            return None;
+        };
+        self.import(diags, format!("{subnet_id}/{wire_id}")).await
     }
 
     async fn import<'a>(

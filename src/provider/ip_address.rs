@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tfplugin::schema::{AttributeType, Block, Description, Schema};
+use tfplugin::schema::{AttributeType, Block, Description, IdentitySchema, Schema};
 use tfplugin::value::{Value, ValueEmpty, ValueString};
-use tfplugin::{map, AttributePath, Diagnostics, Resource};
+use tfplugin::{map, AttributePath, Diagnostics, Identity, Resource};
 
-use super::schema::{computed, optional, optional_computed, replaces, required};
+use super::schema::{computed, identity, optional, optional_computed, replaces, required};
 use super::values::{self, known, opt_string, string};
 use super::Shared;
 use crate::nics;
@@ -323,6 +323,58 @@ impl Resource for IpAddressResource {
                 .await,
         )
         .map(drop)
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(identity(&[
+            (
+                "subnet_id",
+                "subnet_id",
+                "The subnet's id in the IPAM store.",
+            ),
+            ("ip_address", "ip_address", "The address held."),
+        ]))
+    }
+
+    async fn import_identity<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        identity: Identity,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let (Some(subnet_id), Some(ip)) =
+            (identity.string("subnet_id"), identity.string("ip_address"))
+        else {
+            diags.root_error(
+                "Incomplete identity",
+                "Give both `subnet_id` and `ip_address`.",
+            );
+            return None;
+        };
+        let session = self.shared.session(diags)?;
+        let lookup = subnet_id.clone();
+        let held = match session.store.blocking(move |s| s.addresses(&lookup)).await {
+            Ok(records) => records
+                .into_iter()
+                .find(|r| r.owner_kind == OwnerKind::Address && r.ip.to_string() == ip),
+            Err(e) => {
+                values::store_error(diags, &e, None);
+                return None;
+            }
+        };
+        match held {
+            Some(record) => Some((state_of(&record), ValueEmpty)),
+            None => {
+                diags.root_error(
+                    "Address not found",
+                    format!(
+                        "No vsphereipam_ip_address holds {ip} in subnet {subnet_id} of the IPAM \
+                         store {}.",
+                        session.store.describe()
+                    ),
+                );
+                None
+            }
+        }
     }
 
     async fn import<'a>(

@@ -4,11 +4,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tfplugin::schema::{AttributeType, Block, Description, Schema};
+use tfplugin::schema::{AttributeType, Block, Description, IdentitySchema, Schema};
 use tfplugin::value::{Value, ValueEmpty, ValueList, ValueNumber, ValueString};
 use tfplugin::{map, AttributePath, Diagnostics, Resource};
 
-use super::schema::{computed, optional, optional_computed, replaces, required, string_list};
+use super::schema::{
+    computed, identity, optional, optional_computed, replaces, required, string_list,
+};
 use super::values::{self, field_list, field_num, field_str, known, opt_string, string, strings};
 use super::Shared;
 use crate::ipam::ranges::Range;
@@ -540,6 +542,14 @@ impl Resource for IpSubnetResource {
             session.store.blocking(move |s| s.delete_subnet(&id)).await,
         )
         .map(drop)
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(identity(&[(
+            "id",
+            "id",
+            "The subnet's id in the IPAM store.",
+        )]))
     }
 
     async fn import<'a>(

@@ -1,7 +1,10 @@
 //! Short constructors for schema attributes. Descriptions are Markdown and are the single
 //! source of the Registry docs (`src/provider/docs.rs` renders them).
 
-use tfplugin::schema::{Attribute, AttributeConstraint, AttributeType, Description, Replace};
+use tfplugin::schema::{
+    Attribute, AttributeConstraint, AttributeType, Description, IdentityAttribute, IdentitySchema,
+    Replace,
+};
 
 fn attribute(constraint: AttributeConstraint, attr_type: AttributeType, doc: &str) -> Attribute {
     Attribute {
@@ -63,5 +66,17 @@ pub fn sensitive(attr_type: AttributeType, doc: &str) -> Attribute {
     Attribute {
         sensitive: true,
         ..attribute(AttributeConstraint::Optional, attr_type, doc)
+    }
+}
+
+/// A resource's identity (Terraform 1.12+, names fixed by CONTRACT.md): `(identity attribute,
+/// state attribute it mirrors, description)` for each, all strings an import must give.
+pub fn identity(attributes: &[(&str, &str, &str)]) -> IdentitySchema {
+    IdentitySchema {
+        version: 0,
+        attributes: attributes
+            .iter()
+            .map(|(name, from, doc)| IdentityAttribute::string(*name, *from, *doc))
+            .collect(),
     }
 }

@@ -11,15 +11,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tfplugin::schema::{AttributeType, Block, Description, NestedBlock, Schema};
+use tfplugin::schema::{AttributeType, Block, Description, IdentitySchema, NestedBlock, Schema};
 use tfplugin::value::{Value, ValueBool, ValueEmpty, ValueList, ValueNumber, ValueString};
 use tfplugin::{map, AttributePath, Diagnostics, Resource};
 
 use super::customization::{self, GuestInput, LinuxState, WindowsState};
 
 use super::schema::{
-    computed, defaults_to, optional, optional_computed, replaces, replaces_once_set, required,
-    string_list,
+    computed, defaults_to, identity, optional, optional_computed, replaces, replaces_once_set,
+    required, string_list,
 };
 use super::values::{self, known, opt_string, string, strings};
 use super::{Session, Shared};
@@ -1035,6 +1035,14 @@ impl Resource for VmResource {
                 None
             }
         }
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(identity(&[(
+            "vm_uuid",
+            "id",
+            "The VM's BIOS UUID (`config.uuid`), lower case.",
+        )]))
     }
 
     async fn import<'a>(

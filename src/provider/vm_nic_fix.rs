@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tfplugin::schema::{AttributeType, Block, Description, NestedBlock, Schema};
+use tfplugin::schema::{AttributeType, Block, Description, IdentitySchema, NestedBlock, Schema};
 use tfplugin::value::{Value, ValueEmpty, ValueList, ValueString};
 use tfplugin::{map, AttributePath, Diagnostics, Resource};
 
-use super::schema::{computed, optional_computed, replaces, required};
+use super::schema::{computed, identity, optional_computed, replaces, required};
 use super::values::{self, known, string};
 use super::{Session, Shared};
 use crate::nics::{self, NicProblem, NicRequest};
@@ -630,6 +630,14 @@ impl Resource for NicFixResource {
                 None
             }
         }
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(identity(&[(
+            "vm_uuid",
+            "id",
+            "The BIOS UUID (`config.uuid`) of the VM whose addresses are recorded.",
+        )]))
     }
 
     async fn import<'a>(
