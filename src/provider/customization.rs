@@ -9,7 +9,7 @@
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use tfplugin::schema::{AttributeType, Block, Description, NestedBlock};
+use tfplugin::schema::{Attribute, AttributeType, Block, Description, NestedBlock};
 use tfplugin::value::{Value, ValueBool, ValueList, ValueNumber, ValueString};
 use tfplugin::{map, AttributePath, Diagnostics};
 
@@ -153,10 +153,12 @@ pub struct LinuxState<'a> {
 pub struct WindowsState<'a> {
     pub computer_name: ValueString<'a>,
     pub admin_password: ValueString<'a>,
+    pub admin_password_wo: ValueString<'a>,
     pub workgroup: ValueString<'a>,
     pub join_domain: ValueString<'a>,
     pub domain_admin_user: ValueString<'a>,
     pub domain_admin_password: ValueString<'a>,
+    pub domain_admin_password_wo: ValueString<'a>,
     pub domain_ou: ValueString<'a>,
     pub full_name: ValueString<'a>,
     pub organization_name: ValueString<'a>,
@@ -168,6 +170,24 @@ pub struct WindowsState<'a> {
 }
 
 const REPLACES: &str = "Customization runs once, at create: changing this replaces the VM.";
+
+/// A write-only variant of the sensitive attribute `instead` (Terraform 1.11+).
+fn write_only(instead: &str) -> Attribute {
+    Attribute {
+        write_only: true,
+        use_instead: Some(instead.to_string()),
+        ..sensitive(
+            AttributeType::String,
+            &format!(
+                "Write-only variant of `{instead}` (Terraform 1.11+): the value reaches vCenter \
+                 at create and is never stored in the state or the plan. Set this or \
+                 `{instead}`, not both; older Terraform versions refuse it with a diagnostic \
+                 naming `{instead}`. Terraform cannot compare a value it does not store, so \
+                 changing it alone does not replace the VM."
+            ),
+        )
+    }
+}
 
 pub fn linux_block() -> NestedBlock {
     NestedBlock::Optional(Block {
@@ -212,7 +232,9 @@ pub fn windows_block() -> NestedBlock {
              the VM; an imported VM records it with the first apply, without changing the VM. \
              Passwords and the product key are sensitive: Terraform hides them in plans, the \
              provider never logs them, and vCenter receives them as plain-text customization \
-             passwords (as its API requires for passwords it did not encrypt itself).",
+             passwords (as its API requires for passwords it did not encrypt itself). With \
+             Terraform 1.11 or later, `admin_password_wo` and `domain_admin_password_wo` keep \
+             the passwords out of the state altogether.",
         ),
         attributes: map! {
             "computer_name" => optional(AttributeType::String, &format!(
@@ -220,8 +242,9 @@ pub fn windows_block() -> NestedBlock {
                  digits. Default: `hostname`, else `name` reduced to {MAX_WINDOWS_NAME} \
                  characters; when both this and `hostname` are set they must agree. {REPLACES}")),
             "admin_password" => sensitive(AttributeType::String, &format!(
-                "Password of the local Administrator. Required: a Windows VM is never left with \
-                 a blank Administrator password. {REPLACES}")),
+                "Password of the local Administrator. Required (or `admin_password_wo`): a \
+                 Windows VM is never left with a blank Administrator password. {REPLACES}")),
+            "admin_password_wo" => write_only("admin_password"),
             "workgroup" => optional(AttributeType::String, &format!(
                 "Workgroup to join (default `{DEFAULT_WORKGROUP}`); not with `join_domain`. \
                  {REPLACES}")),
@@ -231,7 +254,8 @@ pub fn windows_block() -> NestedBlock {
             "domain_admin_user" => optional(AttributeType::String, &format!(
                 "User allowed to join computers to `join_domain`. {REPLACES}")),
             "domain_admin_password" => sensitive(AttributeType::String, &format!(
-                "Password of `domain_admin_user`. {REPLACES}")),
+                "Password of `domain_admin_user` (or `domain_admin_password_wo`). {REPLACES}")),
+            "domain_admin_password_wo" => write_only("domain_admin_password"),
             "domain_ou" => optional(AttributeType::String, &format!(
                 "Organizational unit for the computer account, such as \
                  `OU=web,DC=corp,DC=example` (with `join_domain`). Default: the domain's \
@@ -391,13 +415,39 @@ pub fn validate(
         Value::Value(s) => s.is_empty(),
         Value::Unknown => false,
     };
-    if missing(&w.admin_password) {
+    if missing(&w.admin_password) && missing(&w.admin_password_wo) {
         diags.error(
             "Missing Administrator password",
             "A Windows VM is never left with a blank Administrator password: set \
-             windows.admin_password (for example from a sensitive variable).",
+             windows.admin_password (for example from a sensitive variable), or \
+             windows.admin_password_wo to keep it out of the state (Terraform 1.11+).",
             windows_path("admin_password"),
         );
+    }
+    for (plain, value, wo_name, wo) in [
+        (
+            "admin_password",
+            &w.admin_password,
+            "admin_password_wo",
+            &w.admin_password_wo,
+        ),
+        (
+            "domain_admin_password",
+            &w.domain_admin_password,
+            "domain_admin_password_wo",
+            &w.domain_admin_password_wo,
+        ),
+    ] {
+        if !value.is_null() && !wo.is_null() {
+            diags.error(
+                format!("{plain} and {wo_name} together"),
+                format!(
+                    "Set one of them: {wo_name} keeps the password out of the state (Terraform \
+                     1.11+), {plain} stores it there (sensitive)."
+                ),
+                windows_path(wo_name),
+            );
+        }
     }
     if w.join_domain.is_value() {
         if w.workgroup.is_value() {
@@ -408,9 +458,14 @@ pub fn validate(
                 windows_path("workgroup"),
             );
         }
+        let domain_password = if missing(&w.domain_admin_password) {
+            &w.domain_admin_password_wo
+        } else {
+            &w.domain_admin_password
+        };
         for (attr, value) in [
             ("domain_admin_user", &w.domain_admin_user),
-            ("domain_admin_password", &w.domain_admin_password),
+            ("domain_admin_password", domain_password),
         ] {
             if missing(value) {
                 diags.error(
@@ -427,6 +482,10 @@ pub fn validate(
         for (attr, value) in [
             ("domain_admin_user", w.domain_admin_user.is_value()),
             ("domain_admin_password", w.domain_admin_password.is_value()),
+            (
+                "domain_admin_password_wo",
+                w.domain_admin_password_wo.is_value(),
+            ),
             ("domain_ou", w.domain_ou.is_value()),
         ] {
             if value {
@@ -555,6 +614,15 @@ fn number(v: &ValueNumber) -> Option<Option<i64>> {
     values::field_num(v).settled()
 }
 
+/// A password from its write-only variant when that is set (Terraform 1.11+ sends it in the
+/// configuration only), else from the stored attribute; `None` while unknown.
+fn password(stored: &ValueString<'_>, write_only: &ValueString<'_>) -> Option<Option<String>> {
+    match text(write_only)? {
+        Some(p) => Some(Some(p)),
+        None => text(stored),
+    }
+}
+
 /// `None` while a value is unknown.
 pub fn input_of(
     linux: &Value<LinuxState<'_>>,
@@ -583,11 +651,15 @@ pub fn input_of(
             };
             Some(GuestInput::Windows(WindowsInput {
                 computer_name: text(&w.computer_name)?,
-                admin_password: text(&w.admin_password)?.unwrap_or_default(),
+                admin_password: password(&w.admin_password, &w.admin_password_wo)?
+                    .unwrap_or_default(),
                 workgroup: text(&w.workgroup)?,
                 join_domain: text(&w.join_domain)?,
                 domain_admin_user: text(&w.domain_admin_user)?,
-                domain_admin_password: text(&w.domain_admin_password)?,
+                domain_admin_password: password(
+                    &w.domain_admin_password,
+                    &w.domain_admin_password_wo,
+                )?,
                 domain_ou: text(&w.domain_ou)?,
                 full_name: text(&w.full_name)?,
                 organization_name: text(&w.organization_name)?,
@@ -859,6 +931,57 @@ mod tests {
         };
         assert_eq!(prep.domain, FALLBACK_DOMAIN);
         assert!(guest_family(true, &GuestInput::Default, None).is_none());
+    }
+
+    #[test]
+    fn write_only_passwords_stand_in_for_the_stored_ones() {
+        // Only the write-only variant: nothing missing, and it is the password used.
+        let w = windows(|w| {
+            w.admin_password = Value::Null;
+            w.admin_password_wo = s("W0-secret");
+            w.join_domain = s("corp.example.com");
+            w.domain_admin_user = s("joiner");
+            w.domain_admin_password_wo = s("J0-secret");
+        });
+        assert!(errors(Value::Null, w.clone()).is_empty());
+        let Some(GuestInput::Windows(input)) = input_of(&Value::Null, &w) else {
+            panic!("windows");
+        };
+        assert_eq!(input.admin_password, "W0-secret");
+        assert_eq!(input.domain_admin_password.as_deref(), Some("J0-secret"));
+        // Both of a pair: refused on the write-only one.
+        let e = errors(
+            Value::Null,
+            windows(|w| w.admin_password_wo = s("W0-secret")),
+        );
+        assert!(
+            e[0].starts_with("admin_password and admin_password_wo together"),
+            "{e:?}"
+        );
+        // Neither: the stored one is asked for, and the write-only one offered.
+        let e = errors(Value::Null, windows(|w| w.admin_password = Value::Null));
+        assert!(e[0].contains("admin_password_wo"), "{e:?}");
+        // A domain password without the domain, either variant.
+        let e = errors(
+            Value::Null,
+            windows(|w| w.domain_admin_password_wo = s("x")),
+        );
+        assert!(
+            e[0].starts_with("domain_admin_password_wo without join_domain"),
+            "{e:?}"
+        );
+        // The schema marks them write-only and names the stored attribute to use instead.
+        let NestedBlock::Optional(block) = windows_block() else {
+            panic!("windows is an optional block");
+        };
+        for (wo, plain) in [
+            ("admin_password_wo", "admin_password"),
+            ("domain_admin_password_wo", "domain_admin_password"),
+        ] {
+            let a = &block.attributes[wo];
+            assert!(a.write_only && a.sensitive, "{wo}");
+            assert_eq!(a.use_instead.as_deref(), Some(plain));
+        }
     }
 
     #[test]

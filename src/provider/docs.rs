@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use tfplugin::schema::{Attribute, AttributeConstraint, AttributeType, Block, NestedBlock, Schema};
+use tfplugin::schema::{
+    Attribute, AttributeConstraint, AttributeType, Block, IdentitySchema, NestedBlock, Schema,
+};
 use tfplugin::{Diagnostics, Provider};
 
 use super::{VsphereIpamProvider, PROVIDER_NAME};
@@ -31,7 +33,7 @@ pub fn render_all(repo: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
         let schema = ds
             .schema(&mut diags)
             .ok_or_else(|| anyhow::anyhow!("no schema for {name}"))?;
-        let page = type_page(repo, &name, "Data Source", &schema)?;
+        let page = type_page(repo, &name, "Data Source", &schema, None)?;
         pages.push((PathBuf::from(format!("docs/data-sources/{name}.md")), page));
     }
     let resources: BTreeMap<_, _> = provider
@@ -43,7 +45,7 @@ pub fn render_all(repo: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
         let schema = res
             .schema(&mut diags)
             .ok_or_else(|| anyhow::anyhow!("no schema for {name}"))?;
-        let page = type_page(repo, &name, "Resource", &schema)?;
+        let page = type_page(repo, &name, "Resource", &schema, res.identity_schema())?;
         pages.push((PathBuf::from(format!("docs/resources/{name}.md")), page));
     }
     Ok(pages)
@@ -81,7 +83,13 @@ fn index_page(repo: &Path, schema: &Schema) -> anyhow::Result<String> {
     Ok(out)
 }
 
-fn type_page(repo: &Path, short: &str, kind: &str, schema: &Schema) -> anyhow::Result<String> {
+fn type_page(
+    repo: &Path,
+    short: &str,
+    kind: &str,
+    schema: &Schema,
+    identity: Option<IdentitySchema>,
+) -> anyhow::Result<String> {
     let full = format!("{PROVIDER_NAME}_{short}");
     let desc = schema.block.description.content.clone();
     let mut out = format!(
@@ -106,7 +114,39 @@ fn type_page(repo: &Path, short: &str, kind: &str, schema: &Schema) -> anyhow::R
     if let Some(import) = read_example(repo, &format!("examples/{dir}/{full}/import.sh"))? {
         write!(out, "\n## Import\n\nImport is supported using the following syntax:\n\n```shell\n{import}\n```\n")?;
     }
+    if let Some(identity) = identity {
+        render_identity(&mut out, &full, &identity);
+    }
     Ok(out)
+}
+
+/// The identity Terraform 1.12+ stores beside the state, and an `import` block naming it.
+fn render_identity(out: &mut String, full: &str, identity: &IdentitySchema) {
+    let _ = write!(
+        out,
+        "\n## Identity\n\nTerraform 1.12 and later store this identity with the resource, and an \
+         `import` block can name the resource by it instead of an id:\n\n```terraform\nimport {{\n  \
+         to = {full}.example\n  identity = {{\n"
+    );
+    let width = identity
+        .attributes
+        .iter()
+        .map(|a| a.name.len())
+        .max()
+        .unwrap_or(0);
+    for a in &identity.attributes {
+        let _ = writeln!(out, "    {:width$} = \"...\"", a.name);
+    }
+    out.push_str("  }\n}\n```\n\n");
+    for a in &identity.attributes {
+        let _ = writeln!(
+            out,
+            "- `{}` ({}) {}",
+            a.name,
+            type_name(&a.attr_type),
+            a.description
+        );
+    }
 }
 
 fn render_block(out: &mut String, block: &Block, nested_name: Option<&str>) {
@@ -155,8 +195,9 @@ fn section_of(a: &Attribute) -> AttributeConstraint {
 
 fn attribute_line(name: &str, a: &Attribute) -> String {
     let sensitive = if a.sensitive { ", Sensitive" } else { "" };
+    let write_only = if a.write_only { ", Write-only" } else { "" };
     format!(
-        "- `{name}` ({}{sensitive}) {}",
+        "- `{name}` ({}{sensitive}{write_only}) {}",
         type_name(&a.attr_type),
         a.description.content
     )
