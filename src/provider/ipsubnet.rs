@@ -310,17 +310,13 @@ impl Resource for IpSubnetResource {
             String::new(),
             inventory.instance_uuid.clone(),
         );
-        let (name, wire_id) = (probe.name.clone(), probe.wire_id.clone());
-        match session
-            .store
-            .blocking(move |s| s.find_overlap(&probe))
-            .await
-        {
+        let subnets = session.subnets_for_plan(&probe.vcenter).await;
+        match subnets.as_ref().map(|all| probe.first_overlap(all.iter())) {
             Ok(None) => {}
             // A replacement is planned as a create while the old object still exists: a subnet
             // of the same name on the same wire is that object. Create checks again, in the
             // transaction, after the old one is gone.
-            Ok(Some(other)) if other.name == name && other.wire_id == wire_id => {}
+            Ok(Some(other)) if other.name == probe.name && other.wire_id == probe.wire_id => {}
             Ok(Some(other)) => {
                 diags.error(
                     "Subnet range overlaps another subnet",
@@ -336,7 +332,7 @@ impl Resource for IpSubnetResource {
                 return None;
             }
             Err(e) => {
-                values::store_error(diags, &e, None);
+                values::store_error(diags, e, None);
                 return None;
             }
         }
@@ -483,11 +479,12 @@ impl Resource for IpSubnetResource {
             Store::new_id(),
             inventory.instance_uuid.clone(),
         );
-        match session
+        let created = session
             .store
             .blocking(move |s| s.create_subnet(&record, &detected))
-            .await
-        {
+            .await;
+        session.forget_plan_subnets().await;
+        match created {
             Ok(view) => {
                 tracing::info!(id = %view.subnet.id, name = %view.subnet.name, "subnet created");
                 session.sync_observed(&inventory, true).await;
@@ -519,6 +516,7 @@ impl Resource for IpSubnetResource {
             .store
             .blocking(move |s| s.update_subnet(&record))
             .await;
+        session.forget_plan_subnets().await;
         match result {
             Ok(view) => Some((state_of(&view, &planned), private)),
             Err(e) => {
@@ -537,11 +535,9 @@ impl Resource for IpSubnetResource {
     ) -> Option<()> {
         let session = self.shared.session(diags)?;
         let id = known(&state.id)?;
-        values::or_diag(
-            diags,
-            session.store.blocking(move |s| s.delete_subnet(&id)).await,
-        )
-        .map(drop)
+        let deleted = session.store.blocking(move |s| s.delete_subnet(&id)).await;
+        session.forget_plan_subnets().await;
+        values::or_diag(diags, deleted).map(drop)
     }
 
     fn identity_schema(&self) -> Option<IdentitySchema> {

@@ -45,6 +45,11 @@ pub struct Session {
     observed_synced: tokio::sync::Mutex<Weak<Inventory>>,
     /// Per-process state of VM creation (placements, abandoned creates).
     pub creates: crate::vmlife::Creates,
+    /// The vCenter's subnets as the plan-time checks of new subnets see them: read once per
+    /// process (a plan of 500 subnets is one query, not 500), dropped by this process's subnet
+    /// changes. Advisory like every plan-time check: the create checks again in its
+    /// transaction, so a subnet another process adds meanwhile is still refused there.
+    plan_subnets: tokio::sync::Mutex<Option<Arc<Vec<crate::store::SubnetRecord>>>>,
 }
 
 impl Session {
@@ -63,6 +68,30 @@ impl Session {
                 None
             }
         }
+    }
+
+    /// The vCenter's subnets for plan-time checks (see `plan_subnets`).
+    pub async fn subnets_for_plan(
+        &self,
+        vcenter: &str,
+    ) -> Result<Arc<Vec<crate::store::SubnetRecord>>, crate::store::StoreError> {
+        let mut cached = self.plan_subnets.lock().await;
+        if let Some(subnets) = cached.as_ref() {
+            return Ok(subnets.clone());
+        }
+        let vcenter = vcenter.to_string();
+        let subnets = Arc::new(
+            self.store
+                .blocking(move |s| s.subnets(Some(&vcenter)))
+                .await?,
+        );
+        *cached = Some(subnets.clone());
+        Ok(subnets)
+    }
+
+    /// After this process changed a subnet: the next plan-time check reads them again.
+    pub async fn forget_plan_subnets(&self) {
+        *self.plan_subnets.lock().await = None;
     }
 
     /// Every subnet of the inventory's vCenter with its wire links, or an error diagnostic.
@@ -277,6 +306,7 @@ impl Provider for VsphereIpamProvider {
             store,
             observed_synced: Default::default(),
             creates: Default::default(),
+            plan_subnets: Default::default(),
         });
         if let Ok(mut slot) = self.shared.session.write() {
             *slot = Some(session);

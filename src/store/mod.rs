@@ -27,6 +27,22 @@ pub struct SubnetRecord {
     pub spec: SubnetSpec,
 }
 
+impl SubnetRecord {
+    /// Whether `other`, another subnet, hands out addresses this one would: no two subnets of
+    /// a vCenter may (callers compare within one vCenter).
+    pub fn overlaps(&self, other: &SubnetRecord) -> bool {
+        other.id != self.id && other.spec.allocatable().overlaps(&self.spec.allocatable())
+    }
+
+    /// The first of `others` whose range overlaps this one's.
+    pub fn first_overlap<'a>(
+        &self,
+        others: impl IntoIterator<Item = &'a SubnetRecord>,
+    ) -> Option<&'a SubnetRecord> {
+        others.into_iter().find(|other| self.overlaps(other))
+    }
+}
+
 /// Another wire whose VMs may take addresses from a subnet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireLink {

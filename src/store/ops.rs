@@ -115,11 +115,9 @@ fn unhold(tx: &mut dyn Tx, subnet_id: &str, ip: u32) -> Result<()> {
 
 /// The subnet of the same vCenter whose range overlaps `subnet`'s, other than itself.
 fn overlapping(tx: &mut dyn Tx, subnet: &SubnetRecord) -> Result<Option<SubnetRecord>> {
-    let range = subnet.spec.allocatable();
-    Ok(tx
-        .subnets(Some(&subnet.vcenter))?
-        .into_iter()
-        .find(|other| other.id != subnet.id && other.spec.allocatable().overlaps(&range)))
+    Ok(subnet
+        .first_overlap(&tx.subnets(Some(&subnet.vcenter))?)
+        .cloned())
 }
 
 fn overlap_error(subnet: &SubnetRecord, other: &SubnetRecord) -> StoreError {
