@@ -221,7 +221,8 @@ impl FaultProxy {
             .insert(method.to_string(), delay);
     }
 
-    /// Refuses new connections for `how_long` (zero ends it).
+    /// Refuses new connections for `how_long` (zero ends it); requests on open connections are
+    /// dropped unanswered meanwhile.
     pub fn refuse_for(&self, how_long: Duration) {
         self.rules.lock().unwrap().refuse_until = Some(Instant::now() + how_long);
     }
@@ -354,6 +355,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let mut buf = Vec::new();
     while let Some(request) = read_request(&mut stream, &mut buf).await {
+        // While the upstream looks unreachable, a request on a connection opened before gets
+        // nowhere either (the client's pooled keep-alive connections must not reach it).
+        if rules.lock().unwrap().refusing() {
+            return;
+        }
         let Some(answer) = forward(client, base, rules, request).await else {
             return;
         };
