@@ -13,6 +13,7 @@ pub mod ipsubnet_data;
 mod schema;
 mod values;
 pub mod vm;
+mod vm_adopt;
 pub mod vm_nic_fix;
 pub mod wire_data;
 

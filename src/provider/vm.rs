@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tfplugin::schema::{AttributeType, Block, Description, IdentitySchema, NestedBlock, Schema};
 use tfplugin::value::{Value, ValueBool, ValueEmpty, ValueList, ValueNumber, ValueString};
-use tfplugin::{map, AttributePath, Diagnostics, Resource};
+use tfplugin::{map, AttributePath, Diagnostics, MoveSource, Resource};
 
 use super::customization::{self, GuestInput, LinuxState, WindowsState};
 
@@ -22,10 +22,11 @@ use super::schema::{
     required, string_list,
 };
 use super::values::{self, known, opt_string, string, strings};
+use super::vm_adopt;
 use super::{Session, Shared};
 use crate::nics::{self, NicRequest};
 use crate::placement::{self, PlacementError};
-use crate::store::ops::ClaimError;
+use crate::store::ops::{ClaimError, NicClaim};
 use crate::store::{AddressRecord, OwnerKind, StoreError};
 use crate::vmlife::{self, CreateError, DestroyError, Held, NicInput, VmRequest};
 use crate::vsphere::model::{Inventory, Vm};
@@ -602,13 +603,156 @@ fn refresh(state: &mut VmState<'_>, inventory: &Inventory, vm: &Vm, records: &[A
 
 use nics::same_mac;
 
-/// The VM's records (owned by its lower-case UUID).
-async fn records_of(session: &Session, vm_uuid: &str) -> Result<Vec<AddressRecord>, StoreError> {
-    let owner = vm_uuid.to_ascii_lowercase();
-    session
-        .store
-        .blocking(move |s| s.addresses_of_owner(OwnerKind::Vm, &owner))
-        .await
+/// The state of a VM adopted by import or by a move, before `refresh`: what vCenter knows, each
+/// NIC's claim, and the guest IP wait's defaults. Inputs only a create uses (`template`,
+/// `datastore`, `hostname`, the `linux`/`windows` blocks) stay unset: the first apply records
+/// them from the configuration without changing the VM.
+fn adopted_state<'a>(inventory: &Inventory, vm: &Vm, claims: &[NicClaim]) -> VmState<'a> {
+    let datacenter = vmlife::vm_datacenter(inventory, vm).map(str::to_string);
+    VmState {
+        id: string(vm.uuid.to_ascii_lowercase()),
+        name: string(vm.name.clone()),
+        datacenter: opt_string(datacenter),
+        // What the guest calls itself is not necessarily what customization set: like
+        // the template, the first apply records the configured value.
+        hostname: Value::Null,
+        wait_for_guest_ip: Value::Value(true),
+        guest_ip_timeout: string(DEFAULT_TIMEOUT),
+        network_interface: Value::Value(
+            claims
+                .iter()
+                .map(|c| {
+                    Value::Value(NicState {
+                        subnet_id: string(c.subnet_id.clone()),
+                        ip_address: string(c.ip.to_string()),
+                        mac: string(c.mac.clone()),
+                        wire_id: string(c.wire_id.clone()),
+                        port_group: Value::Null,
+                    })
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// The first apply after an import or a move (no `template` in the state yet): records the
+/// NICs' addresses as planned, unless they are recorded already (an import did it), in one
+/// store transaction and without a vCenter call. See [`vm_adopt`] for why a move records here.
+async fn record_adopted(
+    diags: &mut Diagnostics,
+    session: &Session,
+    planned: &VmState<'_>,
+) -> Option<()> {
+    let vm_uuid = known(&planned.id)?;
+    let wanted: Vec<NicRequest> = nic_list(planned)
+        .iter()
+        .filter_map(|n| {
+            Some(NicRequest {
+                mac: known(&n.mac),
+                ip: known(&n.ip_address)?.parse::<Ipv4Addr>().ok()?,
+            })
+        })
+        .collect();
+    let records = values::or_diag(diags, vm_adopt::records_of(session, &vm_uuid).await)?;
+    if wanted.len() == nic_list(planned).len() && vm_adopt::all_recorded(&records, &wanted) {
+        return Some(());
+    }
+    let inventory = session.inventory_or_diag(diags).await?;
+    let Some(vm) = nics::find_vm(&inventory, &vm_uuid) else {
+        diags.root_error(
+            "VM not found",
+            format!("No VM with UUID {vm_uuid} in vCenter: its addresses cannot be recorded."),
+        );
+        return None;
+    };
+    let adoption = vm_adopt::claims(
+        diags,
+        session,
+        &inventory,
+        vm,
+        Some(wanted),
+        "Cannot record the VM's addresses",
+    )
+    .await?;
+    vm_adopt::record(diags, session, vm, &adoption, true).await?;
+    tracing::info!(%vm_uuid, nics = adoption.claims.len(), "recorded the adopted VM's addresses");
+    Some(())
+}
+
+/// A `vsphere_virtual_machine`'s state as ours, before the refresh: what the source knows
+/// (UUID, moref, name, folder, CPUs, memory, host, each NIC's MAC). Each NIC's subnet and
+/// address, and the datacenter, are left for the refresh (`resolve_moved`); the inputs only a
+/// create uses stay unset as after an import.
+fn moved_state<'a>(from: &vm_adopt::SourceVm) -> VmState<'a> {
+    let opt = |v: &Option<String>| opt_string(v.clone().filter(|s| !s.is_empty()));
+    VmState {
+        id: opt_string(from.vm_uuid().map(str::to_ascii_lowercase)),
+        moref: opt(&from.moid),
+        name: opt(&from.name),
+        folder: opt_string(from.folder()),
+        num_cpus: from.num_cpus.into(),
+        memory_mb: from.memory.into(),
+        host_id: opt(&from.host_system_id),
+        wait_for_guest_ip: Value::Value(true),
+        guest_ip_timeout: string(DEFAULT_TIMEOUT),
+        network_interface: Value::Value(
+            from.network_interface
+                .iter()
+                .flatten()
+                .map(|n| {
+                    Value::Value(NicState {
+                        mac: opt(&n.mac_address),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// A moved VM not refreshed yet: the `vsphere_virtual_machine` state had no subnet or address
+/// per NIC, nor a datacenter.
+fn unresolved_move(state: &VmState<'_>) -> bool {
+    state.template.is_null()
+        && (state.datacenter.is_null()
+            || nic_list(state)
+                .iter()
+                .any(|n| !n.subnet_id.is_value() || !n.ip_address.is_value()))
+}
+
+/// The refresh of a moved VM: each NIC's address (VMware Tools') and the subnet it falls in,
+/// checked against the store without writing (no subnet, held by another record: an error
+/// naming the VM, NIC, address and subnet or holder, so the plan of the move fails).
+async fn resolve_moved(
+    diags: &mut Diagnostics,
+    session: &Session,
+    inventory: &Inventory,
+    vm: &Vm,
+    state: &mut VmState<'_>,
+) -> Option<()> {
+    if vm.template {
+        diags.root_error(
+            "Cannot move a template",
+            format!("{:?} ({}) is a template, not a VM.", vm.name, vm.uuid),
+        );
+        return None;
+    }
+    let adoption = vm_adopt::claims(
+        diags,
+        session,
+        inventory,
+        vm,
+        None,
+        "Cannot move the VM's addresses",
+    )
+    .await?;
+    vm_adopt::record(diags, session, vm, &adoption, false).await?;
+    let adopted = adopted_state(inventory, vm, &adoption.claims);
+    state.datacenter = adopted.datacenter;
+    state.network_interface = adopted.network_interface;
+    Some(())
 }
 
 /// A warning when VMware Tools reports addresses on the VM's NICs other than those assigned.
@@ -673,6 +817,19 @@ impl Resource for VmResource {
         let vm_uuid = known(&state.id)?;
         let inventory = session.inventory_or_diag(diags).await?;
         let Some(vm) = nics::find_vm(&inventory, &vm_uuid) else {
+            if unresolved_move(&state) {
+                diags.root_error(
+                    "VM not found",
+                    format!(
+                        "The {} being moved names VM UUID {vm_uuid}, and vCenter (instance {}) \
+                         has no VM with that UUID. Remove it from the state (`terraform state \
+                         rm`) instead of moving it.",
+                        vm_adopt::SOURCE_TYPE,
+                        inventory.instance_uuid
+                    ),
+                );
+                return None;
+            }
             // A read never writes: the records stay until the apply that replaces or removes
             // the VM releases them (a plan that is never applied loses nothing).
             tracing::info!(%vm_uuid, "VM gone from vCenter: planning its replacement");
@@ -691,7 +848,7 @@ impl Resource for VmResource {
             mark_gone(&mut gone);
             return Some((gone, private_state));
         };
-        let records = match records_of(&session, &vm_uuid).await {
+        let records = match vm_adopt::records_of(&session, &vm_uuid).await {
             Ok(r) => r,
             Err(e) => {
                 values::store_error(diags, &e, None);
@@ -699,6 +856,9 @@ impl Resource for VmResource {
             }
         };
         let mut fresh = state.clone();
+        if unresolved_move(&fresh) {
+            resolve_moved(diags, &session, &inventory, vm, &mut fresh).await?;
+        }
         refresh(&mut fresh, &inventory, vm, &records);
         guest_drift(diags, vm, &records);
         Some((fresh, private_state))
@@ -771,6 +931,15 @@ impl Resource for VmResource {
         prior_private: Self::PrivateState<'a>,
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        if unresolved_move(&prior) {
+            diags.root_error(
+                "A moved VM needs a refresh",
+                "The VM was moved from vsphere_virtual_machine, whose state does not say which \
+                 subnet and address each NIC has; the refresh finds them. Plan without \
+                 `-refresh=false`.",
+            );
+            return None;
+        }
         let mut planned = proposed;
         let mut replace = Vec::new();
         // The read found the VM gone from vCenter (see `mark_gone`).
@@ -942,6 +1111,10 @@ impl Resource for VmResource {
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let session = self.shared.session(diags)?;
+        // An imported or moved VM: its first apply records its addresses before anything else.
+        if prior.template.is_null() {
+            record_adopted(diags, &session, &planned).await?;
+        }
         let client = session.inventory.client();
         let moref = known(&prior.moref)?;
         let changed = |a: &ValueNumber, b: &ValueNumber| (a != b).then_some(()).and(b.as_option());
@@ -1070,112 +1243,39 @@ impl Resource for VmResource {
             );
             return None;
         }
-        let vm_uuid = vm.uuid.to_ascii_lowercase();
-        let existing = match records_of(&session, &vm_uuid).await {
-            Ok(r) => r,
-            Err(e) => {
-                values::store_error(diags, &e, None);
-                return None;
-            }
-        };
-        // Each NIC's address: recorded already (a re-import), else what VMware Tools reports.
-        let mut requests = Vec::new();
-        for nic in &vm.nics {
-            let recorded = existing
-                .iter()
-                .find(|r| same_mac(r.mac.as_deref().unwrap_or_default(), &nic.mac))
-                .map(|r| r.ip);
-            let reported = vm
-                .guest_ips
-                .get(&nic.mac)
-                .and_then(|ips| match ips.as_slice() {
-                    [one] => Some(*one),
-                    _ => None,
-                });
-            match recorded.or(reported) {
-                Some(ip) => requests.push(NicRequest {
-                    mac: Some(nic.mac.clone()),
-                    ip,
-                }),
-                None => {
-                    diags.root_error(
-                        "Cannot import the VM's addresses",
-                        format!(
-                            "NIC {} of VM {:?} has no single IPv4 address reported by VMware \
-                             Tools, so its address is unknown. Power the VM on with Tools running, \
-                             or record it with vsphereipam_vm_nic_fix instead.",
-                            nic.mac, vm.name
-                        ),
-                    );
-                    return None;
-                }
-            }
-        }
-        let views = session.subnet_views_or_diag(diags, &inventory).await?;
-        let claims = match nics::resolve(&inventory, vm, &requests, &views) {
-            Ok(c) => c,
-            Err(problems) => {
-                for p in problems {
-                    diags.root_error(p.summary, p.detail);
-                }
-                return None;
-            }
-        };
-        let observations = nics::observations(&inventory);
-        let claim_uuid = vm_uuid.clone();
-        let recorded_claims = claims.clone();
-        let result = session
-            .store
-            .blocking(move |s| {
-                let reported = nics::claim_reporter(&observations, &views, &claim_uuid);
-                // A re-import finds its own records: claim them afresh.
-                Ok(s.reclaim_nics(
-                    (OwnerKind::Vm, &claim_uuid),
-                    &claim_uuid,
-                    &recorded_claims,
-                    &reported,
-                ))
-            })
-            .await;
-        let records = match result {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                values::store_error_at(diags, &e.error, None);
-                return None;
-            }
-            Err(e) => {
-                values::store_error(diags, &e, None);
-                return None;
-            }
-        };
-        let datacenter = vmlife::vm_datacenter(&inventory, vm).map(str::to_string);
-        let mut state = VmState {
-            id: string(vm_uuid),
-            name: string(vm.name.clone()),
-            datacenter: opt_string(datacenter),
-            // What the guest calls itself is not necessarily what customization set: like
-            // the template, the first apply records the configured value.
-            hostname: Value::Null,
-            wait_for_guest_ip: Value::Value(true),
-            guest_ip_timeout: string(DEFAULT_TIMEOUT),
-            network_interface: Value::Value(
-                claims
-                    .iter()
-                    .map(|c| {
-                        Value::Value(NicState {
-                            subnet_id: string(c.subnet_id.clone()),
-                            ip_address: string(c.ip.to_string()),
-                            mac: string(c.mac.clone()),
-                            wire_id: string(c.wire_id.clone()),
-                            port_group: Value::Null,
-                        })
-                    })
-                    .collect(),
-            ),
-            ..Default::default()
-        };
+        let adoption = vm_adopt::claims(
+            diags,
+            &session,
+            &inventory,
+            vm,
+            None,
+            "Cannot import the VM's addresses",
+        )
+        .await?;
+        // `terraform import` writes the state at once: the records go with it. (A re-import
+        // finds its own records and claims them afresh.)
+        let records = vm_adopt::record(diags, &session, vm, &adoption, true).await?;
+        let mut state = adopted_state(&inventory, vm, &adoption.claims);
         refresh(&mut state, &inventory, vm, &records);
         Some((state, ValueEmpty))
+    }
+
+    /// `moved { from = vsphere_virtual_machine.x  to = vsphereipam_vm.x }`. Terraform asks
+    /// before it configures the provider, so this only translates the source's state
+    /// (`vm_adopt::moved_state`); the refresh that follows finds each NIC's address and subnet,
+    /// and the first apply records them.
+    async fn move_state<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        source: MoveSource,
+        target_type: &str,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        if !source.is(vm_adopt::SOURCE_PROVIDER, vm_adopt::SOURCE_TYPE) {
+            source.refuse(diags, target_type, &[vm_adopt::ACCEPTED]);
+            return None;
+        }
+        let from = vm_adopt::read_source(diags, &source)?;
+        Some((moved_state(&from), ValueEmpty))
     }
 }
 
