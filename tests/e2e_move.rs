@@ -1,5 +1,7 @@
-//! End to end on Terraform 1.15: `moved { from = vsphere_virtual_machine.x  to = vsphereipam_vm.x }`
-//! adopts VMs that HashiCorp's vSphere provider 2.x managed. The state file is built as that
+//! End to end on Terraform 1.15 (and the adoption also on 1.11, which has cross-provider moves
+//! since 1.8; 1.0.3 rejects the `moved` block with its own error, checked):
+//! `moved { from = vsphere_virtual_machine.x  to = vsphereipam_vm.x }` adopts VMs that
+//! HashiCorp's vSphere provider 2.x managed. The state file is built as that
 //! provider writes it (state version 4, schema version 3, its attribute names) for VMs of the
 //! simulator; a stand-in `hashicorp/vsphere` (`tests/standin/`, served by this binary) lets
 //! Terraform decode it. The move's plan changes nothing (no record, no vCenter task), its apply
@@ -249,18 +251,24 @@ fn own_records(env: &Env, uuid: &str) -> Vec<String> {
 
 fn moved_vms_are_adopted_without_a_change_and_recorded_by_the_first_apply() {
     let sim = Sim::start("test");
-    let tf = tf15();
-    let env = Env::new(&sim, "");
+    // Terraform 1.8+ moves across providers: 1.15 and the 1.11 on PATH.
+    for tf in versions().into_iter().filter(|t| t.version != "1.0.3") {
+        adopt_on(&sim, &tf);
+    }
+}
+
+fn adopt_on(sim: &Sim, tf: &Terraform) {
+    let env = Env::new(sim, "");
     let plugin = standin::plugin_dir();
-    let wd = workdir(&env, &tf, SUBNETS, plugin.path());
+    let wd = workdir(&env, tf, SUBNETS, plugin.path());
     wd.apply_ok();
-    let app1 = vm(&sim, "vm-app-1").clone();
-    let multi = vm(&sim, "vm-multi").clone();
+    let app1 = vm(sim, "vm-app-1").clone();
+    let multi = vm(sim, "vm-multi").clone();
     add_to_state(
         &wd,
         vec![
-            vsphere_resource(&sim, "app1", &app1),
-            vsphere_resource(&sim, "multi", &multi),
+            vsphere_resource(sim, "app1", &app1),
+            vsphere_resource(sim, "multi", &multi),
         ],
     );
     wd.write(
@@ -271,7 +279,7 @@ fn moved_vms_are_adopted_without_a_change_and_recorded_by_the_first_apply() {
             vsphereipam_vm("multi", "vm-multi", &["app", "db"])
         )),
     );
-    let before = vms_in_vcenter(&sim);
+    let before = vms_in_vcenter(sim);
     runtime().block_on(sim.reset_stats());
 
     // The plan moves both, changes nothing, and shows only the recording update.
@@ -293,9 +301,9 @@ fn moved_vms_are_adopted_without_a_change_and_recorded_by_the_first_apply() {
     );
     assert!(!out.contains("must be replaced"), "{out}");
     assert!(
-        tasks(&sim).is_empty(),
+        tasks(sim).is_empty(),
         "the plan called vCenter: {:?}",
-        tasks(&sim)
+        tasks(sim)
     );
     assert!(own_records(&env, &app1.uuid).is_empty(), "the plan wrote");
     assert!(own_records(&env, &multi.uuid).is_empty(), "the plan wrote");
@@ -305,19 +313,53 @@ fn moved_vms_are_adopted_without_a_change_and_recorded_by_the_first_apply() {
     assert!(apply.success, "{}", apply.all());
     println!("{}", apply.stdout);
     assert!(
-        tasks(&sim).is_empty(),
+        tasks(sim).is_empty(),
         "the apply changed vCenter: {:?}",
-        tasks(&sim)
+        tasks(sim)
     );
-    assert_eq!(vms_in_vcenter(&sim), before, "a VM changed");
+    assert_eq!(vms_in_vcenter(sim), before, "a VM changed");
     assert_eq!(own_records(&env, &app1.uuid), ["10.20.0.21@app"]);
     assert_eq!(
         own_records(&env, &multi.uuid),
         ["10.20.0.23@app", "10.30.0.41@db"]
     );
-    wd.plan_no_changes();
+    let after = wd.run(&["plan", "-detailed-exitcode", "-no-color", "-input=false"]);
+    assert!(
+        after.success,
+        "the plan after the move shows changes:\n{}",
+        after.all()
+    );
+    println!("{}", after.stdout);
+    // The admin CLI lists them as the VMs' records.
+    let app_subnet = env
+        .store()
+        .subnets(None)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "app")
+        .unwrap();
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_terraform-provider-vsphereipam"))
+        .args(["ipam", "addresses", "--subnet", &app_subnet.id])
+        .env_remove("TF_PLUGIN_MAGIC_COOKIE")
+        .env("VSPHERE_SERVER", sim.server())
+        .env("VSPHERE_USER", &sim.info.user)
+        .env("VSPHERE_PASSWORD", &sim.info.password)
+        .env("VSPHEREIPAM_STORE", env.store_url())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&cli.stdout);
+    println!("{listed}");
+    assert!(cli.status.success(), "{listed}");
+    for ip in ["10.20.0.21", "10.20.0.23"] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with(ip) && l.contains("vsphereipam_vm")),
+            "{listed}"
+        );
+    }
 
-    // The state holds our resources only, with their identity.
+    // The state holds our resources only, with their identity (where Terraform stores one).
     let state: Value = serde_json::from_str(
         &std::fs::read_to_string(wd.path().join("terraform.tfstate")).unwrap(),
     )
@@ -337,10 +379,13 @@ fn moved_vms_are_adopted_without_a_change_and_recorded_by_the_first_apply() {
         .find(|r| r["type"] == "vsphereipam_vm" && r["name"] == "multi")
         .expect("vsphereipam_vm.multi");
     let instance = &moved["instances"][0];
-    assert_eq!(
-        instance["identity"],
-        json!({"vm_uuid": multi.uuid.to_ascii_lowercase()})
-    );
+    if tf.version == "1.15" {
+        // Identity is Terraform 1.12+.
+        assert_eq!(
+            instance["identity"],
+            json!({"vm_uuid": multi.uuid.to_ascii_lowercase()})
+        );
+    }
     assert_eq!(instance["attributes"]["moref"], json!(multi.moref));
     assert_eq!(
         instance["attributes"]["network_interface"][1]["ip_address"],
@@ -511,6 +556,25 @@ fn a_source_of_another_type_gets_a_diagnostic() {
         ),
         "{flat}"
     );
+    assert!(!flat.contains("panicked") && !flat.contains("plugin crashed"));
+
+    // Terraform 1.0.3 knows no `moved` block at all: its own error, no crash.
+    let old = versions()
+        .into_iter()
+        .find(|t| t.version == "1.0.3")
+        .expect("Terraform 1.0.3");
+    let wd = workdir(&env, &old, SUBNETS, plugin.path());
+    wd.write(
+        "main.tf",
+        &env.config(&format!(
+            "{SUBNETS}\n{}",
+            vsphereipam_vm("app1", "vm-app-1", &["app"])
+        )),
+    );
+    let run = wd.plan_err();
+    let flat = run.flat();
+    assert!(flat.contains("Unsupported block type"), "{flat}");
+    assert!(flat.contains("moved"), "{flat}");
     assert!(!flat.contains("panicked") && !flat.contains("plugin crashed"));
 }
 

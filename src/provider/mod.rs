@@ -175,7 +175,10 @@ pub(crate) fn provider_schema() -> Schema {
             version: 1,
             description: Description::markdown(
                 "IP address management for VMware vSphere: port groups become wires, IPv4 subnets \
-                 live on wires in an IPAM store, and VMs get free addresses on hosts that reach them.",
+                 live on wires in an IPAM store, and VMs get free addresses on hosts that reach them. \
+                 VMs that HashiCorp's vSphere provider manages move over with a `moved` block, \
+                 without a change to the VM: see \
+                 [Moving from the vSphere provider](guides/migrating-from-vsphere.md).",
             ),
             attributes: map! {
                 "vsphere_server" => optional(AttributeType::String,

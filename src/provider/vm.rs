@@ -114,7 +114,13 @@ pub fn schema() -> Schema {
                  Import by the VM UUID records the addresses VMware Tools report on its NICs as \
                  the resource's own; inputs vCenter does not keep (`template`, `folder`, \
                  `datastore`, `hostname`, the guest IP wait, the `linux`/`windows` blocks) are \
-                 recorded by the first apply without changing the VM.",
+                 recorded by the first apply without changing the VM.\n\n\
+                 A `moved` block from HashiCorp's `vsphere_virtual_machine` (vSphere provider \
+                 2.x state, Terraform 1.8+) adopts the VM the same way: the plan finds each \
+                 NIC's address and subnet and writes nothing (an address in no subnet, or held \
+                 by another record, fails it), and its apply records the addresses and \
+                 `template` without a vCenter call. See the guide \"Moving from the vSphere \
+                 provider\".",
             ),
             attributes: map! {
                 "id" => computed(AttributeType::String, "The VM's UUID (`config.uuid`)."),
