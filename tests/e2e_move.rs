@@ -282,6 +282,15 @@ fn adopt_on(sim: &Sim, tf: &Terraform) {
     let before = vms_in_vcenter(sim);
     runtime().block_on(sim.reset_stats());
 
+    // Without the refresh the NICs' addresses are unknown: an error, never a replacement.
+    let blind = wd.run(&["plan", "-refresh=false", "-no-color", "-input=false"]);
+    assert!(!blind.success, "{}", blind.all());
+    assert!(
+        blind.flat().contains("A moved VM needs a refresh"),
+        "{}",
+        blind.all()
+    );
+
     // The plan moves both, changes nothing, and shows only the recording update.
     let plan = wd.run(&["plan", "-no-color", "-input=false", "-out=move.tfplan"]);
     assert!(plan.success, "{}", plan.all());
@@ -408,6 +417,13 @@ fn a_move_fails_naming_the_vm_nic_address_and_subnet_or_holder() {
     wd.apply_ok();
     let web = vm(&sim, "vm-web-1").clone();
     let app2 = vm(&sim, "vm-app-2").clone();
+    // A VM deleted since the vSphere provider last saw it.
+    let ghost = MVm {
+        name: "vm-ghost".into(),
+        uuid: "4216dead-0000-0000-0000-00000000beef".into(),
+        moref: "vm-999".into(),
+        ..app2.clone()
+    };
     // Someone else holds vm-app-2's address.
     let store = env.store();
     let app_subnet = store
@@ -447,14 +463,16 @@ fn a_move_fails_naming_the_vm_nic_address_and_subnet_or_holder() {
         vec![
             vsphere_resource(&sim, "web", &web),
             vsphere_resource(&sim, "app2", &app2),
+            vsphere_resource(&sim, "ghost", &ghost),
         ],
     );
     wd.write(
         "main.tf",
         &env.config(&format!(
-            "{SUBNETS}\n{}\n{}",
+            "{SUBNETS}\n{}\n{}\n{}",
             vsphereipam_vm("web", "vm-web-1", &["app"]),
-            vsphereipam_vm("app2", "vm-app-2", &["app"])
+            vsphereipam_vm("app2", "vm-app-2", &["app"]),
+            vsphereipam_vm("ghost", "vm-ghost", &["app"])
         )),
     );
     runtime().block_on(sim.reset_stats());
@@ -484,6 +502,12 @@ fn a_move_fails_naming_the_vm_nic_address_and_subnet_or_holder() {
         "{flat}"
     );
     assert!(flat.contains("reserved-by-netops"), "{flat}");
+    // Gone from vCenter: not found, never a new VM.
+    assert!(
+        flat.contains("VM not found")
+            && flat.contains("names VM UUID 4216dead-0000-0000-0000-00000000beef"),
+        "{flat}"
+    );
     assert!(!flat.contains("panicked") && !flat.contains("plugin crashed"));
     // Nothing moved, nothing written, nothing called.
     assert!(tasks(&sim).is_empty());
@@ -504,7 +528,8 @@ fn a_move_fails_naming_the_vm_nic_address_and_subnet_or_holder() {
     wd.write(
         "main.tf",
         &env.config(&format!(
-            "{SUBNETS}\n{}\nremoved {{\n  from = vsphere_virtual_machine.web\n  lifecycle {{\n    destroy = false\n  }}\n}}\n",
+            "{SUBNETS}\n{}\nremoved {{\n  from = vsphere_virtual_machine.web\n  lifecycle {{\n    destroy = false\n  }}\n}}\n\
+             removed {{\n  from = vsphere_virtual_machine.ghost\n  lifecycle {{\n    destroy = false\n  }}\n}}\n",
             vsphereipam_vm("app2", "vm-app-2", &["app"])
         )),
     );

@@ -718,14 +718,13 @@ fn moved_state<'a>(from: &vm_adopt::SourceVm) -> VmState<'a> {
     }
 }
 
-/// A moved VM not refreshed yet: the `vsphere_virtual_machine` state had no subnet or address
-/// per NIC, nor a datacenter.
+/// A moved VM not refreshed yet: the `vsphere_virtual_machine` state says no subnet or address
+/// per NIC (an import always records both).
 fn unresolved_move(state: &VmState<'_>) -> bool {
     state.template.is_null()
-        && (state.datacenter.is_null()
-            || nic_list(state)
-                .iter()
-                .any(|n| !n.subnet_id.is_value() || !n.ip_address.is_value()))
+        && nic_list(state)
+            .iter()
+            .any(|n| !n.subnet_id.is_value() || !n.ip_address.is_value())
 }
 
 /// The refresh of a moved VM: each NIC's address (VMware Tools') and the subnet it falls in,
@@ -742,6 +741,17 @@ async fn resolve_moved(
         diags.root_error(
             "Cannot move a template",
             format!("{:?} ({}) is a template, not a VM.", vm.name, vm.uuid),
+        );
+        return None;
+    }
+    if vm.nics.is_empty() {
+        diags.root_error(
+            "Cannot move a VM without NICs",
+            format!(
+                "VM {:?} ({}) has no network adapter; vsphereipam_vm manages VMs with at least \
+                 one.",
+                vm.name, vm.uuid
+            ),
         );
         return None;
     }
