@@ -621,19 +621,46 @@ fn main() {
             a_source_of_another_type_gets_a_diagnostic,
         ),
     ];
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    // The libtest options Cargo and people pass: filters, `--skip F`, `--exact`, `--list`;
+    // others (`--nocapture`, `--test-threads N`) do not apply to a sequential run.
+    let (mut filters, mut skips, mut exact, mut list) = (Vec::new(), Vec::new(), false, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--skip" => skips.extend(args.next()),
+            "--exact" => exact = true,
+            "--list" => list = true,
+            "--test-threads" | "--format" | "--color" | "-Z" | "--logfile" => {
+                args.next();
+            }
+            a if a.starts_with('-') => {}
+            _ => filters.push(arg),
+        }
+    }
+    let matches = |name: &str, f: &String| {
+        if exact {
+            name == f
+        } else {
+            name.contains(f.as_str())
+        }
+    };
     let mut ran = 0;
     for (name, test) in tests {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+        let chosen = filters.is_empty() || filters.iter().any(|f| matches(name, f));
+        if !chosen || skips.iter().any(|f| matches(name, f)) {
+            continue;
+        }
+        if list {
+            println!("{name}: test");
             continue;
         }
         println!("test {name} ...");
         test();
         println!("test {name} ... ok");
         ran += 1;
+    }
+    if list {
+        return;
     }
     println!("test result: ok. {ran} passed");
 }

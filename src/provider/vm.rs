@@ -1313,6 +1313,41 @@ mod tests {
     }
 
     #[test]
+    fn a_moved_state_is_what_the_source_knows_until_the_refresh() {
+        let from: vm_adopt::SourceVm = serde_json::from_value(json!({
+            "id": "4216AA4E-0000-0000-0000-000000000001",
+            "uuid": "4216AA4E-0000-0000-0000-000000000001",
+            "moid": "vm-42", "name": "web", "folder": "/prod/web/", "num_cpus": 2,
+            "memory": 2048, "host_system_id": "host-7",
+            "network_interface": [{"mac_address": "00:50:56:aa:bb:cc", "network_id": "dvportgroup-9"}],
+            "clone": [{"template_uuid": "4216aa4e-0000-0000-0000-00000000000f"}]
+        }))
+        .unwrap();
+        let state = moved_state(&from);
+        assert_eq!(
+            state.id,
+            string("4216aa4e-0000-0000-0000-000000000001".to_string())
+        );
+        assert_eq!(state.moref, string("vm-42".to_string()));
+        assert_eq!(state.folder, string("prod/web".to_string()));
+        assert_eq!(state.num_cpus, Value::Value(2));
+        assert_eq!(state.memory_mb, Value::Value(2048));
+        // Recorded from the configuration by the first apply, which this makes a change.
+        assert!(state.template.is_null() && state.datastore.is_null());
+        let nics = nic_list(&state);
+        assert_eq!(nics.len(), 1);
+        assert_eq!(nics[0].mac, string("00:50:56:aa:bb:cc".to_string()));
+        assert!(unresolved_move(&state));
+        // An imported VM's NICs have both.
+        let mut imported = state.clone();
+        for nic in nic_list_mut(&mut imported) {
+            nic.subnet_id = string("s".to_string());
+            nic.ip_address = string("10.0.0.5".to_string());
+        }
+        assert!(!unresolved_move(&imported));
+    }
+
+    #[test]
     fn host_names() {
         assert!(valid_host_name("web-1"));
         assert!(!valid_host_name("web_1"));
