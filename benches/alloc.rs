@@ -1,5 +1,6 @@
 //! Allocation cost, store transaction included, in an empty subnet, a 99%-full /16 and a
-//! nearly full /8 (16.6 million held addresses); then allocations per second for one and for 8
+//! nearly full /8 (16.6 million held addresses), and in IPv6 an empty /64 and a /64 with a
+//! million held addresses; then allocations per second for one and for 8
 //! concurrent clients (each with its own connection) on SQLite and on PostgreSQL (the
 //! throwaway cluster of `scripts/postgres.sh`, or `VSPHEREIPAM_TEST_POSTGRES`). Prints
 //! `name value unit` lines.
@@ -32,9 +33,15 @@ fn subnet(id: &str, cidr: &str) -> SubnetRecord {
 /// Marks the top `fraction` of the subnet's range held, the way a long series of stepdown
 /// allocations leaves it: one record per address plus the merged run the allocator reads.
 fn fill(path: &str, s: &SubnetRecord, fraction: f64) -> u64 {
+    let count = (s.spec.allocatable().len() as f64 * fraction) as u64;
+    fill_count(path, s, count)
+}
+
+/// Marks the top `count` addresses of the subnet's range held, as [`fill`] does. Addresses
+/// are stored as the 16 big-endian bytes of their number (`store::key_column`).
+fn fill_count(path: &str, s: &SubnetRecord, count: u64) -> u64 {
     let range = s.spec.allocatable();
-    let count = (range.len() as f64 * fraction) as u32;
-    let first = range.end - count + 1;
+    let first = range.end - u128::from(count) + 1;
     let mut conn = rusqlite::Connection::open(path).unwrap();
     let tx = conn.transaction().unwrap();
     {
@@ -43,17 +50,17 @@ fn fill(path: &str, s: &SubnetRecord, fraction: f64) -> u64 {
             .unwrap();
         for ip in first..=range.end {
             insert
-                .execute(params![s.id, ip, format!("fill-{ip}")])
+                .execute(params![s.id, ip.to_be_bytes(), format!("fill-{ip}")])
                 .unwrap();
         }
         tx.execute(
             "INSERT INTO held_runs (subnet_id, start_ip, end_ip) VALUES (?1, ?2, ?3)",
-            params![s.id, first, range.end],
+            params![s.id, first.to_be_bytes(), range.end.to_be_bytes()],
         )
         .unwrap();
     }
     tx.commit().unwrap();
-    u64::from(count)
+    count
 }
 
 fn measure(store: &Store, subnet_id: &str, first: u32, n: u32) -> f64 {
@@ -116,17 +123,35 @@ fn main() {
         "filled the /8 with {held8} records in {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    let empty64 = subnet("empty64", "2001:db8:0:1::/64");
+    store.create_subnet(&empty64, &[]).unwrap();
+    let full64 = subnet("full64", "2001:db8:0:2::/64");
+    store.create_subnet(&full64, &[]).unwrap();
+    let held64 = fill_count(&path, &full64, 1_000_000);
     // 1% of a /16 is 655 free addresses: fewer allocations there.
-    let [alloc_empty, alloc_full_16, alloc_full_8] =
-        measure_rounds(&store, &[("empty16", 300), ("full16", 60), ("full8", 300)])[..]
-    else {
-        unreachable!("three subnets measured")
+    let [alloc_empty, alloc_full_16, alloc_full_8, alloc_empty_v6, alloc_full_v6] = measure_rounds(
+        &store,
+        &[
+            ("empty16", 300),
+            ("full16", 60),
+            ("full8", 300),
+            ("empty64", 300),
+            ("full64", 300),
+        ],
+    )[..] else {
+        unreachable!("five subnets measured")
     };
 
     println!("alloc_empty_us {alloc_empty:.1} us");
     println!("alloc_full_16_us {alloc_full_16:.1} us (held {held16})");
     println!("alloc_full_8_us {alloc_full_8:.1} us (held {held8})");
     println!("alloc_full_8_ratio {:.2} x", alloc_full_8 / alloc_empty);
+    println!("alloc_empty_v6_us {alloc_empty_v6:.1} us");
+    println!("alloc_full_v6_us {alloc_full_v6:.1} us (held {held64})");
+    println!(
+        "alloc_full_v6_ratio {:.2} x",
+        alloc_full_v6 / alloc_empty_v6
+    );
 
     let sqlite_rate = format!("sqlite://{}", dir.path().join("rate.db").display());
     let postgres_rate = postgres_database();

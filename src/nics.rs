@@ -5,7 +5,7 @@
 //! A NIC reaches a subnet when its port group is the subnet's wire or one of its additional
 //! wires; the address must lie in the subnet's allocatable range.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::ipam::ranges::{Range, RangeSet};
 use crate::store::ops::{NicClaim, Observation, SubnetView};
@@ -172,14 +172,13 @@ pub fn resolve(
             .iter()
             .filter(|s| subnet_morefs(s).contains(&moref))
             .collect();
-        let ip = u32::from(request.ip);
         match reachable
             .iter()
-            .find(|s| s.subnet.spec.allocatable().contains(ip))
+            .find(|s| s.subnet.spec.allocatable().contains_ip(request.ip))
         {
             Some(view) => claims.push(NicClaim {
                 subnet_id: view.subnet.id.clone(),
-                ip: request.ip,
+                ip: request.ip.into(),
                 mac: nic.mac.clone(),
                 wire_id: wire::wire_id(inventory, moref),
             }),
@@ -231,7 +230,7 @@ pub fn observations(inventory: &Inventory) -> Vec<Observation> {
                 continue;
             };
             out.extend(ips.iter().map(|ip| Observation {
-                ip: *ip,
+                ip: IpAddr::V4(*ip),
                 wire_id: wire::wire_id(inventory, moref),
                 who: format!("VM {:?} ({})", vm.name, vm.uuid),
                 vm_uuid: Some(vm.uuid.clone()),
@@ -245,7 +244,7 @@ pub fn observations(inventory: &Inventory) -> Vec<Observation> {
                 continue;
             };
             out.push(Observation {
-                ip,
+                ip: IpAddr::V4(ip),
                 wire_id: wire::wire_id(inventory, moref),
                 who: format!("host {:?} {}", host.name, vmk.device),
                 vm_uuid: None,
@@ -286,7 +285,7 @@ pub fn reported_by_others(
     observations: &[Observation],
     subnet: &SubnetView,
     vm_uuid: &str,
-    ip: Ipv4Addr,
+    ip: IpAddr,
 ) -> Option<String> {
     let morefs = subnet_morefs(subnet);
     observations

@@ -16,7 +16,7 @@ pub const PENDING_TTL: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Abandoned {
     pub ticket: Ticket,
-    pub addresses: Vec<std::net::Ipv4Addr>,
+    pub addresses: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -434,7 +434,7 @@ fn a_move_fails_naming_the_vm_nic_address_and_subnet_or_holder() {
         .unwrap();
     // (The plan before mirrored vm-app-2's Tools-reported address as observed: an operator
     // reserving it takes the address over.)
-    let taken: std::net::Ipv4Addr = "10.20.0.22".parse().unwrap();
+    let taken: std::net::IpAddr = "10.20.0.22".parse().unwrap();
     for observed in store.addresses(&app_subnet.id).unwrap() {
         if observed.ip == taken && observed.owner_kind == OwnerKind::Observed {
             store

@@ -1,31 +1,33 @@
 //! Property tests of the IPAM domain: random sequences of allocate / request / release /
 //! reserve against a plain set model, checking the allocator's invariants after every step.
+//! Ranges sit anywhere in the 128-bit space both families share (`ranges::key`), from the
+//! IPv4 block to the top of IPv6.
 
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use rand::SeedableRng;
 use vsphereipam::ipam::alloc::{allocate, free_count};
-use vsphereipam::ipam::ranges::{Range, RangeSet};
+use vsphereipam::ipam::ranges::{key, Range, RangeSet};
 use vsphereipam::ipam::subnet::Policy;
 
 #[derive(Debug, Clone)]
 enum Op {
     Allocate(Policy),
     /// Offset into the range (may fall outside it).
-    Request(u32),
+    Request(u128),
     /// Index into the held addresses.
     Release(usize),
     /// Offset and length of a reserved span.
-    Reserve(u32, u32),
+    Reserve(u128, u128),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => prop_oneof![Just(Policy::StepDown), Just(Policy::StepUp), Just(Policy::Random)].prop_map(Op::Allocate),
-        2 => (0u32..80).prop_map(Op::Request),
+        2 => (0u128..80).prop_map(Op::Request),
         2 => any::<usize>().prop_map(Op::Release),
-        1 => (0u32..64, 0u32..4).prop_map(|(o, l)| Op::Reserve(o, l)),
+        1 => (0u128..64, 0u128..4).prop_map(|(o, l)| Op::Reserve(o, l)),
     ]
 }
 
@@ -34,9 +36,9 @@ proptest! {
 
     #[test]
     fn allocator_keeps_its_invariants(
-        base in 0u32..(u32::MAX - 100),
-        len in 1u32..64,
-        observed in proptest::collection::vec(0u32..64, 0..8),
+        base in 0u128..(u128::MAX - 100),
+        len in 1u128..64,
+        observed in proptest::collection::vec(0u128..64, 0..8),
         ops in proptest::collection::vec(op(), 1..120),
         seed in any::<u64>(),
     ) {
@@ -47,9 +49,9 @@ proptest! {
         );
         let mut held = RangeSet::new();
         // The model: plain sets of addresses.
-        let mut model_held: BTreeSet<u32> = BTreeSet::new();
-        let mut model_excluded: BTreeSet<u32> = observed.iter().map(|o| base + o).collect();
-        let free_in_model = |held: &BTreeSet<u32>, excl: &BTreeSet<u32>| {
+        let mut model_held: BTreeSet<u128> = BTreeSet::new();
+        let mut model_excluded: BTreeSet<u128> = observed.iter().map(|o| base + o).collect();
+        let free_in_model = |held: &BTreeSet<u128>, excl: &BTreeSet<u128>| {
             (range.start..=range.end).filter(|ip| !held.contains(ip) && !excl.contains(ip)).collect::<Vec<_>>()
         };
 
@@ -62,7 +64,7 @@ proptest! {
                     match got {
                         None => prop_assert!(free.is_empty(), "full reported with {} free", free.len()),
                         Some(ip) => {
-                            let ip = u32::from(ip);
+                            let ip = key(ip);
                             prop_assert!(range.contains(ip), "outside the range");
                             prop_assert!(!model_held.contains(&ip), "handed out a held address");
                             prop_assert!(!model_excluded.contains(&ip), "handed out an excluded address");
@@ -103,14 +105,14 @@ proptest! {
             }
             prop_assert_eq!(
                 free_count(range, &exclusions, &held),
-                free_in_model(&model_held, &model_excluded).len() as u64
+                free_in_model(&model_held, &model_excluded).len() as u128
             );
         }
     }
 
     #[test]
     fn range_set_matches_a_plain_set(
-        ops in proptest::collection::vec((any::<bool>(), 0u32..200, 0u32..10), 1..200),
+        ops in proptest::collection::vec((any::<bool>(), 0u128..200, 0u128..10), 1..200),
     ) {
         let mut set = RangeSet::new();
         let mut model = BTreeSet::new();
@@ -128,9 +130,9 @@ proptest! {
             // Disjoint, non-adjacent, sorted, and the same members as the model.
             let runs: Vec<Range> = set.iter().collect();
             for w in runs.windows(2) {
-                prop_assert!(u64::from(w[0].end) + 1 < u64::from(w[1].start));
+                prop_assert!(w[0].end + 1 < w[1].start);
             }
-            let members: BTreeSet<u32> = runs.iter().flat_map(|r| r.start..=r.end).collect();
+            let members: BTreeSet<u128> = runs.iter().flat_map(|r| r.start..=r.end).collect();
             prop_assert_eq!(&members, &model);
         }
     }

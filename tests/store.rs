@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::Command;
 
 use common::wait_for;
@@ -70,7 +70,7 @@ fn req(subnet_id: &str, owner: &str, ip: Option<&str>) -> AllocRequest {
     }
 }
 
-fn ip(s: &str) -> Ipv4Addr {
+fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
@@ -250,8 +250,8 @@ fn conformance(store: &Store) {
     store
         .allocate(&req("r", "other-vm", Some("10.50.0.20")), &RangeSet::new())
         .unwrap();
-    let held = |store: &Store| -> Vec<Ipv4Addr> {
-        let mut ips: Vec<Ipv4Addr> = store
+    let held = |store: &Store| -> Vec<IpAddr> {
+        let mut ips: Vec<IpAddr> = store
             .addresses_of_owner(OwnerKind::Vm, "vm-r")
             .unwrap()
             .iter()
@@ -799,7 +799,7 @@ fn processes_fill_one_subnet(url: &str) {
             "child failed: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        let got: Vec<Ipv4Addr> = String::from_utf8_lossy(&out.stdout)
+        let got: Vec<IpAddr> = String::from_utf8_lossy(&out.stdout)
             .lines()
             // The harness's "test processes_sharing_... " has no newline: find the marker anywhere.
             .filter_map(|l| {

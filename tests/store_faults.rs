@@ -67,7 +67,7 @@ fn subnet() -> SubnetRecord {
     }
 }
 
-fn take(store: &Store, owner: &str) -> Result<std::net::Ipv4Addr, StoreError> {
+fn take(store: &Store, owner: &str) -> Result<std::net::IpAddr, StoreError> {
     store
         .allocate(
             &AllocRequest {

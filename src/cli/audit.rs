@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
@@ -100,7 +100,13 @@ pub fn audit_at(store: &Store, inventory: &Inventory, now: i64) -> Result<Vec<Pr
                 let reported = nics::find_vm(inventory, uuid)
                     .filter(|vm| vm.power_state == "poweredOn")
                     .and_then(|vm| vm.guest_ips.get(&mac.to_ascii_lowercase()))
-                    .filter(|ips| !ips.is_empty() && !ips.contains(&a.ip));
+                    // Tools' IPv4 addresses say nothing about an IPv6 record (the inventory
+                    // reads no IPv6 guest addresses yet).
+                    .filter(|ips| {
+                        a.ip.is_ipv4()
+                            && !ips.is_empty()
+                            && !ips.iter().any(|ip| IpAddr::V4(*ip) == a.ip)
+                    });
                 if let Some(ips) = reported {
                     let ips: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
                     problems.push(Problem {

@@ -352,14 +352,14 @@ struct SubnetUsage {
     range: String,
     wire_id: String,
     additional_wire_ids: Vec<String>,
-    size: u64,
+    size: u128,
     /// Addresses owned by resources.
     held: u64,
     /// Addresses vCenter reports in use that no resource owns.
     observed: u64,
     /// Gateway and reserved ranges inside the allocatable range.
-    reserved: u64,
-    free: u64,
+    reserved: u128,
+    free: u128,
 }
 
 /// Counts of every subnet, read in one transaction so they agree with each other.

@@ -1,32 +1,88 @@
-//! IPv4 ranges and a set of disjoint ranges, so that a /8 with millions of held addresses costs
-//! a few merged intervals to search, not a scan of every address.
+//! Address ranges of either family and a set of disjoint ranges, so that a /8 or a /64 with
+//! millions of held addresses costs a few merged intervals to search, not a scan of every
+//! address.
+//!
+//! Both families live in one 128-bit number space ([`key`]): an IPv6 address is its own number,
+//! an IPv4 address the number of its IPv4-mapped form (`::ffff:a.b.c.d`). So ranges of both
+//! families sort and compare with one rule, never overlap each other, and the store indexes
+//! one column type. The mapping is one-to-one because IPv4-mapped IPv6 addresses are refused
+//! as input ([`parse_ip`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
-/// An inclusive range of IPv4 addresses, as `u32`s.
+/// An address as a number in the one space both families share.
+pub type Key = u128;
+
+/// The number of `ip` (IPv4 as `::ffff:a.b.c.d`).
+pub fn key(ip: impl Into<IpAddr>) -> Key {
+    match ip.into() {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The address numbered `k`: inside `::ffff:0:0/96` an IPv4 address, else IPv6.
+pub fn addr(k: Key) -> IpAddr {
+    let v6 = Ipv6Addr::from(k);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+/// An address as configurations write it, with the reason when it is not one this provider
+/// takes: a zone id (`%eth0`) belongs to one host's interface, not to a subnet, and an
+/// IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is an IPv4 address in disguise: write it as
+/// IPv4.
+pub fn parse_ip(text: &str) -> Result<IpAddr, String> {
+    let text = text.trim();
+    if let Some((ip, zone)) = text.split_once('%') {
+        return Err(format!(
+            "{text:?} carries a zone id (%{zone}); zone ids name one host's interface, write              the address alone ({ip})"
+        ));
+    }
+    match IpAddr::from_str(text) {
+        Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => Err(format!(
+            "{text:?} is an IPv4-mapped IPv6 address; write the IPv4 address {} instead",
+            v6.to_ipv4_mapped()
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        )),
+        Ok(ip) => Ok(ip),
+        Err(_) => Err(format!("{text:?} is not an IP address")),
+    }
+}
+
+/// An inclusive range of addresses of one family, as [`Key`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Range {
-    pub start: u32,
-    pub end: u32,
+    pub start: Key,
+    pub end: Key,
 }
 
 impl Range {
-    pub fn new(start: Ipv4Addr, end: Ipv4Addr) -> Self {
+    pub fn new(start: impl Into<IpAddr>, end: impl Into<IpAddr>) -> Self {
         Range {
-            start: u32::from(start),
-            end: u32::from(end),
+            start: key(start),
+            end: key(end),
         }
     }
 
-    pub fn single(ip: Ipv4Addr) -> Self {
-        Range::new(ip, ip)
+    pub fn single(ip: impl Into<IpAddr>) -> Self {
+        let k = key(ip);
+        Range { start: k, end: k }
     }
 
-    pub fn contains(&self, ip: u32) -> bool {
+    pub fn contains(&self, ip: Key) -> bool {
         self.start <= ip && ip <= self.end
+    }
+
+    /// Whether the address `ip` is inside.
+    pub fn contains_ip(&self, ip: impl Into<IpAddr>) -> bool {
+        self.contains(key(ip))
     }
 
     pub fn contains_range(&self, other: &Range) -> bool {
@@ -37,12 +93,13 @@ impl Range {
         !self.is_empty() && !other.is_empty() && self.start <= other.end && other.start <= self.end
     }
 
-    /// Number of addresses, 0 for an empty range (`u64`: a full /0 does not fit in `u32`).
-    pub fn len(&self) -> u64 {
+    /// Number of addresses, 0 for an empty range (saturates at `u128::MAX` for the one range
+    /// of 2^128 addresses, which no subnet has).
+    pub fn len(&self) -> u128 {
         if self.is_empty() {
             return 0;
         }
-        u64::from(self.end) - u64::from(self.start) + 1
+        (self.end - self.start).saturating_add(1)
     }
 
     /// The fields are public, so `start` after `end` can be written: that range holds nothing.
@@ -50,12 +107,17 @@ impl Range {
         self.start > self.end
     }
 
-    pub fn first(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.start)
+    /// Whether the range holds IPv4 addresses.
+    pub fn is_v4(&self) -> bool {
+        addr(self.start).is_ipv4()
     }
 
-    pub fn last(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.end)
+    pub fn first(&self) -> IpAddr {
+        addr(self.start)
+    }
+
+    pub fn last(&self) -> IpAddr {
+        addr(self.end)
     }
 }
 
@@ -71,22 +133,28 @@ impl fmt::Display for Range {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RangeParseError {
-    #[error("{0:?} is not an IPv4 address")]
+    #[error("{0}")]
     BadAddress(String),
     #[error("range {0:?} ends before it starts")]
     Reversed(String),
+    #[error("range {0:?} mixes IPv4 and IPv6")]
+    MixedFamilies(String),
 }
 
-/// `"10.0.0.1"` or `"10.0.0.1-10.0.0.9"`.
+/// `"10.0.0.1"`, `"10.0.0.1-10.0.0.9"`, `"2001:db8::10"` or `"2001:db8::10-2001:db8::1f"`.
 impl FromStr for Range {
     type Err = RangeParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let ip = |t: &str| {
-            Ipv4Addr::from_str(t.trim()).map_err(|_| RangeParseError::BadAddress(t.trim().into()))
-        };
+        let ip = |t: &str| parse_ip(t).map_err(RangeParseError::BadAddress);
         let range = match s.split_once('-') {
-            Some((a, b)) => Range::new(ip(a)?, ip(b)?),
+            Some((a, b)) => {
+                let (a, b) = (ip(a)?, ip(b)?);
+                if a.is_ipv4() != b.is_ipv4() {
+                    return Err(RangeParseError::MixedFamilies(s.into()));
+                }
+                Range::new(a, b)
+            }
             None => Range::single(ip(s)?),
         };
         if range.start > range.end {
@@ -100,7 +168,7 @@ impl FromStr for Range {
 /// addresses is one entry whatever its length.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RangeSet {
-    by_start: BTreeMap<u32, u32>,
+    by_start: BTreeMap<Key, Key>,
 }
 
 impl RangeSet {
@@ -132,17 +200,22 @@ impl RangeSet {
     }
 
     /// The merged interval that holds `ip`, if any.
-    pub fn covering(&self, ip: u32) -> Option<Range> {
+    pub fn covering(&self, ip: Key) -> Option<Range> {
         let (&start, &end) = self.by_start.range(..=ip).next_back()?;
         (end >= ip).then_some(Range { start, end })
     }
 
-    pub fn contains(&self, ip: u32) -> bool {
+    pub fn contains(&self, ip: Key) -> bool {
         self.covering(ip).is_some()
     }
 
+    /// Whether the address `ip` is in the set.
+    pub fn contains_ip(&self, ip: impl Into<IpAddr>) -> bool {
+        self.contains(key(ip))
+    }
+
     /// Number of addresses of `within` that the set holds.
-    pub fn count_within(&self, within: Range) -> u64 {
+    pub fn count_within(&self, within: Range) -> u128 {
         self.iter()
             .filter(|r| r.overlaps(&within))
             .map(|r| {
@@ -160,7 +233,7 @@ impl RangeSet {
         let mut end = r.end;
         // Absorb an interval that overlaps or touches on the left.
         if let Some((&s, &e)) = self.by_start.range(..=start).next_back() {
-            if u64::from(e) + 1 >= u64::from(start) {
+            if e.checked_add(1).is_none_or(|after| after >= start) {
                 start = s;
                 end = end.max(e);
                 self.by_start.remove(&s);
@@ -173,7 +246,7 @@ impl RangeSet {
                 .range(start..)
                 .next()
                 .map(|(&s, &e)| (s, e))
-                .filter(|&(s, _)| u64::from(s) <= u64::from(end) + 1);
+                .filter(|&(s, _)| end.checked_add(1).is_none_or(|after| s <= after));
             match next {
                 Some((s, e)) => {
                     end = end.max(e);
@@ -186,7 +259,7 @@ impl RangeSet {
     }
 
     pub fn remove(&mut self, r: Range) {
-        let overlapping: Vec<(u32, u32)> = self
+        let overlapping: Vec<(Key, Key)> = self
             .by_start
             .range(..=r.end)
             .rev()
@@ -208,6 +281,7 @@ impl RangeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn r(s: &str) -> Range {
         s.parse().unwrap()
@@ -224,13 +298,15 @@ mod tests {
         let one = Range { start: 7, end: 7 };
         assert!(!one.is_empty());
         assert_eq!(one.len(), 1);
+        assert_eq!(r("0.0.0.0-255.255.255.255").len(), 1 << 32);
+        // The one range of 2^128 addresses saturates instead of overflowing.
         assert_eq!(
             Range {
                 start: 0,
-                end: u32::MAX
+                end: u128::MAX
             }
             .len(),
-            1 << 32
+            u128::MAX
         );
     }
 
@@ -279,31 +355,92 @@ mod tests {
                 "10.0.0.36-10.0.0.40"
             ]
         );
-        assert!(set.contains(u32::from(Ipv4Addr::new(10, 0, 0, 17))));
-        assert!(!set.contains(u32::from(Ipv4Addr::new(10, 0, 0, 18))));
+        assert!(set.contains_ip(Ipv4Addr::new(10, 0, 0, 17)));
+        assert!(!set.contains_ip(Ipv4Addr::new(10, 0, 0, 18)));
     }
 
     #[test]
     fn edges_of_the_address_space() {
         let mut set = RangeSet::new();
         set.insert(Range {
-            start: u32::MAX - 1,
-            end: u32::MAX,
+            start: u128::MAX - 1,
+            end: u128::MAX,
         });
         set.insert(Range { start: 0, end: 0 });
         set.insert(Range { start: 1, end: 1 });
         assert_eq!(set.intervals(), 2);
         set.remove(Range {
-            start: u32::MAX,
-            end: u32::MAX,
+            start: u128::MAX,
+            end: u128::MAX,
         });
         assert_eq!(
-            set.covering(u32::MAX - 1),
+            set.covering(u128::MAX - 1),
             Some(Range {
-                start: u32::MAX - 1,
-                end: u32::MAX - 1
+                start: u128::MAX - 1,
+                end: u128::MAX - 1
             })
         );
         assert_eq!(set.count_within(Range { start: 0, end: 10 }), 2);
+    }
+
+    #[test]
+    fn both_families_share_one_number_space() {
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(addr(key(v4)), v4);
+        assert_eq!(addr(key(v6)), v6);
+        assert_eq!(key(v4), 0xffff_0a00_0001);
+        // The IPv4 space sits inside ::ffff:0:0/96 and never meets a range of IPv6 subnets.
+        assert!(!r("0.0.0.0-255.255.255.255").overlaps(&r("2001:db8::-2001:db8::ffff")));
+        assert!(r("10.0.0.1-10.0.0.9").is_v4() && !r("2001:db8::1").is_v4());
+        assert_eq!(r("2001:db8::-2001:db8::ffff:ffff:ffff:ffff").len(), 1 << 64);
+        assert_eq!(
+            r("2001:db8::10 - 2001:db8::1f").to_string(),
+            "2001:db8::10-2001:db8::1f"
+        );
+        assert!(matches!(
+            "10.0.0.1-2001:db8::1".parse::<Range>(),
+            Err(RangeParseError::MixedFamilies(_))
+        ));
+    }
+
+    #[test]
+    fn zone_ids_and_mapped_addresses_are_refused_with_the_fix() {
+        let zone = parse_ip("fe80::1%eth0").unwrap_err();
+        assert!(
+            zone.contains("zone id") && zone.contains("fe80::1"),
+            "{zone}"
+        );
+        let mapped = parse_ip("::ffff:10.0.0.1").unwrap_err();
+        assert!(
+            mapped.contains("IPv4-mapped") && mapped.contains("10.0.0.1"),
+            "{mapped}"
+        );
+        assert!(parse_ip("::ffff:a00:1").is_err());
+        assert!(parse_ip("x").unwrap_err().contains("not an IP address"));
+        assert_eq!(
+            parse_ip(" 2001:db8::1 ").unwrap().to_string(),
+            "2001:db8::1"
+        );
+    }
+
+    #[test]
+    fn sets_of_ipv6_runs_merge_and_split_at_the_top_of_the_space() {
+        let mut set = RangeSet::new();
+        set.insert(r(
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ));
+        set.insert(r("2001:db8::1-2001:db8::5"));
+        set.insert(r("2001:db8::6"));
+        assert_eq!(set.intervals(), 2);
+        set.remove(r("2001:db8::3"));
+        assert_eq!(
+            set.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            [
+                "2001:db8::1-2001:db8::2",
+                "2001:db8::4-2001:db8::6",
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+            ]
+        );
     }
 }

@@ -1,14 +1,14 @@
-//! An IPv4 subnet definition and every rule the contract sets on it, each broken rule an error
-//! naming the attribute at fault. Rules run on what is known: at plan time some inputs may
+//! A subnet definition, IPv4 or IPv6, and every rule the contract sets on it, each broken rule
+//! an error naming the attribute at fault. Rules run on what is known: at plan time some inputs may
 //! still be unknown, and the rules that need them wait for apply.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::str::FromStr;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv6Net};
 
-use super::ranges::{Range, RangeSet};
+use super::ranges::{key, parse_ip, Range, RangeSet};
 
 /// An input as Terraform may give it: unset, not yet known (plan time), or a value.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -91,17 +91,23 @@ pub struct SubnetInput {
 /// A valid subnet, every default filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubnetSpec {
-    pub cidr: Ipv4Net,
-    pub start: Ipv4Addr,
-    pub end: Ipv4Addr,
-    pub gateway: Option<Ipv4Addr>,
-    pub dns_servers: Vec<Ipv4Addr>,
+    pub cidr: IpNet,
+    pub start: IpAddr,
+    pub end: IpAddr,
+    /// Of the subnet's family.
+    pub gateway: Option<IpAddr>,
+    /// Of either family.
+    pub dns_servers: Vec<IpAddr>,
     pub vlan_id: Option<u16>,
     pub policy: Policy,
     pub reserved: Vec<Range>,
 }
 
 impl SubnetSpec {
+    pub fn is_v4(&self) -> bool {
+        matches!(self.cidr, IpNet::V4(_))
+    }
+
     /// `[start_ip, end_ip]`.
     pub fn allocatable(&self) -> Range {
         Range::new(self.start, self.end)
@@ -111,7 +117,7 @@ impl SubnetSpec {
     pub fn static_exclusions(&self) -> RangeSet {
         let mut set = RangeSet::from_ranges(self.reserved.iter().copied());
         if let Some(gw) = self.gateway {
-            if self.allocatable().contains(u32::from(gw)) {
+            if self.allocatable().contains_ip(gw) {
                 set.insert(Range::single(gw));
             }
         }
@@ -119,8 +125,17 @@ impl SubnetSpec {
     }
 
     /// Why `ip` can never be handed out by this subnet, if it cannot.
-    pub fn refusal(&self, ip: Ipv4Addr) -> Option<String> {
-        if !self.allocatable().contains(u32::from(ip)) {
+    pub fn refusal(&self, ip: impl Into<IpAddr>) -> Option<String> {
+        let ip = ip.into();
+        if ip.is_ipv4() != self.is_v4() {
+            return Some(format!(
+                "{ip} is an {} address and the subnet {} is {}",
+                family(ip.is_ipv4()),
+                self.cidr,
+                family(self.is_v4())
+            ));
+        }
+        if !self.allocatable().contains_ip(ip) {
             return Some(format!(
                 "{ip} is outside the allocatable range {}",
                 self.allocatable()
@@ -131,8 +146,16 @@ impl SubnetSpec {
         }
         self.reserved
             .iter()
-            .find(|r| r.contains(u32::from(ip)))
+            .find(|r| r.contains(key(ip)))
             .map(|r| format!("{ip} is in the reserved range {r}"))
+    }
+}
+
+fn family(v4: bool) -> &'static str {
+    if v4 {
+        "IPv4"
+    } else {
+        "IPv6"
     }
 }
 
@@ -207,17 +230,34 @@ pub fn validate(input: &SubnetInput) -> Result<Option<SubnetSpec>, Vec<Violation
         }
     });
 
-    let mut host_address = |attribute: &'static str, field: &Field<String>| -> Option<Ipv4Addr> {
+    let mut host_address = |attribute: &'static str, field: &Field<String>| -> Option<IpAddr> {
         let text = field.value()?;
-        let Ok(ip) = Ipv4Addr::from_str(text) else {
-            errors.push(violation(
-                attribute,
-                format!("Invalid {attribute}"),
-                format!("{text:?} is not an IPv4 address."),
-            ));
-            return None;
+        let ip = match parse_ip(text) {
+            Ok(ip) => ip,
+            Err(why) => {
+                errors.push(violation(
+                    attribute,
+                    format!("Invalid {attribute}"),
+                    format!("{why}."),
+                ));
+                return None;
+            }
         };
         if let Some(net) = cidr {
+            let v4 = matches!(net, IpNet::V4(_));
+            if ip.is_ipv4() != v4 {
+                errors.push(violation(
+                    attribute,
+                    format!("{attribute} of the wrong family"),
+                    format!(
+                        "{ip} is an {} address and {net} an {} subnet; use an {} address.",
+                        family(ip.is_ipv4()),
+                        family(v4),
+                        family(v4)
+                    ),
+                ));
+                return None;
+            }
             if !net.contains(&ip) {
                 errors.push(violation(
                     attribute,
@@ -226,16 +266,22 @@ pub fn validate(input: &SubnetInput) -> Result<Option<SubnetSpec>, Vec<Violation
                 ));
                 return None;
             }
-            if ip == net.network() || ip == net.broadcast() {
-                let which = if ip == net.network() {
-                    "network"
+            let which = if ip == net.network() {
+                Some(if v4 {
+                    "network address"
                 } else {
-                    "broadcast"
-                };
+                    "subnet-router anycast address"
+                })
+            } else if v4 && ip == net.broadcast() {
+                Some("broadcast address")
+            } else {
+                None
+            };
+            if let Some(which) = which {
                 errors.push(violation(
                     attribute,
-                    format!("{attribute} is the {which} address"),
-                    format!("{ip} is the {which} address of {net}; use a host address."),
+                    format!("{attribute} is the {which}"),
+                    format!("{ip} is the {which} of {net}; use a host address."),
                 ));
                 return None;
             }
@@ -256,7 +302,13 @@ pub fn validate(input: &SubnetInput) -> Result<Option<SubnetSpec>, Vec<Violation
         _ => end,
     };
     if let (Some(s), Some(e)) = (start, end) {
-        if s > e {
+        if s.is_ipv4() != e.is_ipv4() {
+            errors.push(violation(
+                "end_ip",
+                "end_ip of another family than start_ip",
+                format!("{s} and {e} are of different families; write both of the subnet's."),
+            ));
+        } else if s > e {
             errors.push(violation(
                 "end_ip",
                 "end_ip before start_ip",
@@ -269,13 +321,9 @@ pub fn validate(input: &SubnetInput) -> Result<Option<SubnetSpec>, Vec<Violation
         "dns_servers",
         &input.dns_servers,
         |i, text| {
-            Ipv4Addr::from_str(text).map_err(|_| Violation {
+            parse_ip(text).map_err(|why| Violation {
                 index: Some(i),
-                ..violation(
-                    "dns_servers",
-                    "Invalid DNS server",
-                    format!("{text:?} is not an IPv4 address."),
-                )
+                ..violation("dns_servers", "Invalid DNS server", format!("{why}."))
             })
         },
         &mut errors,
@@ -309,7 +357,7 @@ pub fn validate(input: &SubnetInput) -> Result<Option<SubnetSpec>, Vec<Violation
     };
 
     let range = match (start, end) {
-        (Some(s), Some(e)) if s <= e => Some(Range::new(s, e)),
+        (Some(s), Some(e)) if s <= e && s.is_ipv4() == e.is_ipv4() => Some(Range::new(s, e)),
         _ => None,
     };
     let reserved = list(
@@ -321,10 +369,25 @@ pub fn validate(input: &SubnetInput) -> Result<Option<SubnetSpec>, Vec<Violation
                 ..violation(
                     "reserved_ranges",
                     "Invalid reserved range",
-                    format!("{e}; write \"a.b.c.d\" or \"a.b.c.d-e.f.g.h\"."),
+                    format!(
+                        "{e}; write \"a.b.c.d\" or \"a.b.c.d-e.f.g.h\" (IPv6: \"2001:db8::10\" or \
+                         \"2001:db8::10-2001:db8::1f\")."
+                    ),
                 )
             })?;
             match range {
+                Some(allocatable) if allocatable.is_v4() != r.is_v4() => Err(Violation {
+                    index: Some(i),
+                    ..violation(
+                        "reserved_ranges",
+                        "Reserved range of the wrong family",
+                        format!(
+                            "{r} is {} and the subnet is {}; write a range of the subnet's family.",
+                            family(r.is_v4()),
+                            family(allocatable.is_v4())
+                        ),
+                    )
+                }),
                 Some(allocatable) if !allocatable.contains_range(&r) => Err(Violation {
                     index: Some(i),
                     ..violation(
@@ -392,20 +455,43 @@ fn list<T>(
     complete.then_some(out)
 }
 
-fn parse_cidr(text: &str) -> Result<Ipv4Net, Violation> {
-    let net = Ipv4Net::from_str(text).map_err(|_| {
+fn parse_cidr(text: &str) -> Result<IpNet, Violation> {
+    if text.contains('%') {
+        return Err(violation(
+            "cidr",
+            "Invalid cidr",
+            format!("{text:?} carries a zone id; write the network alone, such as \"2001:db8:0:1::/64\"."),
+        ));
+    }
+    let net = IpNet::from_str(text).map_err(|_| {
         violation(
             "cidr",
             "Invalid cidr",
-            format!("{text:?} is not an IPv4 network such as \"10.20.0.0/24\"."),
+            format!("{text:?} is not a network such as \"10.20.0.0/24\" or \"2001:db8:0:1::/64\"."),
         )
     })?;
-    if !(8..=30).contains(&net.prefix_len()) {
+    let (shortest, longest) = match net {
+        IpNet::V4(_) => (8, 30),
+        IpNet::V6(v6) => {
+            if let Some(v4) = v6.addr().to_ipv4_mapped() {
+                return Err(violation(
+                    "cidr",
+                    "IPv4-mapped cidr",
+                    format!(
+                        "{text} is an IPv4-mapped IPv6 network; write the IPv4 network ({v4}/{}) instead.",
+                        v6.prefix_len().saturating_sub(96)
+                    ),
+                ));
+            }
+            (48, 127)
+        }
+    };
+    if !(shortest..=longest).contains(&net.prefix_len()) {
         return Err(violation(
             "cidr",
             "Unsupported prefix length",
             format!(
-                "{net} has a /{} prefix; use a prefix from /8 to /30.",
+                "{net} has a /{} prefix; use a prefix from /{shortest} to /{longest}.",
                 net.prefix_len()
             ),
         ));
@@ -421,20 +507,53 @@ fn parse_cidr(text: &str) -> Result<Ipv4Net, Violation> {
             ),
         ));
     }
+    if let IpNet::V6(v6) = net {
+        if let Some(why) = special_v6(v6) {
+            return Err(violation(
+                "cidr",
+                "cidr cannot hand out addresses",
+                format!("{net} {why}; use a global or unique local prefix such as 2001:db8:0:1::/64 or fd00:0:0:1::/64."),
+            ));
+        }
+    }
     Ok(net)
 }
 
-pub fn first_host(net: Ipv4Net) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(net.network()) + 1)
+/// Why addresses of an IPv6 network (of /48 or longer) can never be handed out to a VM.
+fn special_v6(net: Ipv6Net) -> Option<&'static str> {
+    let inside = |prefix: &str| Ipv6Net::from_str(prefix).is_ok_and(|p| p.contains(&net));
+    if inside("fe80::/10") {
+        Some("is link-local (fe80::/10): every interface makes its own")
+    } else if inside("ff00::/8") {
+        Some("is multicast (ff00::/8)")
+    } else if u128::from(net.network()) < 1 << 48 {
+        // ::/80 holds the unspecified and loopback addresses and the IPv4-compatible and
+        // IPv4-mapped forms; a /48 or longer network either lies inside it or starts at ::.
+        Some("lies in ::/80 (unspecified, loopback, IPv4-compatible and IPv4-mapped addresses)")
+    } else {
+        None
+    }
 }
 
-pub fn last_host(net: Ipv4Net) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(net.broadcast()) - 1)
+/// The first address a subnet hands out by default: the one after the network address (IPv4)
+/// or after the subnet-router anycast address (IPv6).
+pub fn first_host(net: IpNet) -> IpAddr {
+    super::ranges::addr(key(net.network()) + 1)
+}
+
+/// The last address a subnet hands out by default: the one before the broadcast address
+/// (IPv4), or the last of the prefix (IPv6, which has no broadcast).
+pub fn last_host(net: IpNet) -> IpAddr {
+    match net {
+        IpNet::V4(v4) => super::ranges::addr(key(v4.broadcast()) - 1),
+        IpNet::V6(v6) => IpAddr::V6(v6.broadcast()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn domains_follow_rfc_1123() {
@@ -614,7 +733,7 @@ mod tests {
         });
         assert!(s
             .static_exclusions()
-            .contains(u32::from(Ipv4Addr::new(10, 20, 0, 1))));
+            .contains_ip(Ipv4Addr::new(10, 20, 0, 1)));
         assert!(s
             .refusal(Ipv4Addr::new(10, 20, 0, 1))
             .unwrap()
@@ -752,6 +871,119 @@ mod tests {
         assert_eq!(
             errs,
             [("start_ip", None), ("gateway", None), ("vlan_id", None)]
+        );
+    }
+
+    fn v6() -> SubnetInput {
+        SubnetInput {
+            cidr: v("2001:db8:0:1::/64"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ipv6_defaults_skip_the_subnet_router_anycast_address() {
+        let s = spec(v6());
+        assert!(!s.is_v4());
+        assert_eq!(s.start.to_string(), "2001:db8:0:1::1");
+        assert_eq!(s.end.to_string(), "2001:db8:0:1:ffff:ffff:ffff:ffff");
+        assert_eq!(s.allocatable().len(), (1 << 64) - 1);
+        let s = spec(SubnetInput {
+            cidr: v("2001:db8::/127"),
+            ..v6()
+        });
+        assert_eq!((s.start, s.end), (s.end, "2001:db8::1".parse().unwrap()));
+        let s = spec(SubnetInput {
+            cidr: v("2001:db8::/48"),
+            ..v6()
+        });
+        assert_eq!(s.allocatable().len(), (1 << 80) - 1);
+    }
+
+    #[test]
+    fn ipv6_cidr_rules() {
+        for (bad, why) in [
+            ("2001:db8::/47", "/48 to /127"),
+            ("2001:db8::/128", "/48 to /127"),
+            ("2001:db8::1/64", "network address"),
+            ("fe80::/64", "link-local"),
+            ("ff05::/64", "multicast"),
+            ("::ffff:10.0.0.0/120", "IPv4-mapped"),
+            ("::/64", "::/80"),
+            ("2001:db8:0:1::/64%eth0", "zone id"),
+            ("2001:db8:0:1::", "not a network"),
+        ] {
+            let err = validate(&SubnetInput {
+                cidr: v(bad),
+                ..v6()
+            })
+            .unwrap_err();
+            assert_eq!(err[0].attribute, "cidr", "{bad}");
+            assert!(format!("{}", err[0]).contains(why), "{bad}: {}", err[0]);
+        }
+        spec(SubnetInput {
+            cidr: v("fd00:0:0:1::/64"),
+            ..v6()
+        });
+    }
+
+    #[test]
+    fn ipv6_attribute_rules() {
+        let s = spec(SubnetInput {
+            start_ip: v("2001:db8:0:1::100"),
+            end_ip: v("2001:db8:0:1::1ff"),
+            gateway: v("2001:db8:0:1::1"),
+            dns_servers: vs(&["2001:db8::53", "10.0.0.2"]),
+            reserved_ranges: vs(&["2001:db8:0:1::100-2001:db8:0:1::10f", "2001:db8:0:1::1ff"]),
+            alloc_policy: v("random"),
+            ..v6()
+        });
+        assert_eq!(s.static_exclusions().count_within(s.allocatable()), 17);
+        assert_eq!(s.dns_servers.len(), 2);
+        assert!(s
+            .refusal("10.0.0.5".parse::<IpAddr>().unwrap())
+            .unwrap()
+            .contains("IPv4 address and the subnet"));
+        assert!(s
+            .refusal("2001:db8:0:1::105".parse::<IpAddr>().unwrap())
+            .unwrap()
+            .contains("reserved"));
+        for (attr, bad, why) in [
+            ("gateway", "2001:db8:0:1::", "anycast"),
+            ("gateway", "10.0.0.1", "wrong family"),
+            ("gateway", "2001:db8:0:1::1%eth0", "zone id"),
+            ("start_ip", "::ffff:10.0.0.1", "IPv4-mapped"),
+            ("end_ip", "2001:db8:0:2::1", "outside"),
+        ] {
+            let mut input = v6();
+            match attr {
+                "gateway" => input.gateway = v(bad),
+                "start_ip" => input.start_ip = v(bad),
+                _ => input.end_ip = v(bad),
+            }
+            let err = validate(&input).unwrap_err();
+            assert_eq!(err[0].attribute, attr, "{bad}");
+            assert!(format!("{}", err[0]).contains(why), "{bad}: {}", err[0]);
+        }
+        let err = validate(&SubnetInput {
+            reserved_ranges: vs(&["10.0.0.1"]),
+            dns_servers: vs(&["fe80::1%eth0"]),
+            ..v6()
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.iter()
+                .map(|e| (e.attribute, e.index))
+                .collect::<Vec<_>>(),
+            [("dns_servers", Some(0)), ("reserved_ranges", Some(0))]
+        );
+        // An IPv4 subnet refuses IPv6 inputs by family, too.
+        assert_eq!(
+            fails(SubnetInput {
+                gateway: v("2001:db8::1"),
+                ..base()
+            }),
+            [("gateway", None)]
         );
     }
 }

@@ -255,7 +255,7 @@ impl Resource for IpAddressResource {
         let observed = nics::observed_in(&inventory, &view);
         let request = AllocRequest {
             subnet_id,
-            ip,
+            ip: ip.map(std::net::IpAddr::V4),
             owner_kind: OwnerKind::Address,
             owner_id: Store::new_id(),
             vm_uuid: None,

@@ -114,7 +114,15 @@ fn checked_spec(diags: &mut Diagnostics, state: &IpSubnetState<'_>) -> Option<Su
     if let Some(v) = &domain {
         values::violation(diags, v);
     }
-    match subnet::validate(&input_of(state)) {
+    let input = input_of(state);
+    let v6 = ipv6_not_yet(&input);
+    for v in &v6 {
+        values::violation(diags, v);
+    }
+    if !v6.is_empty() {
+        return None;
+    }
+    match subnet::validate(&input) {
         Ok(spec) => spec.filter(|_| domain.is_none()),
         Err(violations) => {
             for v in &violations {
@@ -123,6 +131,38 @@ fn checked_spec(diags: &mut Diagnostics, state: &IpSubnetState<'_>) -> Option<Su
             None
         }
     }
+}
+
+/// The store and `ipam` take IPv6 subnets; this resource, the VM NICs and their guest
+/// customization do not yet (issue 18 lands in layers), so IPv6 here stays refused as before.
+fn ipv6_not_yet(input: &SubnetInput) -> Vec<subnet::Violation> {
+    let v6 = |text: &str| text.contains(':');
+    let mut out = Vec::new();
+    if input.cidr.value().is_some_and(|c| v6(c)) {
+        out.push(subnet::Violation {
+            attribute: "cidr",
+            index: None,
+            summary: "IPv6 subnets are not supported yet".into(),
+            detail: "This provider version manages IPv4 subnets; write an IPv4 network such as \
+                     \"10.20.0.0/24\"."
+                .into(),
+        });
+    }
+    if let Some(servers) = input.dns_servers.value() {
+        for (i, server) in servers.iter().enumerate() {
+            if server.value().is_some_and(|s| v6(s)) {
+                out.push(subnet::Violation {
+                    attribute: "dns_servers",
+                    index: Some(i),
+                    summary: "IPv6 DNS servers are not supported yet".into(),
+                    detail: "Guest customization of this provider version sets IPv4 DNS servers; \
+                             write an IPv4 address."
+                        .into(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Fills what the plan can know from a valid spec.

@@ -150,7 +150,10 @@ pub async fn claims(
                 let recorded = existing
                     .iter()
                     .find(|r| same_mac(r.mac.as_deref().unwrap_or_default(), &nic.mac))
-                    .map(|r| r.ip);
+                    .and_then(|r| match r.ip {
+                        std::net::IpAddr::V4(v4) => Some(v4),
+                        std::net::IpAddr::V6(_) => None,
+                    });
                 let reported = vm
                     .guest_ips
                     .get(&nic.mac)

@@ -8,11 +8,11 @@ pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::ipam::ranges::Range;
+use crate::ipam::ranges::{Key, Range};
 use crate::ipam::subnet::SubnetSpec;
 
 /// A subnet as stored.
@@ -94,6 +94,31 @@ impl FromStr for OwnerKind {
     }
 }
 
+/// An address as both backends store it: the 16 big-endian bytes of its [`Key`] (IPv4 as
+/// `::ffff:a.b.c.d`), a BLOB in SQLite and a `bytea` in PostgreSQL. Both compare byte strings
+/// byte by byte, so their order is the addresses' order and `start_ip <= $ip ORDER BY start_ip
+/// DESC LIMIT 1` stays one index lookup for either family.
+pub(crate) fn key_column(k: Key) -> [u8; 16] {
+    k.to_be_bytes()
+}
+
+/// [`key_column`] of an address.
+pub(crate) fn ip_column(ip: IpAddr) -> [u8; 16] {
+    key_column(crate::ipam::ranges::key(ip))
+}
+
+/// The [`Key`] a column holds; anything but 16 bytes is corrupt data.
+pub(crate) fn key_of_column(bytes: &[u8], what: &str) -> Result<Key> {
+    <[u8; 16]>::try_from(bytes)
+        .map(u128::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt(format!("{what} holds {} bytes, not 16", bytes.len())))
+}
+
+/// The address a column holds.
+pub(crate) fn ip_of_column(bytes: &[u8], what: &str) -> Result<IpAddr> {
+    key_of_column(bytes, what).map(crate::ipam::ranges::addr)
+}
+
 /// Seconds since the Unix epoch, as `created_at` holds them.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -106,7 +131,7 @@ pub fn unix_now() -> i64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddressRecord {
     pub subnet_id: String,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub owner_kind: OwnerKind,
     pub owner_id: String,
     pub vm_uuid: Option<String>,
@@ -146,7 +171,7 @@ pub enum StoreError {
     #[error("{0} not found")]
     NotFound(String),
     #[error("{ip} is already held by {holder}")]
-    AddressTaken { ip: Ipv4Addr, holder: String },
+    AddressTaken { ip: IpAddr, holder: String },
     #[error("{0}")]
     Refused(String),
     #[error("subnet {name:?} ({id}) has no free address left in {range}")]
@@ -183,7 +208,7 @@ pub trait Tx {
     fn put_wire_link(&mut self, subnet_id: &str, link: &WireLink) -> Result<()>;
     fn delete_wire_link(&mut self, subnet_id: &str, wire_id: &str) -> Result<()>;
     fn addresses(&mut self, subnet_id: &str) -> Result<Vec<AddressRecord>>;
-    fn address(&mut self, subnet_id: &str, ip: Ipv4Addr) -> Result<Option<AddressRecord>>;
+    fn address(&mut self, subnet_id: &str, ip: IpAddr) -> Result<Option<AddressRecord>>;
     fn addresses_of_owner(&mut self, kind: OwnerKind, owner_id: &str)
         -> Result<Vec<AddressRecord>>;
     fn addresses_of_kind(&mut self, subnet_id: &str, kind: OwnerKind)
@@ -191,17 +216,17 @@ pub trait Tx {
     /// Every record naming the VM, whoever owns it.
     fn addresses_of_vm(&mut self, vm_uuid: &str) -> Result<Vec<AddressRecord>>;
     fn insert_address(&mut self, record: &AddressRecord) -> Result<()>;
-    fn delete_address(&mut self, subnet_id: &str, ip: Ipv4Addr) -> Result<()>;
+    fn delete_address(&mut self, subnet_id: &str, ip: IpAddr) -> Result<()>;
     fn set_description(
         &mut self,
         subnet_id: &str,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         description: Option<&str>,
     ) -> Result<()>;
     /// The maximal run of consecutive held addresses that contains `ip`.
-    fn run_covering(&mut self, subnet_id: &str, ip: u32) -> Result<Option<Range>>;
+    fn run_covering(&mut self, subnet_id: &str, ip: Key) -> Result<Option<Range>>;
     fn insert_run(&mut self, subnet_id: &str, run: Range) -> Result<()>;
-    fn delete_run(&mut self, subnet_id: &str, start: u32) -> Result<()>;
+    fn delete_run(&mut self, subnet_id: &str, start: Key) -> Result<()>;
 }
 
 /// A database that runs closures in transactions: committed when the closure returns `Ok`,

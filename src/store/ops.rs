@@ -2,20 +2,20 @@
 //! same. Each public function is one transaction: it checks and writes together, so no two
 //! callers, in one process or many, can hand out the same address.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use rand::Rng;
 
 use super::{AddressRecord, OwnerKind, Result, Store, StoreError, SubnetRecord, Tx, WireLink};
 use crate::ipam::alloc::{self, Held};
-use crate::ipam::ranges::{Range, RangeSet};
+use crate::ipam::ranges::{key, Key, Range, RangeSet};
 
 /// What an allocation asks for.
 #[derive(Debug, Clone)]
 pub struct AllocRequest {
     pub subnet_id: String,
     /// A specific address, or `None` for the next free one under the subnet's policy.
-    pub ip: Option<Ipv4Addr>,
+    pub ip: Option<IpAddr>,
     pub owner_kind: OwnerKind,
     pub owner_id: String,
     pub vm_uuid: Option<String>,
@@ -57,13 +57,13 @@ struct TxHeld<'t> {
 
 impl Held for TxHeld<'_> {
     type Error = StoreError;
-    fn covering(&mut self, ip: u32) -> Result<Option<Range>> {
+    fn covering(&mut self, ip: Key) -> Result<Option<Range>> {
         self.tx.run_covering(self.subnet_id, ip)
     }
 }
 
 /// Marks `ip` held, merging it with the runs on either side.
-fn hold(tx: &mut dyn Tx, subnet_id: &str, ip: u32) -> Result<()> {
+fn hold(tx: &mut dyn Tx, subnet_id: &str, ip: Key) -> Result<()> {
     let mut run = Range { start: ip, end: ip };
     if let Some(left) = ip
         .checked_sub(1)
@@ -87,7 +87,7 @@ fn hold(tx: &mut dyn Tx, subnet_id: &str, ip: u32) -> Result<()> {
 }
 
 /// Marks `ip` free, splitting its run.
-fn unhold(tx: &mut dyn Tx, subnet_id: &str, ip: u32) -> Result<()> {
+fn unhold(tx: &mut dyn Tx, subnet_id: &str, ip: Key) -> Result<()> {
     let Some(run) = tx.run_covering(subnet_id, ip)? else {
         return Ok(());
     };
@@ -231,7 +231,7 @@ impl Store {
                 .filter(|a| subnet.spec.refusal(a.ip).is_some())
             {
                 tx.delete_address(&subnet.id, gone.ip)?;
-                unhold(tx, &subnet.id, u32::from(gone.ip))?;
+                unhold(tx, &subnet.id, key(gone.ip))?;
             }
             tx.put_subnet(subnet)?;
             Ok(SubnetView {
@@ -341,7 +341,7 @@ impl Store {
         req: &AllocRequest,
         observed: &RangeSet,
         on_conflict: OnConflict,
-    ) -> Result<Ipv4Addr> {
+    ) -> Result<IpAddr> {
         self.dry_run(|tx| allocate_resolving(tx, req, observed, on_conflict).map(|r| r.ip))
     }
 
@@ -394,7 +394,7 @@ fn release_in(tx: &mut dyn Tx, kind: OwnerKind, owner_id: &str) -> Result<Vec<Ad
         if unlocked.is_empty() {
             for a in &held {
                 tx.delete_address(&a.subnet_id, a.ip)?;
-                unhold(tx, &a.subnet_id, u32::from(a.ip))?;
+                unhold(tx, &a.subnet_id, key(a.ip))?;
             }
             return Ok(held);
         }
@@ -491,7 +491,7 @@ fn allocate_in(
                     holder: holder.holder(),
                 });
             }
-            if observed.contains(u32::from(ip)) {
+            if observed.contains(key(ip)) {
                 return Err(StoreError::AddressTaken {
                     ip,
                     holder: "a VM whose VMware Tools report it".into(),
@@ -527,7 +527,7 @@ fn allocate_in(
         created_at: now(),
     };
     tx.insert_address(&record)?;
-    hold(tx, &subnet.id, u32::from(ip))?;
+    hold(tx, &subnet.id, key(ip))?;
     Ok(record)
 }
 
@@ -535,7 +535,7 @@ fn allocate_in(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NicClaim {
     pub subnet_id: String,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub mac: String,
     pub wire_id: String,
 }
@@ -556,7 +556,7 @@ impl From<StoreError> for ClaimError {
 /// An address vCenter reports in use, as an observed record would hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     /// The wire it was reported on.
     pub wire_id: String,
     /// Who reports it, for people: `VM "web-1" (4213...)` or `host "esx-1" vmk1`.
@@ -658,7 +658,7 @@ impl Store {
                 let range = subnet.spec.allocatable();
                 let mut wanted: Vec<&Observation> = observations
                     .iter()
-                    .filter(|o| wires.contains(&o.wire_id) && range.contains(u32::from(o.ip)))
+                    .filter(|o| wires.contains(&o.wire_id) && range.contains(key(o.ip)))
                     .collect();
                 wanted.sort_by_key(|o| o.ip);
                 wanted.dedup_by_key(|o| o.ip);
@@ -677,7 +677,7 @@ impl Store {
                 tx.lock_subnet(&subnet.id)?;
                 for a in stale {
                     tx.delete_address(&subnet.id, a.ip)?;
-                    unhold(tx, &subnet.id, u32::from(a.ip))?;
+                    unhold(tx, &subnet.id, key(a.ip))?;
                     removed += 1;
                 }
                 for o in fresh {
@@ -696,7 +696,7 @@ impl Store {
                         description: None,
                         created_at: now(),
                     })?;
-                    hold(tx, &subnet.id, u32::from(o.ip))?;
+                    hold(tx, &subnet.id, key(o.ip))?;
                     added += 1;
                 }
             }
@@ -743,7 +743,7 @@ fn claim_in(
         tx.lock_subnet(&claim.subnet_id).map_err(at(i))?;
         let subnet = get_subnet(tx, &claim.subnet_id).map_err(at(i))?;
         let range = subnet.spec.allocatable();
-        if !range.contains(u32::from(claim.ip)) {
+        if !range.contains(key(claim.ip)) {
             return Err(at(i)(StoreError::Refused(format!(
                 "{} is outside the range {range} of subnet {:?}",
                 claim.ip, subnet.name
@@ -756,7 +756,7 @@ fn claim_in(
             // The VM's own reported address becomes the owner's record.
             Some(a) if own_observed(&a) && write => {
                 tx.delete_address(&subnet.id, a.ip).map_err(at(i))?;
-                unhold(tx, &subnet.id, u32::from(a.ip)).map_err(at(i))?;
+                unhold(tx, &subnet.id, key(a.ip)).map_err(at(i))?;
             }
             Some(a) if own_observed(&a) || replaced(&a) => {}
             Some(a) => {
@@ -787,7 +787,7 @@ fn claim_in(
         };
         if write {
             tx.insert_address(&record).map_err(at(i))?;
-            hold(tx, &subnet.id, u32::from(claim.ip)).map_err(at(i))?;
+            hold(tx, &subnet.id, key(claim.ip)).map_err(at(i))?;
         } else if out
             .iter()
             .any(|r: &AddressRecord| r.subnet_id == record.subnet_id && r.ip == record.ip)
@@ -806,7 +806,7 @@ fn claim_in(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NicAddress {
     pub subnet_id: String,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub mac: String,
     pub wire_id: String,
 }
@@ -816,7 +816,7 @@ pub struct NicAddress {
 pub struct PendingOwner {
     pub owner_id: String,
     pub created_at: i64,
-    pub addresses: Vec<Ipv4Addr>,
+    pub addresses: Vec<IpAddr>,
 }
 
 impl Store {
@@ -953,15 +953,15 @@ fn allocate_each(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SubnetCounts {
     /// Addresses of the allocatable range.
-    pub size: u64,
+    pub size: u128,
     /// Addresses held by records of resources (and manual ones), pending included.
     pub held: u64,
     /// Addresses vCenter reports in use that no resource holds.
     pub observed: u64,
     /// The gateway and the reserved ranges inside the allocatable range.
-    pub reserved: u64,
+    pub reserved: u128,
     /// Addresses an allocation could hand out now.
-    pub free: u64,
+    pub free: u128,
 }
 
 /// A subnet, its wires and its counts, read together.
@@ -1085,9 +1085,9 @@ impl Store {
             .into());
         }
         let cidr = match &query.cidr {
-            Some(text) => Some(text.parse::<ipnet::Ipv4Net>().map_err(|_| {
+            Some(text) => Some(text.parse::<ipnet::IpNet>().map_err(|_| {
                 StoreError::Refused(format!(
-                    "cidr {text:?} is not an IPv4 network such as 10.20.0.0/24"
+                    "cidr {text:?} is not a network such as 10.20.0.0/24 or 2001:db8:0:1::/64"
                 ))
             })?),
             None => None,

@@ -31,19 +31,22 @@
 //! silent COMMIT is asked about like a lost one.
 
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Row};
 
 use super::pgconn::{self, ConnInfo, SslMode};
-use super::{AddressRecord, Backend, OwnerKind, Result, StoreError, SubnetRecord, Tx, WireLink};
-use crate::ipam::ranges::Range;
+use super::{
+    ip_column, ip_of_column, key_column, key_of_column, AddressRecord, Backend, OwnerKind, Result,
+    StoreError, SubnetRecord, Tx, WireLink,
+};
+use crate::ipam::ranges::{Key, Range};
 use crate::ipam::subnet::{Policy, SubnetSpec};
 
 /// Schema versions, applied in order; never edit a released one, add the next.
@@ -98,6 +101,25 @@ CREATE INDEX addresses_kind ON addresses (subnet_id, owner_kind);
 "#,
     r#"
 ALTER TABLE addresses ADD COLUMN description TEXT;
+"#,
+    // Addresses of either family: every address column becomes the 16 bytes of its number
+    // (`super::key_column`; IPv4 as ::ffff:a.b.c.d), in place (the keys' indexes are rebuilt).
+    r#"
+ALTER TABLE subnets
+    ALTER COLUMN start_ip TYPE BYTEA
+        USING decode('00000000000000000000ffff' || lpad(to_hex(start_ip), 8, '0'), 'hex'),
+    ALTER COLUMN end_ip TYPE BYTEA
+        USING decode('00000000000000000000ffff' || lpad(to_hex(end_ip), 8, '0'), 'hex'),
+    ALTER COLUMN gateway TYPE BYTEA
+        USING decode('00000000000000000000ffff' || lpad(to_hex(gateway), 8, '0'), 'hex');
+ALTER TABLE addresses
+    ALTER COLUMN ip TYPE BYTEA
+        USING decode('00000000000000000000ffff' || lpad(to_hex(ip), 8, '0'), 'hex');
+ALTER TABLE held_runs
+    ALTER COLUMN start_ip TYPE BYTEA
+        USING decode('00000000000000000000ffff' || lpad(to_hex(start_ip), 8, '0'), 'hex'),
+    ALTER COLUMN end_ip TYPE BYTEA
+        USING decode('00000000000000000000ffff' || lpad(to_hex(end_ip), 8, '0'), 'hex');
 "#,
 ];
 
@@ -814,8 +836,13 @@ const SUBNET_COLUMNS: &str =
 const ADDRESS_COLUMNS: &str =
     "subnet_id, ip, owner_kind, owner_id, vm_uuid, mac, wire_id, pending, created_at, description";
 
-fn ip_of(v: i64) -> Ipv4Addr {
-    Ipv4Addr::from(v as u32)
+/// A 16-byte address column as tokio-postgres binds a `bytea`.
+fn pg_bytes(column: [u8; 16]) -> Vec<u8> {
+    column.to_vec()
+}
+
+fn ip_of(bytes: &[u8]) -> Result<IpAddr> {
+    ip_of_column(bytes, "an address column")
 }
 
 fn split(list: &str) -> impl Iterator<Item = &str> {
@@ -843,10 +870,10 @@ fn subnet_from_row(row: &Row) -> Result<SubnetRecord> {
         wire_id: row.get(3),
         domain: row.get(9),
         spec: SubnetSpec {
-            cidr: cidr.parse::<Ipv4Net>().map_err(|_| bad("cidr"))?,
-            start: ip_of(row.get(5)),
-            end: ip_of(row.get(6)),
-            gateway: row.get::<_, Option<i64>>(7).map(ip_of),
+            cidr: cidr.parse::<IpNet>().map_err(|_| bad("cidr"))?,
+            start: ip_of(row.get(5))?,
+            end: ip_of(row.get(6))?,
+            gateway: row.get::<_, Option<&[u8]>>(7).map(ip_of).transpose()?,
             dns_servers: split(&dns)
                 .map(|s| s.parse().map_err(|_| bad("dns_servers")))
                 .collect::<Result<_>>()?,
@@ -863,7 +890,7 @@ fn address_from_row(row: &Row) -> Result<AddressRecord> {
     let kind: String = row.get(2);
     Ok(AddressRecord {
         subnet_id: row.get(0),
-        ip: ip_of(row.get(1)),
+        ip: ip_of(row.get(1))?,
         owner_kind: kind.parse::<OwnerKind>()?,
         owner_id: row.get(3),
         vm_uuid: row.get(4),
@@ -974,9 +1001,9 @@ impl Tx for PgTx<'_> {
                 &s.name,
                 &s.wire_id,
                 &spec.cidr.to_string(),
-                &i64::from(u32::from(spec.start)),
-                &i64::from(u32::from(spec.end)),
-                &spec.gateway.map(|g| i64::from(u32::from(g))),
+                &pg_bytes(ip_column(spec.start)),
+                &pg_bytes(ip_column(spec.end)),
+                &spec.gateway.map(|g| pg_bytes(ip_column(g))),
                 &join(&spec.dns_servers),
                 &s.domain,
                 &spec.vlan_id.map(i32::from),
@@ -1027,13 +1054,13 @@ impl Tx for PgTx<'_> {
         )
     }
 
-    fn address(&mut self, subnet_id: &str, ip: Ipv4Addr) -> Result<Option<AddressRecord>> {
+    fn address(&mut self, subnet_id: &str, ip: IpAddr) -> Result<Option<AddressRecord>> {
         Ok(self
             .address_query(
                 &format!(
                     "SELECT {ADDRESS_COLUMNS} FROM addresses WHERE subnet_id = $1 AND ip = $2"
                 ),
-                &[&subnet_id, &i64::from(u32::from(ip))],
+                &[&subnet_id, &pg_bytes(ip_column(ip))],
             )?
             .pop())
     }
@@ -1076,7 +1103,7 @@ impl Tx for PgTx<'_> {
             ),
             &[
                 &a.subnet_id,
-                &i64::from(u32::from(a.ip)),
+                &pg_bytes(ip_column(a.ip)),
                 &a.owner_kind.as_str(),
                 &a.owner_id,
                 &a.vm_uuid,
@@ -1089,50 +1116,55 @@ impl Tx for PgTx<'_> {
         )
     }
 
-    fn delete_address(&mut self, subnet_id: &str, ip: Ipv4Addr) -> Result<()> {
+    fn delete_address(&mut self, subnet_id: &str, ip: IpAddr) -> Result<()> {
         self.execute(
             "DELETE FROM addresses WHERE subnet_id = $1 AND ip = $2",
-            &[&subnet_id, &i64::from(u32::from(ip))],
+            &[&subnet_id, &pg_bytes(ip_column(ip))],
         )
     }
 
     fn set_description(
         &mut self,
         subnet_id: &str,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         description: Option<&str>,
     ) -> Result<()> {
         self.execute(
             "UPDATE addresses SET description = $3 WHERE subnet_id = $1 AND ip = $2",
-            &[&subnet_id, &i64::from(u32::from(ip)), &description],
+            &[&subnet_id, &pg_bytes(ip_column(ip)), &description],
         )
     }
 
-    fn run_covering(&mut self, subnet_id: &str, ip: u32) -> Result<Option<Range>> {
+    fn run_covering(&mut self, subnet_id: &str, ip: Key) -> Result<Option<Range>> {
         let rows = self.query(
             "SELECT start_ip, end_ip FROM held_runs WHERE subnet_id = $1 AND start_ip <= $2 ORDER BY start_ip DESC LIMIT 1",
-            &[&subnet_id, &i64::from(ip)],
+            &[&subnet_id, &pg_bytes(key_column(ip))],
         )?;
-        Ok(rows
-            .first()
-            .map(|r| Range {
-                start: r.get::<_, i64>(0) as u32,
-                end: r.get::<_, i64>(1) as u32,
-            })
-            .filter(|r| r.end >= ip))
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let run = Range {
+            start: key_of_column(row.get(0), "held_runs.start_ip")?,
+            end: key_of_column(row.get(1), "held_runs.end_ip")?,
+        };
+        Ok(Some(run).filter(|r| r.end >= ip))
     }
 
     fn insert_run(&mut self, subnet_id: &str, run: Range) -> Result<()> {
         self.execute(
             "INSERT INTO held_runs (subnet_id, start_ip, end_ip) VALUES ($1, $2, $3)",
-            &[&subnet_id, &i64::from(run.start), &i64::from(run.end)],
+            &[
+                &subnet_id,
+                &pg_bytes(key_column(run.start)),
+                &pg_bytes(key_column(run.end)),
+            ],
         )
     }
 
-    fn delete_run(&mut self, subnet_id: &str, start: u32) -> Result<()> {
+    fn delete_run(&mut self, subnet_id: &str, start: Key) -> Result<()> {
         self.execute(
             "DELETE FROM held_runs WHERE subnet_id = $1 AND start_ip = $2",
-            &[&subnet_id, &i64::from(start)],
+            &[&subnet_id, &pg_bytes(key_column(start))],
         )
     }
 }

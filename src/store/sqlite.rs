@@ -6,16 +6,19 @@
 //! with `BEGIN IMMEDIATE`: it takes the write lock first, so the check and the write of an
 //! allocation can never interleave with another process's.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
-use super::{AddressRecord, Backend, OwnerKind, Result, StoreError, SubnetRecord, Tx, WireLink};
-use crate::ipam::ranges::Range;
+use super::{
+    ip_column, ip_of_column, key_column, key_of_column, AddressRecord, Backend, OwnerKind, Result,
+    StoreError, SubnetRecord, Tx, WireLink,
+};
+use crate::ipam::ranges::{Key, Range};
 use crate::ipam::subnet::{Policy, SubnetSpec};
 
 /// Schema versions, applied in order; never edit a released one, add the next.
@@ -70,6 +73,61 @@ CREATE INDEX addresses_kind ON addresses (subnet_id, owner_kind);
 "#,
     r#"
 ALTER TABLE addresses ADD COLUMN description TEXT;
+"#,
+    // Addresses of either family: every address column becomes the 16 bytes of its number
+    // (`super::key_column`; IPv4 as ::ffff:a.b.c.d). The subnets' columns are replaced one by
+    // one (they are in no index); addresses and held_runs, whose keys hold addresses, are
+    // copied into new tables (nothing references them, so dropping the old ones cascades to
+    // nothing).
+    r#"
+ALTER TABLE subnets ADD COLUMN start_key BLOB NOT NULL DEFAULT x'';
+ALTER TABLE subnets ADD COLUMN end_key BLOB NOT NULL DEFAULT x'';
+ALTER TABLE subnets ADD COLUMN gateway_key BLOB;
+UPDATE subnets SET
+    start_key = unhex('00000000000000000000FFFF' || printf('%08X', start_ip)),
+    end_key = unhex('00000000000000000000FFFF' || printf('%08X', end_ip)),
+    gateway_key = CASE WHEN gateway IS NULL THEN NULL
+        ELSE unhex('00000000000000000000FFFF' || printf('%08X', gateway)) END;
+ALTER TABLE subnets DROP COLUMN start_ip;
+ALTER TABLE subnets DROP COLUMN end_ip;
+ALTER TABLE subnets DROP COLUMN gateway;
+ALTER TABLE subnets RENAME COLUMN start_key TO start_ip;
+ALTER TABLE subnets RENAME COLUMN end_key TO end_ip;
+ALTER TABLE subnets RENAME COLUMN gateway_key TO gateway;
+CREATE TABLE addresses_16 (
+    subnet_id   TEXT NOT NULL REFERENCES subnets (id) ON DELETE CASCADE,
+    ip          BLOB NOT NULL,
+    owner_kind  TEXT NOT NULL,
+    owner_id    TEXT NOT NULL,
+    vm_uuid     TEXT,
+    mac         TEXT,
+    wire_id     TEXT,
+    pending     INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    description TEXT,
+    PRIMARY KEY (subnet_id, ip)
+);
+INSERT INTO addresses_16
+    SELECT subnet_id, unhex('00000000000000000000FFFF' || printf('%08X', ip)), owner_kind,
+        owner_id, vm_uuid, mac, wire_id, pending, created_at, description
+    FROM addresses;
+DROP TABLE addresses;
+ALTER TABLE addresses_16 RENAME TO addresses;
+CREATE INDEX addresses_owner ON addresses (owner_kind, owner_id);
+CREATE INDEX addresses_vm ON addresses (vm_uuid);
+CREATE INDEX addresses_kind ON addresses (subnet_id, owner_kind);
+CREATE TABLE held_runs_16 (
+    subnet_id TEXT NOT NULL REFERENCES subnets (id) ON DELETE CASCADE,
+    start_ip  BLOB NOT NULL,
+    end_ip    BLOB NOT NULL,
+    PRIMARY KEY (subnet_id, start_ip)
+);
+INSERT INTO held_runs_16
+    SELECT subnet_id, unhex('00000000000000000000FFFF' || printf('%08X', start_ip)),
+        unhex('00000000000000000000FFFF' || printf('%08X', end_ip))
+    FROM held_runs;
+DROP TABLE held_runs;
+ALTER TABLE held_runs_16 RENAME TO held_runs;
 "#,
 ];
 
@@ -245,8 +303,8 @@ const SUBNET_COLUMNS: &str =
 const ADDRESS_COLUMNS: &str =
     "subnet_id, ip, owner_kind, owner_id, vm_uuid, mac, wire_id, pending, created_at, description";
 
-fn ip_of(v: i64) -> Ipv4Addr {
-    Ipv4Addr::from(v as u32)
+fn ip_of(bytes: Vec<u8>) -> std::result::Result<IpAddr, StoreError> {
+    ip_of_column(&bytes, "an address column")
 }
 
 fn subnet_from_row(
@@ -265,10 +323,14 @@ fn subnet_from_row(
             wire_id: row.get(3).map_err(db)?,
             domain: row.get(9).map_err(db)?,
             spec: SubnetSpec {
-                cidr: cidr.parse::<Ipv4Net>().map_err(|_| bad("cidr"))?,
-                start: ip_of(row.get(5).map_err(db)?),
-                end: ip_of(row.get(6).map_err(db)?),
-                gateway: row.get::<_, Option<i64>>(7).map_err(db)?.map(ip_of),
+                cidr: cidr.parse::<IpNet>().map_err(|_| bad("cidr"))?,
+                start: ip_of(row.get(5).map_err(db)?)?,
+                end: ip_of(row.get(6).map_err(db)?)?,
+                gateway: row
+                    .get::<_, Option<Vec<u8>>>(7)
+                    .map_err(db)?
+                    .map(ip_of)
+                    .transpose()?,
                 dns_servers: split(&dns)
                     .map(|s| s.parse().map_err(|_| bad("dns_servers")))
                     .collect::<std::result::Result<_, _>>()?,
@@ -304,9 +366,13 @@ fn address_from_row(
             "unknown owner kind {kind:?}"
         ))));
     };
+    let ip = match ip_of(row.get(1)?) {
+        Ok(ip) => ip,
+        Err(e) => return Ok(Err(e)),
+    };
     Ok(Ok(AddressRecord {
         subnet_id: row.get(0)?,
-        ip: ip_of(row.get(1)?),
+        ip,
         owner_kind,
         owner_id: row.get(3)?,
         vm_uuid: row.get(4)?,
@@ -394,9 +460,9 @@ impl Tx for SqliteTx<'_> {
                     s.name,
                     s.wire_id,
                     spec.cidr.to_string(),
-                    u32::from(spec.start),
-                    u32::from(spec.end),
-                    spec.gateway.map(u32::from),
+                    ip_column(spec.start),
+                    ip_column(spec.end),
+                    spec.gateway.map(ip_column),
                     join(&spec.dns_servers),
                     s.domain,
                     spec.vlan_id,
@@ -459,13 +525,13 @@ impl Tx for SqliteTx<'_> {
         )
     }
 
-    fn address(&mut self, subnet_id: &str, ip: Ipv4Addr) -> Result<Option<AddressRecord>> {
+    fn address(&mut self, subnet_id: &str, ip: IpAddr) -> Result<Option<AddressRecord>> {
         Ok(self
             .address_query(
                 &format!(
                     "SELECT {ADDRESS_COLUMNS} FROM addresses WHERE subnet_id = ?1 AND ip = ?2"
                 ),
-                params![subnet_id, u32::from(ip)],
+                params![subnet_id, ip_column(ip)],
             )?
             .pop())
     }
@@ -509,7 +575,7 @@ impl Tx for SqliteTx<'_> {
             .and_then(|mut stmt| {
                 stmt.execute(params![
                     a.subnet_id,
-                    u32::from(a.ip),
+                    ip_column(a.ip),
                     a.owner_kind.as_str(),
                     a.owner_id,
                     a.vm_uuid,
@@ -524,10 +590,10 @@ impl Tx for SqliteTx<'_> {
             .map_err(db)
     }
 
-    fn delete_address(&mut self, subnet_id: &str, ip: Ipv4Addr) -> Result<()> {
+    fn delete_address(&mut self, subnet_id: &str, ip: IpAddr) -> Result<()> {
         self.tx
             .prepare_cached("DELETE FROM addresses WHERE subnet_id = ?1 AND ip = ?2")
-            .and_then(|mut s| s.execute(params![subnet_id, u32::from(ip)]))
+            .and_then(|mut s| s.execute(params![subnet_id, ip_column(ip)]))
             .map(drop)
             .map_err(db)
     }
@@ -535,35 +601,39 @@ impl Tx for SqliteTx<'_> {
     fn set_description(
         &mut self,
         subnet_id: &str,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         description: Option<&str>,
     ) -> Result<()> {
         self.tx
             .execute(
                 "UPDATE addresses SET description = ?3 WHERE subnet_id = ?1 AND ip = ?2",
-                params![subnet_id, u32::from(ip), description],
+                params![subnet_id, ip_column(ip), description],
             )
             .map(drop)
             .map_err(db)
     }
 
-    fn run_covering(&mut self, subnet_id: &str, ip: u32) -> Result<Option<Range>> {
+    fn run_covering(&mut self, subnet_id: &str, ip: Key) -> Result<Option<Range>> {
         let run = self
             .tx
             .prepare_cached(
                 "SELECT start_ip, end_ip FROM held_runs WHERE subnet_id = ?1 AND start_ip <= ?2 ORDER BY start_ip DESC LIMIT 1",
             )
             .and_then(|mut s| {
-                s.query_row(params![subnet_id, ip], |r| {
-                    Ok(Range {
-                        start: r.get::<_, i64>(0)? as u32,
-                        end: r.get::<_, i64>(1)? as u32,
-                    })
+                s.query_row(params![subnet_id, key_column(ip)], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
                 })
                 .optional()
             })
             .map_err(db)?;
-        Ok(run.filter(|r| r.end >= ip))
+        let Some((start, end)) = run else {
+            return Ok(None);
+        };
+        let run = Range {
+            start: key_of_column(&start, "held_runs.start_ip")?,
+            end: key_of_column(&end, "held_runs.end_ip")?,
+        };
+        Ok(Some(run).filter(|r| r.end >= ip))
     }
 
     fn insert_run(&mut self, subnet_id: &str, run: Range) -> Result<()> {
@@ -571,15 +641,21 @@ impl Tx for SqliteTx<'_> {
             .prepare_cached(
                 "INSERT INTO held_runs (subnet_id, start_ip, end_ip) VALUES (?1, ?2, ?3)",
             )
-            .and_then(|mut s| s.execute(params![subnet_id, run.start, run.end]))
+            .and_then(|mut s| {
+                s.execute(params![
+                    subnet_id,
+                    key_column(run.start),
+                    key_column(run.end)
+                ])
+            })
             .map(drop)
             .map_err(db)
     }
 
-    fn delete_run(&mut self, subnet_id: &str, start: u32) -> Result<()> {
+    fn delete_run(&mut self, subnet_id: &str, start: Key) -> Result<()> {
         self.tx
             .prepare_cached("DELETE FROM held_runs WHERE subnet_id = ?1 AND start_ip = ?2")
-            .and_then(|mut s| s.execute(params![subnet_id, start]))
+            .and_then(|mut s| s.execute(params![subnet_id, key_column(start)]))
             .map(drop)
             .map_err(db)
     }

@@ -7,7 +7,7 @@
 //! VM's UUID. Undoing releases the addresses only once no VM of the ticket exists ([`settle`]).
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use super::{sweep, CreateError, Ctx, DestroyError, Held, NicInput, VmRequest};
@@ -55,7 +55,7 @@ pub struct Created {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedNic {
     pub subnet_id: String,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub mac: String,
     pub wire_id: String,
     pub port_group: Option<String>,
@@ -137,6 +137,22 @@ pub fn subnets_of<'s>(
                     subnet_id: nic.subnet_id.clone(),
                     store: store.to_string(),
                 })
+                .and_then(|v| {
+                    // Guest customization sets IPv4 only so far: a NIC on an IPv6 subnet
+                    // would come up without its address.
+                    if v.subnet.spec.is_v4() {
+                        Ok(v)
+                    } else {
+                        Err(CreateError::Allocation(ClaimError {
+                            index: Some(index),
+                            error: StoreError::Refused(format!(
+                                "subnet {:?} ({}) is IPv6; a vsphereipam_vm NIC takes an IPv4 \
+                                 subnet",
+                                v.subnet.name, v.subnet.spec.cidr
+                            )),
+                        }))
+                    }
+                })
         })
         .collect()
 }
@@ -154,7 +170,7 @@ fn requests(
         .enumerate()
         .map(|(i, nic)| AllocRequest {
             subnet_id: nic.subnet_id.clone(),
-            ip: nic.ip,
+            ip: nic.ip.map(IpAddr::V4),
             owner_kind: OwnerKind::Vm,
             owner_id: owner.to_string(),
             vm_uuid: None,
@@ -321,14 +337,19 @@ fn backing(inventory: &Inventory, portgroup: &str) -> Result<NicBacking, CreateE
     })
 }
 
-fn nic_spec(backing: NicBacking, subnet: &SubnetView, ip: Ipv4Addr) -> NicSpec {
+/// The customization of a NIC on an IPv4 subnet (`subnets_of` refuses the others).
+fn nic_spec(backing: NicBacking, subnet: &SubnetView, ip: IpAddr) -> NicSpec {
     let spec = &subnet.subnet.spec;
+    let v4 = |ip: &IpAddr| match ip {
+        IpAddr::V4(v4) => Some(*v4),
+        IpAddr::V6(_) => None,
+    };
     NicSpec {
         backing,
-        ip,
+        ip: v4(&ip).unwrap_or(Ipv4Addr::UNSPECIFIED),
         prefix_len: spec.cidr.prefix_len(),
-        gateways: spec.gateway.into_iter().collect(),
-        dns_servers: spec.dns_servers.clone(),
+        gateways: spec.gateway.iter().filter_map(v4).collect(),
+        dns_servers: spec.dns_servers.iter().filter_map(v4).collect(),
         dns_domain: subnet.subnet.domain.clone(),
     }
 }
@@ -451,7 +472,10 @@ async fn create_placed(
             .macs
             .iter()
             .cloned()
-            .zip(records.iter().map(|r| r.ip))
+            .zip(records.iter().filter_map(|r| match r.ip {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            }))
             .collect();
         match vm_ops::wait_for_guest_ips(client, &created.moref, &expected, req.timeout).await {
             Ok(reported) => guest_ips = reported.into_values().flatten().collect(),

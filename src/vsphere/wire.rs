@@ -2,7 +2,7 @@
 //! stable wire id, and the addresses vCenter reports on a wire.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::model::{Inventory, PortGroup};
 
@@ -162,14 +162,16 @@ pub fn vmkernel_ips_on(inventory: &Inventory, moref: &str) -> Vec<Ipv4Addr> {
 }
 
 /// Morefs of port groups whose VMs report an address inside `[first, last]`, sorted.
-pub fn wires_reporting_in(inventory: &Inventory, first: Ipv4Addr, last: Ipv4Addr) -> Vec<String> {
+pub fn wires_reporting_in(inventory: &Inventory, first: IpAddr, last: IpAddr) -> Vec<String> {
     let mut morefs: Vec<String> = inventory
         .vms
         .iter()
         .flat_map(|vm| {
             vm.nics.iter().filter_map(move |nic| {
                 let ips = vm.guest_ips.get(&nic.mac)?;
-                let inside = ips.iter().any(|ip| first <= *ip && *ip <= last);
+                let inside = ips
+                    .iter()
+                    .any(|ip| first <= IpAddr::V4(*ip) && IpAddr::V4(*ip) <= last);
                 inside.then(|| nic.portgroup.clone()).flatten()
             })
         })
@@ -432,13 +434,13 @@ mod tests {
         let inv = inventory();
         let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
         assert_eq!(
-            wires_reporting_in(&inv, ip("10.0.0.1"), ip("10.0.0.10")),
+            wires_reporting_in(&inv, ip("10.0.0.1").into(), ip("10.0.0.10").into()),
             ["dvportgroup-1"]
         );
         assert_eq!(
-            wires_reporting_in(&inv, ip("10.0.0.0"), ip("10.255.0.0")),
+            wires_reporting_in(&inv, ip("10.0.0.0").into(), ip("10.255.0.0").into()),
             ["dvportgroup-1", "network-3"]
         );
-        assert!(wires_reporting_in(&inv, ip("10.0.0.4"), ip("10.0.0.19")).is_empty());
+        assert!(wires_reporting_in(&inv, ip("10.0.0.4").into(), ip("10.0.0.19").into()).is_empty());
     }
 }

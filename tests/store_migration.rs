@@ -1,0 +1,223 @@
+//! A store written by the release before IPv6 (schema version 3, addresses as integers) opens
+//! with this code, on SQLite and on PostgreSQL, and keeps every record: subnets, wire links and
+//! address records read back as the old code read them, the held runs still steer allocation,
+//! and IPv6 subnets can be added beside them. A store of a newer schema than this code knows is
+//! refused with a message that says to upgrade, and left as it was.
+//!
+//! The stores are checked-in dumps (`tests/fixtures/store_v3/`, see its README) made by the
+//! code at 01163a8; `*.expected` is what that code read from them.
+
+mod common;
+
+use std::path::Path;
+
+use vsphereipam::ipam::ranges::RangeSet;
+use vsphereipam::ipam::subnet::{validate, Field, SubnetInput};
+use vsphereipam::store::ops::AllocRequest;
+use vsphereipam::store::{OwnerKind, Store, StoreError, SubnetRecord};
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/store_v3")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every subnet (by id) with its links, counts and records, one line each, as the v3 code
+/// rendered the same stores into `*.expected`.
+fn render(store: &Store) -> String {
+    let mut out = String::new();
+    let mut usages = store.subnet_usages(None).unwrap();
+    usages.sort_by(|a, b| a.view.subnet.id.cmp(&b.view.subnet.id));
+    for u in usages {
+        let s = &u.view.subnet;
+        let sp = &s.spec;
+        out += &format!(
+            "subnet {} vcenter={} name={} wire={} domain={:?} cidr={} start={} end={} gateway={:?} dns={:?} vlan={:?} policy={} reserved={:?}\n",
+            s.id,
+            s.vcenter,
+            s.name,
+            s.wire_id,
+            s.domain,
+            sp.cidr,
+            sp.start,
+            sp.end,
+            sp.gateway.map(|g| g.to_string()),
+            sp.dns_servers.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            sp.vlan_id,
+            sp.policy.as_str(),
+            sp.reserved.iter().map(|r| r.to_string()).collect::<Vec<_>>()
+        );
+        for l in &u.view.links {
+            out += &format!(
+                "  link {} detected={} attached={}\n",
+                l.wire_id, l.detected, l.attached
+            );
+        }
+        out += &format!(
+            "  counts size={} held={} observed={} reserved={} free={}\n",
+            u.counts.size, u.counts.held, u.counts.observed, u.counts.reserved, u.counts.free
+        );
+        for a in store.subnet_addresses(&s.id, &Default::default()).unwrap() {
+            out += &format!(
+                "  address {} kind={} owner={} vm={:?} mac={:?} wire={:?} pending={} description={:?} created_at={}\n",
+                a.ip,
+                a.owner_kind.as_str(),
+                a.owner_id,
+                a.vm_uuid,
+                a.mac,
+                a.wire_id,
+                a.pending,
+                a.description,
+                a.created_at
+            );
+        }
+    }
+    out
+}
+
+fn alloc(store: &Store, subnet: &str, owner: &str) -> String {
+    store
+        .allocate(
+            &AllocRequest {
+                subnet_id: subnet.into(),
+                ip: None,
+                owner_kind: OwnerKind::Manual,
+                owner_id: owner.into(),
+                vm_uuid: None,
+                mac: None,
+                wire_id: None,
+                pending: false,
+                description: None,
+            },
+            &RangeSet::new(),
+        )
+        .unwrap()
+        .ip
+        .to_string()
+}
+
+/// What every migrated store must show: the old records, runs that still steer allocation, and
+/// room for IPv6.
+fn check_migrated(store: &Store, expected: &str, what: &str) {
+    assert_eq!(
+        render(store),
+        expected,
+        "{what}: records differ after migration"
+    );
+    // s1 (stepdown) holds .252-.254, the gateway .1 and reserved ranges: next is .251.
+    assert_eq!(alloc(store, "s1", "after"), "10.20.0.251", "{what}");
+    // s2 (stepup) holds 192.168.8.10-.14 as one run: next is .15.
+    assert_eq!(alloc(store, "s2", "after"), "192.168.8.15", "{what}");
+    let mut input = SubnetInput {
+        cidr: Field::Value("2001:db8:0:1::/64".into()),
+        ..Default::default()
+    };
+    input.alloc_policy = Field::Value("stepup".into());
+    let v6 = SubnetRecord {
+        id: "v6".into(),
+        vcenter: "vc-a".into(),
+        name: "net-v6".into(),
+        wire_id: "vc-a/dvportgroup-s1".into(),
+        domain: None,
+        spec: validate(&input).unwrap().unwrap(),
+    };
+    store.create_subnet(&v6, &[]).unwrap();
+    assert_eq!(alloc(store, "v6", "after"), "2001:db8:0:1::1", "{what}");
+}
+
+fn sqlite_v3(dir: &Path) -> String {
+    let path = dir.join("ipam.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(&fixture("sqlite.sql")).unwrap();
+    drop(conn);
+    path.display().to_string()
+}
+
+#[test]
+fn sqlite_store_of_the_previous_release_migrates_with_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sqlite_v3(dir.path());
+    let store = Store::open(&format!("sqlite://{path}")).unwrap();
+    check_migrated(&store, &fixture("sqlite.expected"), "sqlite");
+    drop(store);
+    // Reopening finds nothing left to migrate and the same records.
+    let store = Store::open(&format!("sqlite://{path}")).unwrap();
+    assert_eq!(alloc(&store, "s1", "again"), "10.20.0.250", "reopened");
+}
+
+#[test]
+fn postgres_store_of_the_previous_release_migrates_with_every_record() {
+    let url = common::pg::fresh_database();
+    let dump = fixture("postgres.sql");
+    let load_url = url.clone();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&load_url, postgres::NoTls).unwrap();
+        client.batch_execute(&dump).unwrap();
+    })
+    .join()
+    .unwrap();
+    let store = Store::open(&url).unwrap();
+    check_migrated(&store, &fixture("postgres.expected"), "postgres");
+}
+
+fn newer_schema_message(result: Result<Store, StoreError>) -> String {
+    match result {
+        Err(StoreError::Unavailable(msg)) => msg,
+        Err(other) => panic!("expected the newer-schema refusal, got {other:?}"),
+        Ok(_) => panic!("a store of a newer schema was opened"),
+    }
+}
+
+#[test]
+fn sqlite_store_of_a_newer_release_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ipam.db");
+    let url = format!("sqlite://{}", path.display());
+    drop(Store::open(&url).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("INSERT INTO schema_version (version) VALUES (99)", [])
+        .unwrap();
+    let before: String = conn
+        .query_row(
+            "SELECT group_concat(sql, ';') FROM sqlite_master",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(conn);
+    let msg = newer_schema_message(Store::open(&url));
+    assert!(
+        msg.contains("schema version 99") && msg.contains("upgrade the provider"),
+        "{msg}"
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let after: String = conn
+        .query_row(
+            "SELECT group_concat(sql, ';') FROM sqlite_master",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(before, after, "the refused store was changed");
+}
+
+#[test]
+fn postgres_store_of_a_newer_release_is_refused() {
+    let url = common::pg::fresh_database();
+    drop(Store::open(&url).unwrap());
+    let admin = url.clone();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        client
+            .batch_execute("INSERT INTO schema_version (version) VALUES (99)")
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    let msg = newer_schema_message(Store::open(&url));
+    assert!(
+        msg.contains("schema version 99") && msg.contains("upgrade the provider"),
+        "{msg}"
+    );
+}
