@@ -121,12 +121,66 @@ fn inventory_subnets_addresses_and_audit() {
             &none,
         )
         .unwrap();
+    // The same wire carries an IPv6 /64 (dual stack).
+    store
+        .create_subnet(
+            &SubnetRecord {
+                id: "app6".into(),
+                vcenter: sim.info.instance_uuid.clone(),
+                name: "app6".into(),
+                wire_id: wire.clone(),
+                domain: None,
+                spec: validate(&SubnetInput {
+                    cidr: Field::Value("2001:db8:0:20::/64".into()),
+                    gateway: Field::Value("2001:db8:0:20::1".into()),
+                    ..Default::default()
+                })
+                .unwrap()
+                .unwrap(),
+            },
+            &[],
+        )
+        .unwrap();
+    store
+        .allocate(
+            &AllocRequest {
+                subnet_id: "app6".into(),
+                ..request(OwnerKind::Address, "vip6", "2001:db8:0:20::50", None, &wire)
+            },
+            &none,
+        )
+        .unwrap();
     let subnets = json(&cli(&sim, &url, &["ipam", "subnets", "--json"]));
-    let app = &subnets[0];
+    let by_id = |id: &str| {
+        subnets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no subnet {id}: {subnets}"))
+            .clone()
+    };
+    let app = by_id("app");
     assert_eq!(app["size"], 254);
     assert_eq!(app["held"], 1);
     assert_eq!(app["reserved"], 1, "the gateway");
     assert_eq!(app["free"], 252);
+    let app6 = by_id("app6");
+    assert_eq!(
+        app6["size"],
+        u64::MAX,
+        "2^64 - 1: all but the anycast address"
+    );
+    assert_eq!(app6["held"], 1);
+    assert_eq!(app6["reserved"], 1, "the gateway");
+    assert_eq!(app6["free"], u64::MAX - 2);
+    assert_eq!(app6["cidr"], "2001:db8:0:20::/64");
+    let table = cli(&sim, &url, &["ipam", "subnets"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("1.84e19 (~2^64)") && table.contains("254"),
+        "{table}"
+    );
     let addresses = json(&cli(
         &sim,
         &url,
@@ -134,6 +188,12 @@ fn inventory_subnets_addresses_and_audit() {
     ));
     assert_eq!(addresses[0]["ip"], "10.20.0.50");
     assert_eq!(addresses[0]["owner_kind"], "vsphereipam_ip_address");
+    let addresses = json(&cli(
+        &sim,
+        &url,
+        &["ipam", "addresses", "--subnet", "app6", "--json"],
+    ));
+    assert_eq!(addresses[0]["ip"], "2001:db8:0:20::50");
 
     // audit: clean, then two problems and a non-zero exit.
     let clean = cli(&sim, &url, &["ipam", "audit", unverified]);
@@ -161,6 +221,21 @@ fn inventory_subnets_addresses_and_audit() {
             &none,
         )
         .unwrap();
+    store
+        .allocate(
+            &AllocRequest {
+                subnet_id: "app6".into(),
+                ..request(
+                    OwnerKind::NicFix,
+                    "gone-vm",
+                    "2001:db8:0:20::60",
+                    Some("4200dead-0000-0000-0000-000000000000"),
+                    &wire,
+                )
+            },
+            &none,
+        )
+        .unwrap();
     let out = cli(&sim, &url, &["ipam", "audit", "--json", unverified]);
     assert_eq!(
         out.status.code(),
@@ -175,6 +250,10 @@ fn inventory_subnets_addresses_and_audit() {
         .map(|p| (p["kind"].as_str().unwrap(), p["ip"].as_str().unwrap()))
         .collect();
     assert!(kinds.contains(&("vm_gone", "10.20.0.60")), "{kinds:?}");
+    assert!(
+        kinds.contains(&("vm_gone", "2001:db8:0:20::60")),
+        "{kinds:?}"
+    );
     assert!(
         kinds.contains(&("held_by_another", "10.20.0.21")),
         "{kinds:?}"

@@ -208,11 +208,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             r.cidr.clone(),
                             r.range.clone(),
                             r.wire_id.clone(),
-                            r.size.to_string(),
+                            readable_count(r.size),
                             r.held.to_string(),
                             r.observed.to_string(),
-                            r.reserved.to_string(),
-                            r.free.to_string(),
+                            readable_count(r.reserved),
+                            readable_count(r.free),
                         ]);
                     }
                     print!("{t}");
@@ -343,6 +343,24 @@ fn print_inventory(inventory: &Inventory) {
     print!("VMS\n{vms}");
 }
 
+/// A count for the table: exact below 2^32 (every IPv4 count), else its first three digits
+/// and the nearest power of two, as `1.84e19 (~2^64)`: twenty-digit numbers of an IPv6 /64 or /48 are
+/// not readable at a glance, and `--json` keeps the exact figure.
+fn readable_count(n: u128) -> String {
+    if n < 1 << 32 {
+        return n.to_string();
+    }
+    let digits = n.to_string();
+    let exponent = digits.len() - 1;
+    let log2 = (n as f64).log2();
+    let power = if n.is_power_of_two() {
+        format!("2^{}", n.trailing_zeros())
+    } else {
+        format!("~2^{}", log2.round())
+    };
+    format!("{}.{}e{exponent} ({power})", &digits[..1], &digits[1..3])
+}
+
 #[derive(Serialize)]
 struct SubnetUsage {
     id: String,
@@ -352,6 +370,8 @@ struct SubnetUsage {
     range: String,
     wire_id: String,
     additional_wire_ids: Vec<String>,
+    /// Exact counts (an IPv6 /64 has 2^64 addresses; JSON numbers have no size limit, but
+    /// readers that parse them as doubles lose digits beyond 2^53).
     size: u128,
     /// Addresses owned by resources.
     held: u64,
@@ -415,5 +435,21 @@ impl From<&crate::store::AddressRecord> for AddressRow {
             description: a.description.clone(),
             created_at: a.created_at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable_count;
+
+    #[test]
+    fn counts_beyond_ipv4_print_readably() {
+        assert_eq!(readable_count(254), "254");
+        assert_eq!(readable_count(16_777_214), "16777214");
+        assert_eq!(readable_count((1 << 32) - 1), "4294967295");
+        assert_eq!(readable_count(1 << 64), "1.84e19 (2^64)");
+        assert_eq!(readable_count((1 << 64) - 1), "1.84e19 (~2^64)");
+        assert_eq!(readable_count((1 << 80) - 1), "1.20e24 (~2^80)");
+        assert_eq!(readable_count(u128::MAX), "3.40e38 (~2^128)");
     }
 }
