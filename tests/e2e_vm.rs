@@ -12,6 +12,7 @@ use common::sim::Sim;
 use common::terraform::{expect_error, versions, Terraform, Workdir};
 use common::wait_for;
 use serde_json::Value;
+use vsphereipam::store::ops::AllocRequest;
 use vsphereipam::store::OwnerKind;
 
 /// Subnets on pg-app (all DC0 hosts), pg-std-partial (one host) and pg-db, and one whose own
@@ -689,6 +690,13 @@ fn import_records_the_vms_addresses() {
         .find(|v| v.name == "vm-app-1")
         .unwrap()
         .clone();
+    let app2 = sim
+        .manifest()
+        .vms
+        .iter()
+        .find(|v| v.name == "vm-app-2")
+        .unwrap()
+        .clone();
     for tf in versions() {
         let v: &str = tf.version;
         let env = Env::new(&sim, "");
@@ -712,20 +720,49 @@ fn import_records_the_vms_addresses() {
             &app1.uuid,
         ]);
         assert!(run.success, "{v}: {}", run.all());
-        let held = env.store().addresses_of_vm(&app1.uuid).unwrap();
-        let own: Vec<_> = held
-            .iter()
-            .filter(|a| a.owner_kind == OwnerKind::Vm)
-            .collect();
-        assert_eq!(own.len(), 1, "{v}: {held:?}");
-        assert_eq!(own[0].ip.to_string(), "10.20.0.21", "{v}");
-        assert_eq!(own[0].owner_id, app1.uuid.to_ascii_lowercase(), "{v}");
-        // The first apply only records the create-time inputs (template) in the state.
-        wd.apply_ok();
+        // `terraform import` only writes the state: the VM's records come with the first
+        // apply, which also records the create-time inputs (template) in the state.
+        let own_records = || -> Vec<String> {
+            env.store()
+                .addresses_of_vm(&app1.uuid)
+                .unwrap()
+                .into_iter()
+                .filter(|a| a.owner_kind == OwnerKind::Vm)
+                .map(|a| {
+                    assert_eq!(a.owner_id, app1.uuid.to_ascii_lowercase(), "{v}");
+                    a.ip.to_string()
+                })
+                .collect()
+        };
+        assert!(own_records().is_empty(), "{v}: the import wrote");
+        let applied = wd.apply_ok();
+        assert!(
+            applied.stdout.contains("0 added, 1 changed, 0 destroyed"),
+            "{v}: {}",
+            applied.stdout
+        );
+        assert_eq!(own_records(), ["10.20.0.21"], "{v}");
         wd.plan_no_changes();
         let live = inventory(&sim);
         let still = live.vms.iter().find(|x| x.name == "vm-app-1").unwrap();
         assert_eq!(still.moref, app1.moref, "{v}: the imported VM was replaced");
+        // A re-import (the state forgot the VM, its records stayed) claims its own records.
+        let rm = wd.run(&["state", "rm", "vsphereipam_vm.imported"]);
+        assert!(rm.success, "{v}: {}", rm.all());
+        let run = wd.run(&[
+            "import",
+            "-no-color",
+            "-input=false",
+            "vsphereipam_vm.imported",
+            &app1.uuid,
+        ]);
+        assert!(run.success, "{v}: {}", run.all());
+        wd.apply_ok();
+        assert_eq!(own_records(), ["10.20.0.21"], "{v}");
+        wd.plan_no_changes();
+        // Forget it again without deleting the scenario's VM.
+        let rm = wd.run(&["state", "rm", "vsphereipam_vm.imported"]);
+        assert!(rm.success, "{v}: {}", rm.all());
         // Unknown UUIDs are refused.
         let run = wd.run(&[
             "import",
@@ -735,6 +772,237 @@ fn import_records_the_vms_addresses() {
             "00000000-0000-0000-0000-000000000000",
         ]);
         assert!(!run.success, "{v}");
+        assert!(run.flat().contains("VM not found"), "{v}: {}", run.all());
+        // An address another record holds is refused, naming the VM, NIC, address and holder.
+        let store = env.store();
+        let app = store
+            .subnets(None)
+            .unwrap()
+            .into_iter()
+            .find(|s| s.name == "app")
+            .unwrap();
+        let taken: std::net::IpAddr = app2.ips[0].parse().unwrap();
+        // (The reads mirrored vm-app-2's address as observed: an operator reserving it takes
+        // the address over.)
+        for observed in store.addresses(&app.id).unwrap() {
+            if observed.ip == taken && observed.owner_kind == OwnerKind::Observed {
+                store
+                    .release_owner(OwnerKind::Observed, &observed.owner_id)
+                    .unwrap();
+            }
+        }
+        store
+            .allocate(
+                &AllocRequest {
+                    subnet_id: app.id.clone(),
+                    ip: Some(taken),
+                    owner_kind: OwnerKind::Manual,
+                    owner_id: "reserved-by-netops".into(),
+                    vm_uuid: None,
+                    mac: None,
+                    wire_id: None,
+                    pending: false,
+                    description: None,
+                },
+                &Default::default(),
+            )
+            .expect("a manual record");
+        let before = env.store_listing();
+        let run = wd.run(&[
+            "import",
+            "-no-color",
+            "-input=false",
+            "vsphereipam_vm.imported",
+            &app2.uuid,
+        ]);
+        assert!(!run.success, "{v}");
+        let flat = run.flat();
+        for part in [
+            "Address already taken",
+            "vm-app-2",
+            app2.nics[0].mac.as_str(),
+            app2.ips[0].as_str(),
+            "reserved-by-netops",
+        ] {
+            assert!(flat.contains(part), "{v}: {part}: {}", run.all());
+        }
+        assert_eq!(env.store_listing(), before, "{v}");
+        store
+            .release_owner(OwnerKind::Manual, "reserved-by-netops")
+            .unwrap();
+    }
+}
+
+/// vCenter tasks (every VM change is one) the simulator saw since its last reset.
+fn tasks(sim: &Sim) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stats = rt.block_on(sim.stats());
+    stats
+        .by_method
+        .keys()
+        .filter(|m| m.ends_with("_Task"))
+        .cloned()
+        .collect()
+}
+
+fn reset_tasks(sim: &Sim) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(sim.reset_stats());
+}
+
+/// Terraform 1.5+ runs an `import {}` block's import inside `terraform plan`: that plan leaves
+/// the store as it was and runs no vCenter task; its apply records the addresses Tools report,
+/// still without a task, and the plan after is empty. By id on 1.15 and 1.11 (1.0.3 has no
+/// import blocks), by identity on 1.15 (1.12+), and on 1.15 with the configuration generated
+/// by the plan (`-generate-config-out`, `template = null`: the plan must still apply to record).
+#[test]
+fn an_import_block_plan_writes_nothing_and_its_apply_records() {
+    let sim = Sim::start("test");
+    let app1 = sim
+        .manifest()
+        .vms
+        .iter()
+        .find(|v| v.name == "vm-app-1")
+        .unwrap()
+        .clone();
+    let uuid = app1.uuid.to_ascii_lowercase();
+    let by_id = format!("id = \"{}\"", app1.uuid);
+    let by_identity = format!("identity = {{\n    vm_uuid = \"{uuid}\"\n  }}");
+    let cases = [
+        ("1.15", "id", &by_id, false),
+        ("1.15", "identity", &by_identity, false),
+        ("1.15", "generated", &by_id, true),
+        ("1.11", "id", &by_id, false),
+    ];
+    for (version, what, by, generated) in cases {
+        let tf = versions()
+            .into_iter()
+            .find(|t| t.version == version)
+            .unwrap_or_else(|| panic!("Terraform {version}"));
+        let v = format!("{version} {what}");
+        let env = Env::new(&sim, "");
+        let subnets = SUBNETS.replace(
+            "start_ip    = \"10.20.0.100\"",
+            "start_ip    = \"10.20.0.10\"",
+        );
+        let wd = env.workdir(&tf, &subnets);
+        wd.apply_ok();
+        // A plan first, so the observed-address mirror (the one write a read may make, never
+        // to a held record) has seen the new subnets before the listing is taken.
+        wd.plan_no_changes();
+        let before = env.store_listing();
+        // Until the apply records it, the VM's Tools-reported address is an observed record,
+        // which no allocation hands out (checked below).
+        assert!(
+            before
+                .iter()
+                .any(|l| l.starts_with("  10.20.0.21 Observed")),
+            "{v}: {before:?}"
+        );
+        reset_tasks(&sim);
+
+        let import = format!("import {{\n  to = vsphereipam_vm.imported\n  {by}\n}}\n");
+        let body = vm(
+            "imported",
+            "  name = \"vm-app-1\"",
+            &["subnet_id = vsphereipam_ipsubnet.app.id"],
+        );
+        let vm_tf = wd.path().join("vm.tf");
+        let plan = if generated {
+            wd.write("main.tf", &env.config(&format!("{subnets}\n{import}")));
+            let plan = wd.run(&[
+                "plan",
+                "-no-color",
+                "-input=false",
+                "-generate-config-out=vm.tf",
+            ]);
+            let gen = std::fs::read_to_string(&vm_tf).unwrap_or_default();
+            println!("{gen}");
+            assert!(gen.contains("template          = null"), "{v}: {gen}");
+            assert!(plan.success, "{v}: {}", plan.all());
+            assert_eq!(env.store_listing(), before, "{v}: the plan wrote");
+            assert!(tasks(&sim).is_empty(), "{v}: {:?}", tasks(&sim));
+            // A plan saved with `-generate-config-out` lacks the generated configuration
+            // (Terraform 1.15's apply of it fails "Resource node has no configuration
+            // attached"): plan again with it.
+            wd.run(&["plan", "-no-color", "-input=false", "-out=import.tfplan"])
+        } else {
+            wd.write(
+                "main.tf",
+                &env.config(&format!("{subnets}\n{import}\n{body}")),
+            );
+            wd.run(&["plan", "-no-color", "-input=false", "-out=import.tfplan"])
+        };
+        assert!(plan.success, "{v}: {}", plan.all());
+        assert!(
+            plan.stdout
+                .contains("1 to import, 0 to add, 1 to change, 0 to destroy"),
+            "{v}: {}",
+            plan.all()
+        );
+        assert!(!plan.stdout.contains("must be replaced"), "{v}");
+        assert_eq!(env.store_listing(), before, "{v}: the plan wrote");
+        assert!(tasks(&sim).is_empty(), "{v}: {:?}", tasks(&sim));
+
+        // Nothing may take the address between that plan and its apply.
+        let main_tf = std::fs::read_to_string(wd.path().join("main.tf")).unwrap();
+        let aside = wd.path().join("vm.tf.aside");
+        if generated {
+            std::fs::rename(&vm_tf, &aside).unwrap();
+        }
+        let squat = "resource \"vsphereipam_ip_address\" \"squat\" {\n  subnet_id  = vsphereipam_ipsubnet.app.id\n  ip_address = \"10.20.0.21\"\n}\n";
+        wd.write("main.tf", &env.config(&format!("{subnets}\n{squat}")));
+        let refused = wd.plan_err();
+        assert!(
+            refused.flat().contains("10.20.0.21") && refused.flat().contains("vm-app-1"),
+            "{v}: {}",
+            refused.all()
+        );
+        assert_eq!(env.store_listing(), before, "{v}");
+        wd.write("main.tf", &main_tf);
+        if generated {
+            std::fs::rename(&aside, &vm_tf).unwrap();
+        }
+
+        let apply = wd.run(&["apply", "-no-color", "-input=false", "import.tfplan"]);
+        assert!(apply.success, "{v}: {}", apply.all());
+        assert!(tasks(&sim).is_empty(), "{v}: {:?}", tasks(&sim));
+        let held = env.store().addresses_of_vm(&app1.uuid).unwrap();
+        let own: Vec<_> = held
+            .iter()
+            .filter(|a| a.owner_kind == OwnerKind::Vm)
+            .collect();
+        assert_eq!(own.len(), 1, "{v}: {held:?}");
+        assert_eq!(own[0].ip.to_string(), "10.20.0.21", "{v}");
+        assert_eq!(own[0].owner_id, uuid, "{v}");
+        assert!(
+            own[0]
+                .mac
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case(&app1.nics[0].mac)),
+            "{v}: {own:?}"
+        );
+        if generated {
+            // The generated configuration leaves the template for the operator to fill in;
+            // then one apply records it, without changing the VM.
+            let gen = std::fs::read_to_string(&vm_tf).unwrap();
+            wd.write(
+                "vm.tf",
+                &gen.replace("template          = null", "template = \"tmpl-linux\""),
+            );
+            wd.apply_ok();
+            assert!(tasks(&sim).is_empty(), "{v}: {:?}", tasks(&sim));
+        }
+        wd.plan_no_changes();
+        let live = inventory(&sim);
+        let still = live.vms.iter().find(|x| x.name == "vm-app-1").unwrap();
+        assert_eq!(still.moref, app1.moref, "{v}: the imported VM was replaced");
         // Forget it again without deleting the scenario's VM.
         let rm = wd.run(&["state", "rm", "vsphereipam_vm.imported"]);
         assert!(rm.success, "{v}: {}", rm.all());

@@ -111,10 +111,13 @@ pub fn schema() -> Schema {
                  unreachable so that the outcome of a call cannot be found out, the next run on \
                  that machine (or any run after an hour) removes the half-made VM and releases \
                  its addresses.\n\n\
-                 Import by the VM UUID records the addresses VMware Tools report on its NICs as \
-                 the resource's own; inputs vCenter does not keep (`template`, `folder`, \
-                 `datastore`, `hostname`, the guest IP wait, the `linux`/`windows` blocks) are \
-                 recorded by the first apply without changing the VM.\n\n\
+                 Import by the VM UUID (or by identity) only reads, so an `import` block's \
+                 plan changes nothing: it finds the addresses VMware Tools report on the NICs \
+                 and checks that each is in a subnet and held by no other record. The first \
+                 apply records them as the resource's own, and the inputs vCenter does not keep \
+                 (`template`, `folder`, `datastore`, `hostname`, the guest IP wait, the \
+                 `linux`/`windows` blocks) in the state, without changing the VM. Until then \
+                 no allocation hands the addresses out.\n\n\
                  A `moved` block from HashiCorp's `vsphere_virtual_machine` (vSphere provider \
                  2.x state, Terraform 1.8+) adopts the VM the same way: the plan finds each \
                  NIC's address and subnet and writes nothing (an address in no subnet, or held \
@@ -643,27 +646,19 @@ fn adopted_state<'a>(inventory: &Inventory, vm: &Vm, claims: &[NicClaim]) -> VmS
 }
 
 /// The first apply after an import or a move (no `template` in the state yet): records the
-/// NICs' addresses as planned, unless they are recorded already (an import did it), in one
-/// store transaction and without a vCenter call. See [`vm_adopt`] for why a move records here.
+/// NICs' addresses as planned, unless they are recorded already (a re-import of a VM whose
+/// records stayed), in one store transaction and without a vCenter call. See [`vm_adopt`] for
+/// why neither the import nor the move records.
 async fn record_adopted(
     diags: &mut Diagnostics,
     session: &Session,
     planned: &VmState<'_>,
 ) -> Option<()> {
     let vm_uuid = known(&planned.id)?;
-    let wanted: Vec<NicRequest> = nic_list(planned)
-        .iter()
-        .filter_map(|n| {
-            Some(NicRequest {
-                mac: known(&n.mac),
-                ip: known(&n.ip_address)?.parse::<Ipv4Addr>().ok()?,
-            })
-        })
-        .collect();
-    let records = values::or_diag(diags, vm_adopt::records_of(session, &vm_uuid).await)?;
-    if wanted.len() == nic_list(planned).len() && vm_adopt::all_recorded(&records, &wanted) {
+    if values::or_diag(diags, adopted_recorded(session, planned).await)? {
         return Some(());
     }
+    let wanted = nic_requests(planned);
     let inventory = session.inventory_or_diag(diags).await?;
     let Some(vm) = nics::find_vm(&inventory, &vm_uuid) else {
         diags.root_error(
@@ -684,6 +679,29 @@ async fn record_adopted(
     vm_adopt::record(diags, session, vm, &adoption, true).await?;
     tracing::info!(%vm_uuid, nics = adoption.claims.len(), "recorded the adopted VM's addresses");
     Some(())
+}
+
+/// Each NIC's MAC and address as the state has them.
+fn nic_requests(state: &VmState<'_>) -> Vec<NicRequest> {
+    nic_list(state)
+        .iter()
+        .filter_map(|n| {
+            Some(NicRequest {
+                mac: known(&n.mac),
+                ip: known(&n.ip_address)?.parse::<Ipv4Addr>().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Whether every NIC of an adopted VM is recorded as the VM's own already.
+async fn adopted_recorded(session: &Session, state: &VmState<'_>) -> Result<bool, StoreError> {
+    let Some(vm_uuid) = known(&state.id) else {
+        return Ok(false);
+    };
+    let wanted = nic_requests(state);
+    let records = vm_adopt::records_of(session, &vm_uuid).await?;
+    Ok(wanted.len() == nic_list(state).len() && vm_adopt::all_recorded(&records, &wanted))
 }
 
 /// A `vsphere_virtual_machine`'s state as ours, before the refresh: what the source knows
@@ -728,8 +746,8 @@ fn unresolved_move(state: &VmState<'_>) -> bool {
 }
 
 /// The refresh of a moved VM: each NIC's address (VMware Tools') and the subnet it falls in,
-/// checked against the store without writing (no subnet, held by another record: an error
-/// naming the VM, NIC, address and subnet or holder, so the plan of the move fails).
+/// checked against the store without writing (see [`adopt`]), so the plan of the move fails
+/// on an address that cannot be recorded.
 async fn resolve_moved(
     diags: &mut Diagnostics,
     session: &Session,
@@ -737,16 +755,36 @@ async fn resolve_moved(
     vm: &Vm,
     state: &mut VmState<'_>,
 ) -> Option<()> {
+    let adopted = adopt(diags, session, inventory, vm, "move").await?;
+    state.datacenter = adopted.datacenter;
+    state.network_interface = adopted.network_interface;
+    Some(())
+}
+
+/// The state of a VM adopted by import or by a move, with no write: each NIC's address (the
+/// VM's own record on a re-import, else the one VMware Tools report) and the subnet it falls
+/// in, checked against the store in a transaction that is rolled back. An address in no subnet,
+/// or held by another record, is an error naming the VM, NIC, address and subnet or holder.
+/// The first apply records them (`record_adopted`); until then the Tools-reported addresses
+/// are observed ones, which no allocation hands out (`Store::sync_observed`, and the snapshot's
+/// observations in every allocation).
+async fn adopt<'a>(
+    diags: &mut Diagnostics,
+    session: &Session,
+    inventory: &Inventory,
+    vm: &Vm,
+    verb: &str,
+) -> Option<VmState<'a>> {
     if vm.template {
         diags.root_error(
-            "Cannot move a template",
+            format!("Cannot {verb} a template"),
             format!("{:?} ({}) is a template, not a VM.", vm.name, vm.uuid),
         );
         return None;
     }
     if vm.nics.is_empty() {
         diags.root_error(
-            "Cannot move a VM without NICs",
+            format!("Cannot {verb} a VM without NICs"),
             format!(
                 "VM {:?} ({}) has no network adapter; vsphereipam_vm manages VMs with at least \
                  one.",
@@ -761,14 +799,11 @@ async fn resolve_moved(
         inventory,
         vm,
         None,
-        "Cannot move the VM's addresses",
+        &format!("Cannot {verb} the VM's addresses"),
     )
     .await?;
     vm_adopt::record(diags, session, vm, &adoption, false).await?;
-    let adopted = adopted_state(inventory, vm, &adoption.claims);
-    state.datacenter = adopted.datacenter;
-    state.network_interface = adopted.network_interface;
-    Some(())
+    Some(adopted_state(inventory, vm, &adoption.claims))
 }
 
 /// A warning when VMware Tools reports addresses on the VM's NICs other than those assigned.
@@ -1007,6 +1042,20 @@ impl Resource for VmResource {
         if !replace.is_empty() {
             plan_new_vm(&mut planned, &config);
             return Some((planned, prior_private, replace));
+        }
+        // An adopted VM whose addresses are not recorded yet: its apply records them, so the
+        // plan must not be a no-op (Terraform would skip the apply). Recording `template` makes
+        // it an update, unless the configuration leaves `template` null too (the one
+        // `-generate-config-out` writes for an `import {}` block).
+        if prior.template.is_null() && planned.template.is_null() {
+            match adopted_recorded(&session, &prior).await {
+                Ok(true) => {}
+                Ok(false) => planned.guest_ip_addresses = Value::Unknown,
+                Err(e) => {
+                    values::store_error(diags, &e, None);
+                    return None;
+                }
+            }
         }
         // In place: a VM powered off outside Terraform is powered on; a VM moved off the
         // configured host goes back; other drift shows as read.
@@ -1252,27 +1301,10 @@ impl Resource for VmResource {
             );
             return None;
         };
-        if vm.template {
-            diags.root_error(
-                "Cannot import a template",
-                format!("{:?} is a template, not a VM.", vm.name),
-            );
-            return None;
-        }
-        let adoption = vm_adopt::claims(
-            diags,
-            &session,
-            &inventory,
-            vm,
-            None,
-            "Cannot import the VM's addresses",
-        )
-        .await?;
-        // `terraform import` writes the state at once: the records go with it. (A re-import
-        // finds its own records and claims them afresh.)
-        let records = vm_adopt::record(diags, &session, vm, &adoption, true).await?;
-        let mut state = adopted_state(&inventory, vm, &adoption.claims);
-        refresh(&mut state, &inventory, vm, &records);
+        // `import {}` blocks import inside `terraform plan`, so import only reads and checks;
+        // the first apply records the addresses, as after a move.
+        let mut state = adopt(diags, &session, &inventory, vm, "import").await?;
+        refresh(&mut state, &inventory, vm, &[]);
         Some((state, ValueEmpty))
     }
 

@@ -12,15 +12,20 @@
 //! whose address is in no subnet, or is held by another record, fails the plan with an error
 //! naming the VM, the NIC, the address and the subnet or holder.
 //!
-//! When a move records: in its first apply, never in the plan. A plan changes nothing in the
-//! store: one that is never applied (or fails on another resource) must not leave records for a
-//! VM that `hashicorp/vsphere` still manages. Terraform calls no provider for a resource whose
-//! plan is a no-op, so the moved state leaves `template` unset, as an import does (the source
-//! names its template by UUID in `clone`, or not at all, while a configuration names it as it
-//! likes, and a once-set input that differs would replace the VM): the move's plan is an
-//! in-place update that records `template`, and its apply records the addresses in one store
-//! transaction, with no vCenter call (`vm::record_adopted`). The plan after it is empty when the
-//! configuration matches. An import records at once: `terraform import` writes the state too.
+//! When an adoption records: in its first apply, never in the plan or the import. A plan
+//! changes nothing in the store: one that is never applied (or fails on another resource) must
+//! not leave records for a VM that `hashicorp/vsphere` still manages, or that an `import {}`
+//! block (which Terraform 1.5+ imports inside `terraform plan`, by id or, on 1.12+, by
+//! identity) names. So an import, like the refresh of a move, only checks the claims
+//! (`vm::adopt`, a transaction that is rolled back) and returns the adopted state. Terraform
+//! calls no provider for a resource whose plan is a no-op, so the adopted state leaves
+//! `template` unset (the source names its template by UUID in `clone`, or not at all, while a
+//! configuration names it as it likes, and a once-set input that differs would replace the VM):
+//! the first plan is an in-place update that records `template`, and its apply records the
+//! addresses in one store transaction, with no vCenter call (`vm::record_adopted`). The plan
+//! after it is empty when the configuration matches. The legacy `terraform import` command
+//! writes the state without an apply: its records are written by the next apply too. Until
+//! then the VM's Tools-reported addresses are observed ones, which no allocation hands out.
 
 use serde::Deserialize;
 use tfplugin::{Diagnostics, MoveSource};

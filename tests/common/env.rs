@@ -59,6 +59,23 @@ impl<'s> Env<'s> {
     pub fn store(&self) -> Store {
         Store::open(&self.store_url()).unwrap()
     }
+    /// Everything the store holds: each subnet, then its records as `ip kind owner mac
+    /// pending` (observed ones included), to compare before and after a run that must not
+    /// write.
+    pub fn store_listing(&self) -> Vec<String> {
+        let store = self.store();
+        let mut out = Vec::new();
+        for subnet in store.subnets(None).unwrap() {
+            out.push(format!("subnet {} {}", subnet.id, subnet.name));
+            for a in store.addresses(&subnet.id).unwrap() {
+                out.push(format!(
+                    "  {} {:?} {} {:?} {}",
+                    a.ip, a.owner_kind, a.owner_id, a.mac, a.pending
+                ));
+            }
+        }
+        out
+    }
     pub fn wire_id(&self, name: &str) -> String {
         let pg = self
             .sim
