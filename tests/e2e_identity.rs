@@ -132,8 +132,12 @@ fn identities_are_stored_and_import_blocks_take_them() {
         })
         .collect();
     wd.write("main.tf", &env.config(&format!("{BODY}\n{imports}")));
+    // The imports run inside the plan, which writes nothing to the store (the VM's records
+    // stayed with `state rm`, and its re-import claims them without writing).
+    let listing = env.store_listing();
     let plan = wd.run(&["plan", "-no-color", "-input=false"]);
     assert!(plan.success, "{}", plan.all());
+    assert_eq!(env.store_listing(), listing, "the plan wrote");
     assert!(
         plan.stdout.contains("5 to import, 0 to add")
             && plan.stdout.contains("0 to destroy")

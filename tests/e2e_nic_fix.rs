@@ -138,6 +138,8 @@ fn records_each_nic_in_the_subnet_of_its_port_group() {
         let rm = wd.run(&["state", "rm", "-no-color", "vsphereipam_vm_nic_fix.db"]);
         assert!(rm.success, "{}", rm.all());
         wd.write("main.tf", &env.config(&body));
+        // The import only reads the fix's records (an `import` block runs it inside a plan).
+        let listing = env.store_listing();
         let import = wd.run(&[
             "import",
             "-no-color",
@@ -146,6 +148,12 @@ fn records_each_nic_in_the_subnet_of_its_port_group() {
             &db.uuid,
         ]);
         assert!(import.success, "{}: {}", tf.version, import.all());
+        assert_eq!(
+            env.store_listing(),
+            listing,
+            "{}: the import wrote",
+            tf.version
+        );
         let applied = wd.apply_ok();
         assert!(
             applied.stdout.contains("0 added, 0 changed, 0 destroyed"),
