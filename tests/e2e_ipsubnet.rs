@@ -203,12 +203,6 @@ fn every_invalid_input_names_its_attribute() {
             "Unsupported prefix length",
         ),
         ("cidr_garbage", r#"cidr = "10.20.0.0""#, "Invalid cidr"),
-        // The store takes IPv6 subnets; this resource does not yet (issue 18's layers).
-        (
-            "cidr_v6",
-            r#"cidr = "2001:db8:0:1::/64""#,
-            "IPv6 subnets are not supported yet",
-        ),
     ];
     let with_cidr = [
         (

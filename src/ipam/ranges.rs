@@ -37,8 +37,11 @@ pub fn addr(k: Key) -> IpAddr {
 /// takes: a zone id (`%eth0`) belongs to one host's interface, not to a subnet, and an
 /// IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is an IPv4 address in disguise: write it as
 /// IPv4.
+///
+/// IPv6 text must be in its canonical form (RFC 5952: lower case, `::` for the longest run of
+/// zeros, no leading zeros), the form the provider writes back into the state: another spelling
+/// of the same address would read back different from the configuration.
 pub fn parse_ip(text: &str) -> Result<IpAddr, String> {
-    let text = text.trim();
     if let Some((ip, zone)) = text.split_once('%') {
         return Err(format!(
             "{text:?} carries a zone id (%{zone}); zone ids name one host's interface, write              the address alone ({ip})"
@@ -50,6 +53,9 @@ pub fn parse_ip(text: &str) -> Result<IpAddr, String> {
             v6.to_ipv4_mapped()
                 .map(|a| a.to_string())
                 .unwrap_or_default()
+        )),
+        Ok(ip) if ip.to_string() != text => Err(format!(
+            "{text:?} is not written in canonical form; write it as {ip}"
         )),
         Ok(ip) => Ok(ip),
         Err(_) => Err(format!("{text:?} is not an IP address")),
@@ -146,7 +152,7 @@ impl FromStr for Range {
     type Err = RangeParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let ip = |t: &str| parse_ip(t).map_err(RangeParseError::BadAddress);
+        let ip = |t: &str| parse_ip(t.trim()).map_err(RangeParseError::BadAddress);
         let range = match s.split_once('-') {
             Some((a, b)) => {
                 let (a, b) = (ip(a)?, ip(b)?);
@@ -418,10 +424,12 @@ mod tests {
         );
         assert!(parse_ip("::ffff:a00:1").is_err());
         assert!(parse_ip("x").unwrap_err().contains("not an IP address"));
-        assert_eq!(
-            parse_ip(" 2001:db8::1 ").unwrap().to_string(),
-            "2001:db8::1"
-        );
+        assert_eq!(parse_ip("2001:db8::1").unwrap().to_string(), "2001:db8::1");
+        for other_spelling in ["2001:DB8::1", "2001:db8:0:0:0:0:0:1", "2001:0db8::1"] {
+            let err = parse_ip(other_spelling).unwrap_err();
+            assert!(err.contains("write it as 2001:db8::1"), "{err}");
+        }
+        assert!(parse_ip(" 10.0.0.1").is_err());
     }
 
     #[test]

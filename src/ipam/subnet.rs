@@ -470,6 +470,14 @@ fn parse_cidr(text: &str) -> Result<IpNet, Violation> {
             format!("{text:?} is not a network such as \"10.20.0.0/24\" or \"2001:db8:0:1::/64\"."),
         )
     })?;
+    if net.to_string() != text {
+        // What the state will hold; another spelling would read back different.
+        return Err(violation(
+            "cidr",
+            "cidr is not in canonical form",
+            format!("Write the network as {net}, not {text}."),
+        ));
+    }
     let (shortest, longest) = match net {
         IpNet::V4(_) => (8, 30),
         IpNet::V6(v6) => {
@@ -912,6 +920,10 @@ mod tests {
             ("::/64", "::/80"),
             ("2001:db8:0:1::/64%eth0", "zone id"),
             ("2001:db8:0:1::", "not a network"),
+            (
+                "2001:DB8:0:1::/64",
+                "Write the network as 2001:db8:0:1::/64",
+            ),
         ] {
             let err = validate(&SubnetInput {
                 cidr: v(bad),

@@ -13,6 +13,7 @@ use tfplugin::{map, AttributePath, Diagnostics, Identity, Resource};
 use super::schema::{computed, identity, optional, optional_computed, replaces, required};
 use super::values::{self, known, opt_string, string};
 use super::Shared;
+use crate::ipam::ranges::parse_ip;
 use crate::nics;
 use crate::store::ops::{AllocRequest, SubnetView};
 use crate::store::{AddressRecord, OwnerKind, Store, StoreError};
@@ -54,8 +55,9 @@ pub fn schema() -> Schema {
                 "subnet_id" => replaces(required(AttributeType::String,
                     "The subnet (`vsphereipam_ipsubnet.x.id`). Changing it replaces the resource.")),
                 "ip_address" => replaces(optional_computed(AttributeType::String,
-                    "The address: set it to ask for this one (it must be free), leave it unset \
-                     to get the next free one. Changing it replaces the resource.")),
+                    "The address, of the subnet's family (IPv6 in canonical form, \
+                     `2001:db8:0:1::50`): set it to ask for this one (it must be free), leave it \
+                     unset to get the next free one. Changing it replaces the resource.")),
                 "description" => optional(AttributeType::String,
                     "What the address is for (kept in the Terraform state).")
             },
@@ -76,15 +78,18 @@ fn state_of<'a>(record: &AddressRecord) -> IpAddressState<'a> {
 fn requested_ip(
     diags: &mut Diagnostics,
     state: &IpAddressState<'_>,
-) -> Option<Option<std::net::Ipv4Addr>> {
+) -> Option<Option<std::net::IpAddr>> {
     match known(&state.ip_address) {
         None => Some(None),
-        Some(s) => match s.parse() {
+        Some(s) => match parse_ip(&s) {
             Ok(ip) => Some(Some(ip)),
-            Err(_) => {
+            Err(why) => {
                 diags.error(
-                    "Invalid IPv4 address",
-                    format!("{s:?} is not an IPv4 address such as 10.20.0.50."),
+                    "Invalid IP address",
+                    format!(
+                        "{why}. Write an address of the subnet's family, such as 10.20.0.50 \
+                         or 2001:db8:0:1::50."
+                    ),
                     AttributePath::new("ip_address"),
                 );
                 None
@@ -186,7 +191,7 @@ impl Resource for IpAddressResource {
         // transaction that is rolled back: inside the range, not reserved, not held.
         if let (Some(subnet_id), Some(Some(ip))) = (
             known(&config.subnet_id),
-            config.ip_address.as_ref_option().map(|s| s.parse().ok()),
+            config.ip_address.as_ref_option().map(|s| parse_ip(s).ok()),
         ) {
             let session = self.shared.session(diags)?;
             let inventory = session.inventory_or_diag(diags).await?;
@@ -255,7 +260,7 @@ impl Resource for IpAddressResource {
         let observed = nics::observed_in(&inventory, &view);
         let request = AllocRequest {
             subnet_id,
-            ip: ip.map(std::net::IpAddr::V4),
+            ip,
             owner_kind: OwnerKind::Address,
             owner_id: Store::new_id(),
             vm_uuid: None,
@@ -353,9 +358,9 @@ impl Resource for IpAddressResource {
         let session = self.shared.session(diags)?;
         let lookup = subnet_id.clone();
         let held = match session.store.blocking(move |s| s.addresses(&lookup)).await {
-            Ok(records) => records
-                .into_iter()
-                .find(|r| r.owner_kind == OwnerKind::Address && r.ip.to_string() == ip),
+            Ok(records) => records.into_iter().find(|r| {
+                r.owner_kind == OwnerKind::Address && parse_ip(&ip).is_ok_and(|a| a == r.ip)
+            }),
             Err(e) => {
                 values::store_error(diags, &e, None);
                 return None;

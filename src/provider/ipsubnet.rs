@@ -55,9 +55,12 @@ pub fn schema() -> Schema {
         block: Block {
             version: 1,
             description: Description::markdown(
-                "An IPv4 subnet on one wire (port group), kept in the IPAM store. Addresses that \
-                 vCenter reports in use on the subnet's wires (VMware Tools guest IPs, host \
-                 VMkernel adapter IPs) are never handed out.",
+                "An IPv4 or IPv6 subnet on one wire (port group), kept in the IPAM store. A wire \
+                 may carry subnets of both families (dual stack); ranges of one family must not \
+                 overlap. Addresses that vCenter reports in use on the subnet's wires (VMware \
+                 Tools guest IPs, host VMkernel adapter IPs) are never handed out. \
+                 `vsphereipam_ip_address` takes addresses of either family; `vsphereipam_vm` NICs \
+                 take them from IPv4 subnets.",
             ),
             attributes: map! {
                 "id" => computed(AttributeType::String, "Subnet id in the IPAM store."),
@@ -65,15 +68,21 @@ pub fn schema() -> Schema {
                 "wire_id" => replaces(required(AttributeType::String,
                     "Wire the subnet lives on (`data.vsphereipam_wire.x.id`). Changing it replaces the subnet.")),
                 "cidr" => replaces(required(AttributeType::String,
-                    "IPv4 network written as its network address, prefix /8 to /30 (`10.20.0.0/24`). \
-                     Changing it replaces the subnet.")),
+                    "Network written as its network address: IPv4 with a prefix from /8 to /30 \
+                     (`10.20.0.0/24`), or IPv6 in canonical form with a prefix from /48 to /127 \
+                     (`2001:db8:0:1::/64`; not link-local, multicast or IPv4-mapped). Changing \
+                     it replaces the subnet.")),
                 "start_ip" => optional_computed(AttributeType::String,
-                    "First allocatable address; default: the first host address."),
+                    "First allocatable address; default: the first host address (IPv6: the one \
+                     after the subnet-router anycast address, which is never handed out)."),
                 "end_ip" => optional_computed(AttributeType::String,
-                    "Last allocatable address; default: the last host address."),
+                    "Last allocatable address; default: the last host address (IPv6: the last \
+                     address of the prefix)."),
                 "gateway" => optional(AttributeType::String,
-                    "Default gateway, inside `cidr`; reserved automatically when it falls in the allocatable range."),
-                "dns_servers" => optional(string_list(), "DNS servers handed to guests."),
+                    "Default gateway, inside `cidr` (so of its family); reserved automatically when it falls in the allocatable range."),
+                "dns_servers" => optional(string_list(),
+                    "DNS servers handed to guests: IPv4 for an IPv4 subnet, either family for an \
+                     IPv6 subnet."),
                 "domain" => optional(AttributeType::String,
                     "DNS domain handed to guests, such as `corp.example` (RFC 1123 labels, no \
                      trailing dot)."),
@@ -81,9 +90,11 @@ pub fn schema() -> Schema {
                 "alloc_policy" => optional_computed(AttributeType::String,
                     "`stepdown` (default: highest free address first), `stepup` or `random`."),
                 "reserved_ranges" => optional(string_list(),
-                    "Addresses (`10.20.0.200`) or ranges (`10.20.0.100-10.20.0.119`) inside \
-                     `[start_ip, end_ip]` that are never handed out."),
-                "netmask" => computed(AttributeType::String, "Netmask of `cidr` (`255.255.255.0`)."),
+                    "Addresses (`10.20.0.200`, `2001:db8:0:1::200`) or ranges \
+                     (`10.20.0.100-10.20.0.119`) inside `[start_ip, end_ip]` that are never \
+                     handed out."),
+                "netmask" => computed(AttributeType::String,
+                    "Netmask of `cidr` (`255.255.255.0`; IPv6 `ffff:ffff:ffff:ffff::`)."),
                 "prefix_length" => computed(AttributeType::Number, "Prefix length of `cidr`."),
                 "additional_wire_ids" => computed(string_list(),
                     "Other wires whose VMs may take addresses from this subnet, sorted: those \
@@ -115,7 +126,7 @@ fn checked_spec(diags: &mut Diagnostics, state: &IpSubnetState<'_>) -> Option<Su
         values::violation(diags, v);
     }
     let input = input_of(state);
-    let v6 = ipv6_not_yet(&input);
+    let v6 = ipv6_dns_not_yet(&input);
     for v in &v6 {
         values::violation(diags, v);
     }
@@ -133,20 +144,13 @@ fn checked_spec(diags: &mut Diagnostics, state: &IpSubnetState<'_>) -> Option<Su
     }
 }
 
-/// The store and `ipam` take IPv6 subnets; this resource, the VM NICs and their guest
-/// customization do not yet (issue 18 lands in layers), so IPv6 here stays refused as before.
-fn ipv6_not_yet(input: &SubnetInput) -> Vec<subnet::Violation> {
+/// IPv6 DNS servers of an IPv4 subnet: the VMs on it get their DNS servers from the IPv4
+/// customization, which carries IPv4 servers only so far (an IPv6 subnet may list either).
+fn ipv6_dns_not_yet(input: &SubnetInput) -> Vec<subnet::Violation> {
     let v6 = |text: &str| text.contains(':');
     let mut out = Vec::new();
-    if input.cidr.value().is_some_and(|c| v6(c)) {
-        out.push(subnet::Violation {
-            attribute: "cidr",
-            index: None,
-            summary: "IPv6 subnets are not supported yet".into(),
-            detail: "This provider version manages IPv4 subnets; write an IPv4 network such as \
-                     \"10.20.0.0/24\"."
-                .into(),
-        });
+    if input.cidr.value().is_none_or(|c| v6(c)) {
+        return out;
     }
     if let Some(servers) = input.dns_servers.value() {
         for (i, server) in servers.iter().enumerate() {
@@ -154,9 +158,10 @@ fn ipv6_not_yet(input: &SubnetInput) -> Vec<subnet::Violation> {
                 out.push(subnet::Violation {
                     attribute: "dns_servers",
                     index: Some(i),
-                    summary: "IPv6 DNS servers are not supported yet".into(),
-                    detail: "Guest customization of this provider version sets IPv4 DNS servers; \
-                             write an IPv4 address."
+                    summary: "IPv6 DNS server on an IPv4 subnet".into(),
+                    detail: "VMs take an IPv4 subnet's DNS servers through their IPv4 \
+                             customization, which carries IPv4 servers only; write an IPv4 \
+                             address here (an IPv6 subnet may list IPv6 servers)."
                         .into(),
                 });
             }

@@ -202,10 +202,10 @@ impl DataSource for IpSubnetDataSource {
             );
         }
         if let Some(cidr) = known(&config.cidr) {
-            if cidr.parse::<ipnet::Ipv4Net>().is_err() {
+            if cidr.parse::<ipnet::IpNet>().is_err() {
                 diags.error(
                     "Invalid cidr",
-                    format!("{cidr:?} is not an IPv4 network such as 10.20.0.0/24."),
+                    format!("{cidr:?} is not a network such as 10.20.0.0/24 or 2001:db8:0:1::/64."),
                     AttributePath::new("cidr"),
                 );
             }

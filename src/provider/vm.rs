@@ -499,6 +499,11 @@ fn create_error(diags: &mut Diagnostics, e: &CreateError, input: &VmRequest, gue
             e.to_string(),
             nic_path(*index, "subnet_id"),
         ),
+        CreateError::SubnetFamily { index, .. } => diags.error(
+            "IPv6 subnet on a VM NIC",
+            e.to_string(),
+            nic_path(*index, "subnet_id"),
+        ),
         CreateError::Placement(p) => placement_error(diags, p),
         CreateError::PathNotFound {
             attribute, what, ..

@@ -143,14 +143,11 @@ pub fn subnets_of<'s>(
                     if v.subnet.spec.is_v4() {
                         Ok(v)
                     } else {
-                        Err(CreateError::Allocation(ClaimError {
-                            index: Some(index),
-                            error: StoreError::Refused(format!(
-                                "subnet {:?} ({}) is IPv6; a vsphereipam_vm NIC takes an IPv4 \
-                                 subnet",
-                                v.subnet.name, v.subnet.spec.cidr
-                            )),
-                        }))
+                        Err(CreateError::SubnetFamily {
+                            index,
+                            name: v.subnet.name.clone(),
+                            cidr: v.subnet.spec.cidr.to_string(),
+                        })
                     }
                 })
         })

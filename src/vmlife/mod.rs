@@ -161,6 +161,16 @@ pub enum CreateError {
         subnet_id: String,
         store: String,
     },
+    /// NIC `index` names an IPv6 subnet: guest customization sets IPv4 only so far.
+    #[error(
+        "Subnet {name:?} ({cidr}) is IPv6; a vsphereipam_vm network_interface takes an IPv4 \
+         subnet. Use an IPv4 subnet for the NIC, or vsphereipam_ip_address for an IPv6 address."
+    )]
+    SubnetFamily {
+        index: usize,
+        name: String,
+        cidr: String,
+    },
     #[error("{0}")]
     Placement(PlacementError),
     /// `folder` or `datastore` names nothing (`attribute`).

@@ -22,6 +22,23 @@ resource "vsphereipam_ip_address" "dns" {
   description = "resolver"
 }
 
+# The wire is dual stack: an IPv6 subnet beside the IPv4 one, and an IPv6 address from it.
+resource "vsphereipam_ipsubnet" "app6" {
+  name    = "app6"
+  wire_id = data.vsphereipam_wire.app.id
+  cidr    = "2001:db8:0:20::/64"
+  gateway = "2001:db8:0:20::1"
+}
+
+resource "vsphereipam_ip_address" "vip6" {
+  subnet_id   = vsphereipam_ipsubnet.app6.id
+  description = "app load balancer VIP (IPv6)"
+}
+
 output "vip" {
   value = vsphereipam_ip_address.vip.ip_address
+}
+
+output "vip6" {
+  value = vsphereipam_ip_address.vip6.ip_address
 }
