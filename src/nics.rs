@@ -226,11 +226,11 @@ pub fn observations(inventory: &Inventory) -> Vec<Observation> {
     let mut out = Vec::new();
     for vm in &inventory.vms {
         for nic in &vm.nics {
-            let (Some(moref), Some(ips)) = (&nic.portgroup, vm.guest_ips.get(&nic.mac)) else {
+            let Some(moref) = &nic.portgroup else {
                 continue;
             };
-            out.extend(ips.iter().map(|ip| Observation {
-                ip: IpAddr::V4(*ip),
+            out.extend(wire::nic_ips(vm, &nic.mac).map(|ip| Observation {
+                ip,
                 wire_id: wire::wire_id(inventory, moref),
                 who: format!("VM {:?} ({})", vm.name, vm.uuid),
                 vm_uuid: Some(vm.uuid.clone()),
@@ -330,6 +330,7 @@ mod tests {
                 nic(4001, "00:50:56:00:00:02", "pg-b"),
             ],
             guest_ips: BTreeMap::new(),
+            guest_ipv6: BTreeMap::new(),
             num_cpus: None,
             memory_mb: None,
         }

@@ -259,6 +259,7 @@ mod tests {
             guest_hostname: None,
             nics: vec![],
             guest_ips: Default::default(),
+            guest_ipv6: Default::default(),
             num_cpus: None,
             memory_mb: None,
         }

@@ -1,6 +1,8 @@
 //! End to end, on every Terraform version of the harness: a dual-stack wire (an IPv4 and an
 //! IPv6 subnet on one port group), `vsphereipam_ip_address` from the IPv6 subnet (next free and
-//! requested), the subnet data source counting a /64, an empty second plan; and each bad IPv6
+//! requested), an IPv6 address VMware Tools report (not the link-local one) listed by the wire,
+//! recorded as observed and never handed out, the subnet data source counting a /64, an empty
+//! second plan; and each bad IPv6
 //! input the contract names a diagnostic on its attribute at plan time: IPv4-mapped addresses,
 //! zone ids, prefixes outside /48 to /127, an IPv4 address asked from an IPv6 subnet, an
 //! address of the other family, a VM NIC on an IPv6 subnet.
@@ -52,11 +54,15 @@ output "vip6" {
 output "dns6" {
   value = vsphereipam_ip_address.dns6.ip_address
 }
+output "app_vm_ips" {
+  value = data.vsphereipam_wire.app.vm_ips
+}
 output "counts" {
   value = {
     size = data.vsphereipam_ipsubnet.app6.size
     held = data.vsphereipam_ipsubnet.app6.held
-    free = data.vsphereipam_ipsubnet.app6.free
+    free     = data.vsphereipam_ipsubnet.app6.free
+    observed = data.vsphereipam_ipsubnet.app6.observed
   }
 }
 "#;
@@ -97,10 +103,21 @@ fn dual_stack_subnets_and_ipv6_addresses() {
         );
         assert_eq!(counts["held"], 2, "{v}");
         assert_eq!(
-            counts["free"],
-            (u64::MAX - 2 - 1 - 256).to_string(),
-            "{v}: minus the two held, the gateway and 256 reserved"
+            counts["observed"], 1,
+            "{v}: vm-app-1 reports 2001:db8:0:20::21"
         );
+        assert_eq!(
+            counts["free"],
+            (u64::MAX - 2 - 1 - 1 - 256).to_string(),
+            "{v}: minus the two held, the observed one, the gateway and 256 reserved"
+        );
+        // The wire lists the IPv6 address Tools report, not the link-local one.
+        let vm_ips = outs["app_vm_ips"].to_string();
+        assert!(
+            vm_ips.contains("\"10.20.0.21\"") && vm_ips.contains("\"2001:db8:0:20::21\""),
+            "{v}: {vm_ips}"
+        );
+        assert!(!vm_ips.contains("fe80"), "{v}: {vm_ips}");
         wd.plan_no_changes();
         let store = env.store();
         let held: Vec<String> = store
@@ -113,6 +130,20 @@ fn dual_stack_subnets_and_ipv6_addresses() {
             .map(|a| a.ip.to_string())
             .collect();
         assert_eq!(held, ["2001:db8:0:20::2", "2001:db8:0:20::53"], "{v}");
+        let observed: Vec<String> = store
+            .subnets(None)
+            .unwrap()
+            .iter()
+            .filter(|s| !s.spec.is_v4())
+            .flat_map(|s| store.addresses(&s.id).unwrap())
+            .filter(|a| a.owner_kind == OwnerKind::Observed)
+            .map(|a| format!("{} {}", a.ip, a.owner_id))
+            .collect();
+        assert_eq!(observed.len(), 1, "{v}: {observed:?}");
+        assert!(
+            observed[0].starts_with("2001:db8:0:20::21 VM \"vm-app-1\""),
+            "{v}: {observed:?}"
+        );
 
         // Bad inputs, all in one plan against the applied subnets.
         let bad_subnets = [
@@ -185,6 +216,7 @@ fn dual_stack_subnets_and_ipv6_addresses() {
         // What needs the store or the inventory is refused by the plan, on the attribute.
         let mut body = DUAL_STACK.to_string();
         body.push_str(&address("v4_from_v6", "10.20.0.60"));
+        body.push_str(&address("reported", "2001:db8:0:20::21"));
         body.push_str(&format!(
             "resource \"vsphereipam_vm\" \"v6nic\" {{\n  datacenter = \"DC0\"\n  template   = \"tmpl-linux\"\n  name       = \"v6nic-{}\"\n  network_interface {{\n    subnet_id = vsphereipam_ipsubnet.app6.id\n  }}\n}}\n",
             v.replace('.', "")
@@ -197,6 +229,13 @@ fn dual_stack_subnets_and_ipv6_addresses() {
             "Refused by the IPAM",
             "ip_address = \"10.20.0.60\"",
         );
+        expect_error(
+            &run,
+            v,
+            "Address already taken",
+            "ip_address = \"2001:db8:0:20::21\"",
+        );
+        assert!(run.flat().contains("vm-app-1"), "{v}: {}", run.flat());
         assert!(
             run.flat()
                 .contains("is an IPv4 address and the subnet 2001:db8:0:20::/64 is IPv6"),

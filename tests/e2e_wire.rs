@@ -27,7 +27,7 @@ fn pg<'m>(m: &'m Manifest, name: &str, switch: &str) -> &'m MPortgroup {
 }
 
 fn sorted_ips(mut ips: Vec<String>) -> Vec<String> {
-    ips.sort_by_key(|ip| ip.parse::<std::net::Ipv4Addr>().expect("IPv4"));
+    ips.sort_by_key(|ip| ip.parse::<std::net::IpAddr>().expect("an IP address"));
     ips.dedup();
     ips
 }
@@ -40,7 +40,7 @@ fn expected(sim: &Sim, p: &MPortgroup) -> Value {
         .iter()
         .flat_map(|vm| &vm.nics)
         .filter(|nic| nic.portgroup == p.moref && !nic.ip.is_empty())
-        .map(|nic| nic.ip.clone())
+        .flat_map(|nic| std::iter::once(nic.ip.clone()).chain(nic.ipv6.clone()))
         .collect();
     let vmk_ips: Vec<String> = m
         .vmknics

@@ -14,7 +14,7 @@ use sim::{MPortgroup, MVm, Sim};
 use vsphereipam::vsphere::client::{
     connect, ConnectError, ConnectOptions, Transport, VsphereClient,
 };
-use vsphereipam::vsphere::guest::guest_ips;
+use vsphereipam::vsphere::guest::{guest_ips, guest_ipv6s};
 use vsphereipam::vsphere::inventory::{
     load_inventory, load_inventory_with_progress, LoadProgress, PAGE_SIZE,
 };
@@ -453,5 +453,39 @@ fn guest_addresses_by_mac() {
     assert_eq!(
         ips.into_iter().collect::<Vec<_>>(),
         vec![("00:50:56:aa:00:01".to_string(), vec![ip(4), ip(5), ip(6)])]
+    );
+}
+
+/// Global IPv6 addresses per MAC, apart: link-local (with or without a zone), multicast,
+/// loopback and IPv4-mapped ones are left out, a prefix length is cut off.
+#[test]
+fn guest_ipv6_addresses_by_mac() {
+    let ips = guest_ipv6s([
+        (
+            "00:50:56:AA:00:01",
+            vec![
+                "10.0.0.5",
+                "2001:db8::5/64",
+                "fe80::1",
+                "fe80::1%eth0",
+                "2001:db8::4",
+                "2001:db8::5",
+            ],
+        ),
+        (
+            "00:50:56:aa:00:02",
+            vec!["fe80::2", "ff02::1", "::1", "::ffff:10.0.0.1"],
+        ),
+        ("", vec!["2001:db8::9"]),
+    ]);
+    assert_eq!(
+        ips.into_iter().collect::<Vec<_>>(),
+        vec![(
+            "00:50:56:aa:00:01".to_string(),
+            vec![
+                "2001:db8::4".parse::<std::net::Ipv6Addr>().unwrap(),
+                "2001:db8::5".parse().unwrap()
+            ]
+        )]
     );
 }

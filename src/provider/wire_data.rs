@@ -141,7 +141,8 @@ impl DataSource for WireDataSource {
                     "host_ids" => computed(string_list(),
                         "Managed object ids of the hosts that carry the port group, sorted."),
                     "vm_ips" => computed(string_list(),
-                        "IPv4 addresses that VMware Tools reports for VM NICs on the port group, sorted."),
+                        "Addresses that VMware Tools reports for VM NICs on the port group, sorted: \
+                         IPv4, then global IPv6 (link-local ones left out)."),
                     "vmkernel_ips" => computed(string_list(),
                         "IPv4 addresses of host VMkernel adapters (management, vMotion, storage) on \
                          the port group, sorted.")

@@ -2,9 +2,9 @@
 //! stable wire id, and the addresses vCenter reports on a wire.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
-use super::model::{Inventory, PortGroup};
+use super::model::{Inventory, PortGroup, Vm};
 
 /// `"<vCenter instance UUID>/<moref>"`: stable across renames, unique across vCenters.
 pub fn wire_id(inventory: &Inventory, moref: &str) -> String {
@@ -128,18 +128,25 @@ pub fn find_portgroup<'i>(
     }
 }
 
-/// IPv4 addresses VMware Tools reports for VM NICs backed by the port group, sorted, unique.
-pub fn vm_ips_on(inventory: &Inventory, moref: &str) -> Vec<Ipv4Addr> {
-    let mut ips: Vec<Ipv4Addr> = inventory
+/// The addresses VMware Tools reports on one NIC of a VM: IPv4, then global IPv6.
+pub fn nic_ips<'v>(vm: &'v Vm, mac: &str) -> impl Iterator<Item = IpAddr> + 'v {
+    let v4 = vm.guest_ips.get(mac).into_iter().flatten();
+    let v6 = vm.guest_ipv6.get(mac).into_iter().flatten();
+    v4.map(|ip| IpAddr::V4(*ip))
+        .chain(v6.map(|ip| IpAddr::V6(*ip)))
+}
+
+/// Addresses of both families VMware Tools reports for VM NICs backed by the port group,
+/// sorted (IPv4 first), unique.
+pub fn vm_ips_on(inventory: &Inventory, moref: &str) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = inventory
         .vms
         .iter()
         .flat_map(|vm| {
             vm.nics
                 .iter()
                 .filter(|nic| nic.portgroup.as_deref() == Some(moref))
-                .filter_map(|nic| vm.guest_ips.get(&nic.mac))
-                .flatten()
-                .copied()
+                .flat_map(move |nic| nic_ips(vm, &nic.mac))
         })
         .collect();
     ips.sort();
@@ -147,14 +154,15 @@ pub fn vm_ips_on(inventory: &Inventory, moref: &str) -> Vec<Ipv4Addr> {
     ips
 }
 
-/// IPv4 addresses of host VMkernel adapters on the port group, sorted, unique.
-pub fn vmkernel_ips_on(inventory: &Inventory, moref: &str) -> Vec<Ipv4Addr> {
-    let mut ips: Vec<Ipv4Addr> = inventory
+/// IPv4 addresses of host VMkernel adapters on the port group, sorted, unique (the inventory
+/// reads no VMkernel IPv6 addresses yet).
+pub fn vmkernel_ips_on(inventory: &Inventory, moref: &str) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = inventory
         .hosts
         .iter()
         .flat_map(|h| &h.vmknics)
         .filter(|n| n.portgroup.as_deref() == Some(moref))
-        .filter_map(|n| n.ip)
+        .filter_map(|n| n.ip.map(IpAddr::V4))
         .collect();
     ips.sort();
     ips.dedup();
@@ -168,10 +176,7 @@ pub fn wires_reporting_in(inventory: &Inventory, first: IpAddr, last: IpAddr) ->
         .iter()
         .flat_map(|vm| {
             vm.nics.iter().filter_map(move |nic| {
-                let ips = vm.guest_ips.get(&nic.mac)?;
-                let inside = ips
-                    .iter()
-                    .any(|ip| first <= IpAddr::V4(*ip) && IpAddr::V4(*ip) <= last);
+                let inside = nic_ips(vm, &nic.mac).any(|ip| first <= ip && ip <= last);
                 inside.then(|| nic.portgroup.clone()).flatten()
             })
         })
@@ -186,8 +191,8 @@ pub fn wires_reporting_in(inventory: &Inventory, first: IpAddr, last: IpAddr) ->
 pub fn observed_on<'m>(
     inventory: &Inventory,
     morefs: impl IntoIterator<Item = &'m str>,
-) -> Vec<Ipv4Addr> {
-    let mut ips: Vec<Ipv4Addr> = morefs
+) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = morefs
         .into_iter()
         .flat_map(|m| {
             vm_ips_on(inventory, m)
@@ -205,6 +210,7 @@ mod tests {
     use super::*;
     use crate::vsphere::model::*;
     use std::collections::BTreeMap;
+    use std::net::Ipv4Addr;
 
     fn pg(moref: &str, name: &str, dc: &str, switch: &str) -> PortGroup {
         PortGroup {
@@ -279,6 +285,10 @@ mod tests {
                     ),
                     ("00:50:56:00:00:02".into(), vec![ip("10.9.0.1")]),
                 ]),
+                guest_ipv6: BTreeMap::from([(
+                    "00:50:56:00:00:01".into(),
+                    vec!["2001:db8::20".parse().unwrap()],
+                )]),
                 num_cpus: None,
                 memory_mb: None,
             }],
@@ -416,17 +426,26 @@ mod tests {
     #[test]
     fn addresses_on_a_wire() {
         let inv = inventory();
-        let s = |v: Vec<Ipv4Addr>| v.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+        let s = |v: Vec<IpAddr>| v.iter().map(|i| i.to_string()).collect::<Vec<_>>();
         assert_eq!(
             s(vm_ips_on(&inv, "dvportgroup-1")),
-            ["10.0.0.3", "10.0.0.20"]
+            ["10.0.0.3", "10.0.0.20", "2001:db8::20"]
         );
         assert_eq!(s(vm_ips_on(&inv, "network-3")), ["10.9.0.1"]);
         assert_eq!(s(vmkernel_ips_on(&inv, "dvportgroup-1")), ["10.0.0.9"]);
         assert!(vmkernel_ips_on(&inv, "network-3").is_empty());
         assert_eq!(wire_id(&inv, "network-3"), "vc-1/network-3");
         let all = observed_on(&inv, ["dvportgroup-1", "network-3"]);
-        assert_eq!(s(all), ["10.0.0.3", "10.0.0.9", "10.0.0.20", "10.9.0.1"]);
+        assert_eq!(
+            s(all),
+            [
+                "10.0.0.3",
+                "10.0.0.9",
+                "10.0.0.20",
+                "10.9.0.1",
+                "2001:db8::20"
+            ]
+        );
     }
 
     #[test]

@@ -155,6 +155,8 @@ pub struct MNic {
     pub backing: String,
     pub switch_uuid: String,
     pub ip: String,
+    /// Global IPv6 addresses Tools report on the NIC.
+    pub ipv6: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

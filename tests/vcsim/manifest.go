@@ -7,6 +7,7 @@ package main
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -78,6 +79,8 @@ type mNIC struct {
 	Backing       string `json:"backing"` // standard | distributed
 	SwitchUUID    string `json:"switch_uuid,omitempty"`
 	IP            string `json:"ip,omitempty"`
+	// Global IPv6 addresses Tools report on the NIC (link-local ones left out).
+	IPv6 []string `json:"ipv6,omitempty"`
 }
 
 type mVM struct {
@@ -302,6 +305,11 @@ func vmNIC(vm *simulator.VirtualMachine, d types.BaseVirtualDevice) (mNIC, bool)
 		for _, g := range vm.Guest.Net {
 			if g.DeviceConfigId == c.Key && len(g.IpAddress) > 0 {
 				nic.IP = g.IpAddress[0]
+				for _, ip := range g.IpAddress[1:] {
+					if strings.Contains(ip, ":") && !strings.HasPrefix(ip, "fe80:") {
+						nic.IPv6 = append(nic.IPv6, ip)
+					}
+				}
 			}
 		}
 	}

@@ -127,7 +127,8 @@ func testDC1(b *builder) error {
 
 func testVMs(b *builder) error {
 	vms := []vmSpec{
-		{name: "vm-app-1", host: "DC0_C0_H0", guestID: linuxGuest, nics: []nicSpec{{"pg-app", "10.20.0.21"}}},
+		// Dual stack: Tools report a global IPv6 address and a link-local one beside the IPv4.
+		{name: "vm-app-1", host: "DC0_C0_H0", guestID: linuxGuest, nics: []nicSpec{{"pg-app", "10.20.0.21,2001:db8:0:20::21,fe80::250:56ff:fe00:21"}}},
 		{name: "vm-app-2", host: "DC0_C0_H1", guestID: linuxGuest, nics: []nicSpec{{"pg-app", "10.20.0.22"}}},
 		{name: "vm-app-noip", host: "DC0_H0", guestID: linuxGuest, noTools: true, nics: []nicSpec{{"pg-app", ""}}},
 		{name: "vm-web-1", host: "DC0_C0_H1", guestID: linuxGuest, nics: []nicSpec{{"pg-std-web", "10.50.0.31"}}},

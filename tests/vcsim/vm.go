@@ -170,12 +170,21 @@ func setGuest(ref types.ManagedObjectReference, nics []guestNIC, tools bool) {
 				DeviceConfigId: n.key,
 			}
 			if tools && n.ip != "" {
-				entry.IpAddress = []string{n.ip}
-				entry.IpConfig = &types.NetIpConfigInfo{IpAddress: []types.NetIpConfigInfoIpAddress{{
-					IpAddress: n.ip, PrefixLength: 24, State: string(types.NetIpConfigInfoIpAddressStatusPreferred),
-				}}}
+				// n.ip may list several addresses ("10.20.0.21,2001:db8::21,fe80::1"): the
+				// first is the NIC's IPv4 address, the others IPv6 ones as Tools report them.
+				entry.IpConfig = &types.NetIpConfigInfo{}
+				for _, ip := range strings.Split(n.ip, ",") {
+					prefix := int32(24)
+					if strings.Contains(ip, ":") {
+						prefix = 64
+					}
+					entry.IpAddress = append(entry.IpAddress, ip)
+					entry.IpConfig.IpAddress = append(entry.IpConfig.IpAddress, types.NetIpConfigInfoIpAddress{
+						IpAddress: ip, PrefixLength: prefix, State: string(types.NetIpConfigInfoIpAddressStatusPreferred),
+					})
+				}
 				if g.IpAddress == "" {
-					g.IpAddress = n.ip
+					g.IpAddress = entry.IpAddress[0]
 				}
 			}
 			g.Net = append(g.Net, entry)

@@ -2,11 +2,13 @@
 //! snapshot and for waiting on a new VM's addresses.
 //!
 //! A MAC is listed only with at least one usable IPv4 address: a NIC that Tools reports with
-//! IPv6 or link-local addresses only has no address we manage, and "Tools report an address on
-//! this NIC" is then simply whether its MAC is in the map.
+//! IPv6 or link-local addresses only has no IPv4 address we manage, and "Tools report an
+//! address on this NIC" is then simply whether its MAC is in the map. IPv6 addresses are read
+//! into a map of their own ([`guest_ipv6s`]), which only says what is in use: a VM's IPv4
+//! addresses decide everything else (waiting for a new VM, adopting one).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use vim_rs::types::structs::GuestNicInfo;
 
@@ -36,9 +38,43 @@ where
     out
 }
 
+/// Global IPv6 addresses per lower-case MAC, as [`guest_ips`] reads IPv4 ones: usable ones
+/// only ([`usable_ipv6`]), sorted and unique, MACs without one left out.
+pub fn guest_ipv6s<'a, N, A>(nics: N) -> BTreeMap<String, Vec<Ipv6Addr>>
+where
+    N: IntoIterator<Item = (&'a str, A)>,
+    A: IntoIterator<Item = &'a str>,
+{
+    let mut out: BTreeMap<String, Vec<Ipv6Addr>> = BTreeMap::new();
+    for (mac, addresses) in nics {
+        let mac = mac.trim();
+        let ips: Vec<Ipv6Addr> = addresses.into_iter().filter_map(usable_ipv6).collect();
+        if mac.is_empty() || ips.is_empty() {
+            continue;
+        }
+        let entry = out.entry(mac.to_ascii_lowercase()).or_default();
+        entry.extend(ips);
+        entry.sort();
+        entry.dedup();
+    }
+    out
+}
+
 /// [`guest_ips`] of `guest.net`: each NIC's `ipConfig` addresses and its flat `ipAddress` list.
 pub(crate) fn from_guest_net(net: &[GuestNicInfo]) -> BTreeMap<String, Vec<Ipv4Addr>> {
-    guest_ips(net.iter().filter_map(|nic| {
+    guest_ips(guest_net_addresses(net))
+}
+
+/// [`guest_ipv6s`] of `guest.net`.
+pub(crate) fn ipv6_from_guest_net(net: &[GuestNicInfo]) -> BTreeMap<String, Vec<Ipv6Addr>> {
+    guest_ipv6s(guest_net_addresses(net))
+}
+
+/// `(mac, addresses)` of each reported NIC: its `ipConfig` addresses and its flat list.
+fn guest_net_addresses(
+    net: &[GuestNicInfo],
+) -> impl Iterator<Item = (&str, impl Iterator<Item = &str>)> {
+    net.iter().filter_map(|nic| {
         let mac = nic.mac_address.as_deref()?;
         let from_config = nic
             .ip_config
@@ -49,7 +85,21 @@ pub(crate) fn from_guest_net(net: &[GuestNicInfo]) -> BTreeMap<String, Vec<Ipv4A
             .map(|a| a.ip_address.as_str());
         let flat = nic.ip_address.iter().flatten().map(String::as_str);
         Some((mac, from_config.chain(flat)))
-    }))
+    })
+}
+
+/// An IPv6 address another VM could be handed: not link-local (fe80::/10, every interface has
+/// one), multicast, unspecified, loopback or IPv4-mapped.
+pub fn usable_ipv6(text: &str) -> Option<Ipv6Addr> {
+    let addr = text.trim().split(['/', '%']).next()?;
+    let ip: Ipv6Addr = addr.parse().ok()?;
+    let link_local = ip.segments()[0] & 0xffc0 == 0xfe80;
+    let usable = !link_local
+        && !ip.is_multicast()
+        && !ip.is_unspecified()
+        && !ip.is_loopback()
+        && ip.to_ipv4_mapped().is_none();
+    usable.then_some(ip)
 }
 
 /// An IPv4 address worth recording: not IPv6, unspecified or link-local (APIPA, which a guest

@@ -27,7 +27,7 @@ use vim_rs::types::structs::{
 use vim_rs::types::traits::{DvPortSettingTrait, VirtualDeviceTrait, VirtualEthernetCardTrait};
 
 use crate::client::{describe_vim_error, VsphereClient};
-use crate::guest::{from_guest_net, usable_ipv4};
+use crate::guest::{from_guest_net, ipv6_from_guest_net, usable_ipv4};
 use crate::model::{
     Datacenter, Host, Inventory, PortGroup, PortGroupKind, Vlan, Vm, VmNic, VmkNic,
 };
@@ -695,6 +695,7 @@ fn build_vm(row: &VmRow, index: &Index) -> Option<Vm> {
         guest_hostname: row.guest_hostname.clone().filter(|h| !h.is_empty()),
         nics,
         guest_ips: from_guest_net(row.guest_net.as_deref().unwrap_or_default()),
+        guest_ipv6: ipv6_from_guest_net(row.guest_net.as_deref().unwrap_or_default()),
         num_cpus: row.num_cpu,
         memory_mb: row.memory_mb.map(i64::from),
         moref,

@@ -5,7 +5,7 @@
 //! ("dvportgroup-13", "host-21", "vm-42").
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
@@ -129,6 +129,9 @@ pub struct Vm {
     pub nics: Vec<VmNic>,
     /// IPv4 addresses VMware Tools reports, per lower-case MAC (from `guest.net`).
     pub guest_ips: BTreeMap<String, Vec<Ipv4Addr>>,
+    /// Global IPv6 addresses VMware Tools reports, per lower-case MAC (link-local ones left
+    /// out): addresses in use, never handed out.
+    pub guest_ipv6: BTreeMap<String, Vec<Ipv6Addr>>,
     pub num_cpus: Option<i32>,
     pub memory_mb: Option<i64>,
 }
