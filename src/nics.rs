@@ -240,16 +240,16 @@ pub fn observations(inventory: &Inventory) -> Vec<Observation> {
     }
     for host in &inventory.hosts {
         for vmk in &host.vmknics {
-            let (Some(moref), Some(ip)) = (&vmk.portgroup, vmk.ip) else {
+            let Some(moref) = &vmk.portgroup else {
                 continue;
             };
-            out.push(Observation {
-                ip: IpAddr::V4(ip),
+            out.extend(wire::vmknic_ips(vmk).map(|ip| Observation {
+                ip,
                 wire_id: wire::wire_id(inventory, moref),
                 who: format!("host {:?} {}", host.name, vmk.device),
                 vm_uuid: None,
                 mac: None,
-            });
+            }));
         }
     }
     out

@@ -197,6 +197,12 @@ fn quickstart_applies() {
             "{}",
             tf.version
         );
+        // The dual-stack wire's IPv6 VIP: stepdown from the top of the /64.
+        assert_eq!(
+            outs["allocated"][1]["ip_address"], "2001:db8:0:20:ffff:ffff:ffff:ffff",
+            "{}",
+            tf.version
+        );
         // Three VMs, each with the address Tools report, on distinct addresses below the VIP.
         let vms = outs["vms"].as_array().expect("vms output");
         assert_eq!(vms.len(), 3, "{}", tf.version);

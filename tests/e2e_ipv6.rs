@@ -1,11 +1,11 @@
 //! End to end, on every Terraform version of the harness: a dual-stack wire (an IPv4 and an
 //! IPv6 subnet on one port group), `vsphereipam_ip_address` from the IPv6 subnet (next free and
-//! requested), an IPv6 address VMware Tools report (not the link-local one) listed by the wire,
-//! recorded as observed and never handed out, the subnet data source counting a /64, an empty
-//! second plan; and each bad IPv6
-//! input the contract names a diagnostic on its attribute at plan time: IPv4-mapped addresses,
-//! zone ids, prefixes outside /48 to /127, an IPv4 address asked from an IPv6 subnet, an
-//! address of the other family, a VM NIC on an IPv6 subnet.
+//! requested), the IPv6 addresses VMware Tools report (not the link-local one) and a VMkernel
+//! adapter's static IPv6 address listed by the wire, recorded as observed and never handed out,
+//! the subnet data source counting a /64, an empty second plan; and each bad IPv6 input the
+//! contract names a diagnostic on its attribute at plan time: IPv4-mapped addresses, zone ids,
+//! prefixes outside /48 to /127, an IPv4 address asked from an IPv6 subnet, an address of the
+//! other family, a VM NIC on an IPv6 subnet.
 
 mod common;
 
@@ -57,6 +57,9 @@ output "dns6" {
 output "app_vm_ips" {
   value = data.vsphereipam_wire.app.vm_ips
 }
+output "app_vmkernel_ips" {
+  value = data.vsphereipam_wire.app.vmkernel_ips
+}
 output "counts" {
   value = {
     size = data.vsphereipam_ipsubnet.app6.size
@@ -103,13 +106,13 @@ fn dual_stack_subnets_and_ipv6_addresses() {
         );
         assert_eq!(counts["held"], 2, "{v}");
         assert_eq!(
-            counts["observed"], 1,
-            "{v}: vm-app-1 reports 2001:db8:0:20::21"
+            counts["observed"], 2,
+            "{v}: vm-app-1 reports 2001:db8:0:20::21, host DC0_C0_H1's vmk1 has ::5"
         );
         assert_eq!(
             counts["free"],
-            (u64::MAX - 2 - 1 - 1 - 256).to_string(),
-            "{v}: minus the two held, the observed one, the gateway and 256 reserved"
+            (u64::MAX - 2 - 2 - 1 - 256).to_string(),
+            "{v}: minus the two held, the two observed, the gateway and 256 reserved"
         );
         // The wire lists the IPv6 address Tools report, not the link-local one.
         let vm_ips = outs["app_vm_ips"].to_string();
@@ -118,6 +121,11 @@ fn dual_stack_subnets_and_ipv6_addresses() {
             "{v}: {vm_ips}"
         );
         assert!(!vm_ips.contains("fe80"), "{v}: {vm_ips}");
+        assert_eq!(
+            outs["app_vmkernel_ips"],
+            serde_json::json!(["10.20.0.5", "2001:db8:0:20::5"]),
+            "{v}"
+        );
         wd.plan_no_changes();
         let store = env.store();
         let held: Vec<String> = store
@@ -139,9 +147,11 @@ fn dual_stack_subnets_and_ipv6_addresses() {
             .filter(|a| a.owner_kind == OwnerKind::Observed)
             .map(|a| format!("{} {}", a.ip, a.owner_id))
             .collect();
-        assert_eq!(observed.len(), 1, "{v}: {observed:?}");
+        assert_eq!(observed.len(), 2, "{v}: {observed:?}");
         assert!(
-            observed[0].starts_with("2001:db8:0:20::21 VM \"vm-app-1\""),
+            observed[0].starts_with("2001:db8:0:20::5 host ")
+                && observed[0].ends_with(" vmk1")
+                && observed[1].starts_with("2001:db8:0:20::21 VM \"vm-app-1\""),
             "{v}: {observed:?}"
         );
 

@@ -46,7 +46,7 @@ fn expected(sim: &Sim, p: &MPortgroup) -> Value {
         .vmknics
         .iter()
         .filter(|v| v.portgroup == p.moref && !v.ip.is_empty())
-        .map(|v| v.ip.clone())
+        .flat_map(|v| std::iter::once(v.ip.clone()).chain(v.ipv6.clone()))
         .collect();
     let mut hosts = p.hosts.clone();
     hosts.sort();

@@ -52,6 +52,22 @@ resource "vsphereipam_ip_address" "vip" {
   depends_on  = [vsphereipam_vm_nic_fix.legacy]
 }
 
+# pg-app is dual stack: an IPv6 subnet on the same wire, with an IPv6 VIP taken the same way.
+# IPv6 addresses are written in canonical form; the subnet-router anycast address (::) and
+# link-local addresses are never handed out.
+resource "vsphereipam_ipsubnet" "app6" {
+  name        = "app6"
+  wire_id     = data.vsphereipam_wire.wire["pg-app"].id
+  cidr        = "2001:db8:0:20::/64"
+  gateway     = "2001:db8:0:20::1"
+  dns_servers = ["2001:db8:0:20::2"]
+}
+
+resource "vsphereipam_ip_address" "vip6" {
+  subnet_id   = vsphereipam_ipsubnet.app6.id
+  description = "app load balancer (IPv6)"
+}
+
 # A second subnet, on the standard port group pg-std-web.
 resource "vsphereipam_ipsubnet" "web" {
   name        = "web"
@@ -108,11 +124,18 @@ output "vms" {
 }
 
 output "allocated" {
-  value = [{
-    name        = "vip"
-    ip_address  = vsphereipam_ip_address.vip.ip_address
-    description = vsphereipam_ip_address.vip.description
-  }]
+  value = [
+    {
+      name        = "vip"
+      ip_address  = vsphereipam_ip_address.vip.ip_address
+      description = vsphereipam_ip_address.vip.description
+    },
+    {
+      name        = "vip6"
+      ip_address  = vsphereipam_ip_address.vip6.ip_address
+      description = vsphereipam_ip_address.vip6.description
+    },
+  ]
 }
 
 output "fixed" {

@@ -144,8 +144,8 @@ impl DataSource for WireDataSource {
                         "Addresses that VMware Tools reports for VM NICs on the port group, sorted: \
                          IPv4, then global IPv6 (link-local ones left out)."),
                     "vmkernel_ips" => computed(string_list(),
-                        "IPv4 addresses of host VMkernel adapters (management, vMotion, storage) on \
-                         the port group, sorted.")
+                        "Addresses of host VMkernel adapters (management, vMotion, storage) on the \
+                         port group, sorted: IPv4, then global IPv6.")
                 },
                 ..Default::default()
             },

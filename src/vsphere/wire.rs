@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use super::model::{Inventory, PortGroup, Vm};
+use super::model::{Inventory, PortGroup, Vm, VmkNic};
 
 /// `"<vCenter instance UUID>/<moref>"`: stable across renames, unique across vCenters.
 pub fn wire_id(inventory: &Inventory, moref: &str) -> String {
@@ -154,15 +154,23 @@ pub fn vm_ips_on(inventory: &Inventory, moref: &str) -> Vec<IpAddr> {
     ips
 }
 
-/// IPv4 addresses of host VMkernel adapters on the port group, sorted, unique (the inventory
-/// reads no VMkernel IPv6 addresses yet).
+/// The addresses of a VMkernel adapter: IPv4, then global IPv6.
+pub fn vmknic_ips(nic: &VmkNic) -> impl Iterator<Item = IpAddr> + '_ {
+    nic.ip
+        .map(IpAddr::V4)
+        .into_iter()
+        .chain(nic.ipv6.iter().map(|ip| IpAddr::V6(*ip)))
+}
+
+/// Addresses of both families of host VMkernel adapters on the port group, sorted (IPv4
+/// first), unique.
 pub fn vmkernel_ips_on(inventory: &Inventory, moref: &str) -> Vec<IpAddr> {
     let mut ips: Vec<IpAddr> = inventory
         .hosts
         .iter()
         .flat_map(|h| &h.vmknics)
         .filter(|n| n.portgroup.as_deref() == Some(moref))
-        .filter_map(|n| n.ip.map(IpAddr::V4))
+        .flat_map(vmknic_ips)
         .collect();
     ips.sort();
     ips.dedup();
@@ -248,11 +256,13 @@ mod tests {
                         device: "vmk0".into(),
                         portgroup: Some("dvportgroup-1".into()),
                         ip: Some(ip("10.0.0.9")),
+                        ipv6: vec!["2001:db8::9".parse().unwrap()],
                     },
                     VmkNic {
                         device: "vmk1".into(),
                         portgroup: Some("network-3".into()),
                         ip: None,
+                        ipv6: Vec::new(),
                     },
                 ],
             }],
@@ -432,7 +442,10 @@ mod tests {
             ["10.0.0.3", "10.0.0.20", "2001:db8::20"]
         );
         assert_eq!(s(vm_ips_on(&inv, "network-3")), ["10.9.0.1"]);
-        assert_eq!(s(vmkernel_ips_on(&inv, "dvportgroup-1")), ["10.0.0.9"]);
+        assert_eq!(
+            s(vmkernel_ips_on(&inv, "dvportgroup-1")),
+            ["10.0.0.9", "2001:db8::9"]
+        );
         assert!(vmkernel_ips_on(&inv, "network-3").is_empty());
         assert_eq!(wire_id(&inv, "network-3"), "vc-1/network-3");
         let all = observed_on(&inv, ["dvportgroup-1", "network-3"]);
@@ -443,6 +456,7 @@ mod tests {
                 "10.0.0.9",
                 "10.0.0.20",
                 "10.9.0.1",
+                "2001:db8::9",
                 "2001:db8::20"
             ]
         );

@@ -185,6 +185,8 @@ pub struct MVmknic {
     pub portgroup: String,
     pub portgroup_name: String,
     pub ip: String,
+    /// Static IPv6 addresses.
+    pub ipv6: Vec<String>,
     pub netmask: String,
     pub mac: String,
 }

@@ -98,14 +98,15 @@ type mVM struct {
 }
 
 type mVmknic struct {
-	Host          string `json:"host"`
-	HostName      string `json:"host_name"`
-	Device        string `json:"device"`
-	Portgroup     string `json:"portgroup"` // "" when no Network object (e.g. Management Network)
-	PortgroupName string `json:"portgroup_name"`
-	IP            string `json:"ip"`
-	Netmask       string `json:"netmask"`
-	MAC           string `json:"mac"`
+	Host          string   `json:"host"`
+	HostName      string   `json:"host_name"`
+	Device        string   `json:"device"`
+	Portgroup     string   `json:"portgroup"` // "" when no Network object (e.g. Management Network)
+	PortgroupName string   `json:"portgroup_name"`
+	IP            string   `json:"ip"`
+	IPv6          []string `json:"ipv6,omitempty"`
+	Netmask       string   `json:"netmask"`
+	MAC           string   `json:"mac"`
 }
 
 func collectManifest() *manifest {
@@ -325,6 +326,11 @@ func collectVmknics() []mVmknic {
 			k := mVmknic{Host: h.Self.Value, HostName: h.Name, Device: v.Device, MAC: v.Spec.Mac}
 			if v.Spec.Ip != nil {
 				k.IP, k.Netmask = v.Spec.Ip.IpAddress, v.Spec.Ip.SubnetMask
+				if v6 := v.Spec.Ip.IpV6Config; v6 != nil {
+					for _, a := range v6.IpV6Address {
+						k.IPv6 = append(k.IPv6, a.IpAddress)
+					}
+				}
 			}
 			k.Portgroup, k.PortgroupName = vmknicPortgroup(dc, v)
 			out = append(out, k)

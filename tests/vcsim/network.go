@@ -7,6 +7,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
@@ -223,7 +224,8 @@ func addHostPortGroup(h *simulator.HostSystem, spec types.HostPortGroupSpec) {
 }
 
 // addVmknic adds a VMkernel adapter with a static IPv4 address on a standard
-// or distributed port group. The simulator has no AddVirtualNic, so the
+// or distributed port group; ip may list IPv6 addresses after the IPv4 one
+// ("10.20.0.5,2001:db8::5"), set as the adapter's static IPv6 configuration. The simulator has no AddVirtualNic, so the
 // adapter is written into the host's config.network.vnic directly.
 func (b *builder) addVmknic(hostName, device, pgName, ip, mask string) error {
 	h, err := b.host(hostName)
@@ -234,11 +236,21 @@ func (b *builder) addVmknic(hostName, device, pgName, ip, mask string) error {
 	if err != nil {
 		return err
 	}
+	ips := strings.Split(ip, ",")
+	ipConfig := &types.HostIpConfig{IpAddress: ips[0], SubnetMask: mask}
+	if len(ips) > 1 {
+		ipConfig.IpV6Config = &types.HostIpConfigIpV6AddressConfiguration{}
+		for _, v6 := range ips[1:] {
+			ipConfig.IpV6Config.IpV6Address = append(ipConfig.IpV6Config.IpV6Address, types.HostIpConfigIpV6Address{
+				IpAddress: v6, PrefixLength: 64, Origin: "manual", DadState: "preferred",
+			})
+		}
+	}
 	nic := types.HostVirtualNic{
 		Device: device,
 		Key:    "key-vim.host.VirtualNic-" + device,
 		Spec: types.HostVirtualNicSpec{
-			Ip:                  &types.HostIpConfig{IpAddress: ip, SubnetMask: mask},
+			Ip:                  ipConfig,
 			Mac:                 b.nextVmkMAC(),
 			Mtu:                 1500,
 			NetStackInstanceKey: "defaultTcpipStack",

@@ -101,7 +101,7 @@ func testStandard(b *builder) error {
 func testVmknics(b *builder) error {
 	nics := []struct{ host, pg, ip string }{
 		{"DC0_C0_H0", "pg-std-web", "10.50.0.11"},
-		{"DC0_C0_H1", "pg-app", "10.20.0.5"},
+		{"DC0_C0_H1", "pg-app", "10.20.0.5,2001:db8:0:20::5"},
 		{"DC0_C0_H2", "pg-std-web", "10.50.0.12"},
 	}
 	for _, n := range nics {

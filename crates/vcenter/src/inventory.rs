@@ -27,7 +27,7 @@ use vim_rs::types::structs::{
 use vim_rs::types::traits::{DvPortSettingTrait, VirtualDeviceTrait, VirtualEthernetCardTrait};
 
 use crate::client::{describe_vim_error, VsphereClient};
-use crate::guest::{from_guest_net, ipv6_from_guest_net, usable_ipv4};
+use crate::guest::{from_guest_net, ipv6_from_guest_net, usable_ipv4, usable_ipv6};
 use crate::model::{
     Datacenter, Host, Inventory, PortGroup, PortGroupKind, Vlan, Vm, VmNic, VmkNic,
 };
@@ -501,10 +501,23 @@ fn build_vmknic(nic: &HostVirtualNic, host: &str, datacenter: &str, index: &Inde
         .as_ref()
         .and_then(|ip| ip.ip_address.as_deref())
         .and_then(usable_ipv4);
+    let mut ipv6: Vec<_> = nic
+        .spec
+        .ip
+        .as_ref()
+        .and_then(|ip| ip.ip_v_6_config.as_ref())
+        .and_then(|c| c.ip_v_6_address.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|a| usable_ipv6(&a.ip_address))
+        .collect();
+    ipv6.sort();
+    ipv6.dedup();
     VmkNic {
         device: nic.device.clone(),
         portgroup,
         ip,
+        ipv6,
     }
 }
 

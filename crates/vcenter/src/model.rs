@@ -86,6 +86,8 @@ pub struct VmkNic {
     /// Moref of the port group it is connected to, when it could be resolved.
     pub portgroup: Option<String>,
     pub ip: Option<Ipv4Addr>,
+    /// Static IPv6 addresses, global ones only.
+    pub ipv6: Vec<Ipv6Addr>,
 }
 
 #[derive(Debug, Clone, Serialize)]
