@@ -4,8 +4,10 @@
 
 pub mod ops;
 pub mod pgconn;
-pub mod postgres;
-pub mod sqlite;
+mod postgres;
+mod sqlite;
+#[cfg(test)]
+mod tx_tests;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -192,8 +194,9 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The primitive queries a backend offers inside one transaction.
-pub trait Tx {
+/// The primitive queries a backend offers inside one transaction. Private to the store: every
+/// caller outside goes through an operation of [`ops`], which keeps the IPAM rules.
+trait Tx {
     fn subnets(&mut self, vcenter: Option<&str>) -> Result<Vec<SubnetRecord>>;
     fn subnet(&mut self, id: &str) -> Result<Option<SubnetRecord>>;
     /// Serializes allocations in one subnet against other processes until the transaction ends.
@@ -231,7 +234,7 @@ pub trait Tx {
 
 /// A database that runs closures in transactions: committed when the closure returns `Ok`,
 /// rolled back otherwise.
-pub trait Backend: Send + Sync {
+trait Backend: Send + Sync {
     /// `commit` false rolls the transaction back even when `f` succeeds (a dry run).
     fn with_tx(&self, commit: bool, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
     /// What the store is, without credentials, for logs.
@@ -251,7 +254,7 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
-    pub fn new(backend: Arc<dyn Backend>) -> Self {
+    fn new(backend: Arc<dyn Backend>) -> Self {
         Self { backend }
     }
 
@@ -275,13 +278,13 @@ impl Store {
     }
 
     /// Runs `f` in one transaction (blocking).
-    pub fn transaction<R>(&self, f: impl FnMut(&mut dyn Tx) -> Result<R>) -> Result<R> {
+    fn transaction<R>(&self, f: impl FnMut(&mut dyn Tx) -> Result<R>) -> Result<R> {
         self.run(true, f)
     }
 
     /// Runs `f` in one transaction that is rolled back whatever happens: checks that take
     /// the same locks and see the same rows as the real operation (blocking).
-    pub fn dry_run<R>(&self, f: impl FnMut(&mut dyn Tx) -> Result<R>) -> Result<R> {
+    fn dry_run<R>(&self, f: impl FnMut(&mut dyn Tx) -> Result<R>) -> Result<R> {
         self.run(false, f)
     }
 
