@@ -44,7 +44,8 @@ pub fn addr(k: Key) -> IpAddr {
 pub fn parse_ip(text: &str) -> Result<IpAddr, String> {
     if let Some((ip, zone)) = text.split_once('%') {
         return Err(format!(
-            "{text:?} carries a zone id (%{zone}); zone ids name one host's interface, write              the address alone ({ip})"
+            "{text:?} carries a zone id (%{zone}); zone ids name one host's interface, write \
+             the address alone ({ip})"
         ));
     }
     match IpAddr::from_str(text) {
@@ -414,7 +415,7 @@ mod tests {
     fn zone_ids_and_mapped_addresses_are_refused_with_the_fix() {
         let zone = parse_ip("fe80::1%eth0").unwrap_err();
         assert!(
-            zone.contains("zone id") && zone.contains("fe80::1"),
+            zone.contains("zone id") && zone.contains("write the address alone (fe80::1)"),
             "{zone}"
         );
         let mapped = parse_ip("::ffff:10.0.0.1").unwrap_err();
