@@ -5,7 +5,8 @@
 //! Beside the plan figures, the same plans of a provider that does no work (`noop`, served by
 //! this binary) show how much of the overhead is Terraform's cost of a plugin resource.
 //!
-//! Run: `cargo bench --bench provider` (part of `make bench`).
+//! Run: `cargo bench --bench provider` (part of `make bench`); `cargo bench --bench provider --
+//! plan` measures only the figures of the groups named (`handshake`, `inventory`, `plan`, `apply`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -198,6 +199,33 @@ fn main() {
     rustls::crypto::ring::default_provider()
         .install_default()
         .ok();
+    // Groups named on the command line (none: all); Cargo's own flags start with `--`.
+    let named: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |group: &str| named.is_empty() || named.iter().any(|n| n == group);
+    if wanted("handshake") {
+        handshake_figures();
+    }
+    if wanted("inventory") {
+        let (ms, calls) = inventory(10_000);
+        println!("inventory_10000_vms_ms {ms:.0} ms");
+        println!("inventory_calls {calls} calls");
+    }
+    let tf = versions().remove(0);
+    if wanted("plan") {
+        plan_figures(&tf);
+    }
+    if wanted("apply") {
+        let (apply_s, apply_calls, refresh_calls) = vm_figures(&tf);
+        println!("apply_50_vms_s {apply_s:.2} s");
+        println!("apply_50_vms_calls {apply_calls} calls");
+        println!("refresh_200_vms_calls {refresh_calls} calls");
+    }
+}
+
+fn handshake_figures() {
     let cert = client_certificate();
     let ours = std::path::Path::new(env!("CARGO_BIN_EXE_terraform-provider-vsphereipam"));
     let noop_plugin = noop::plugin_dir();
@@ -216,12 +244,10 @@ fn main() {
     println!("handshake_noop_ms {noop_tls:.1} ms");
     println!("handshake_no_tls_ms {no_tls:.1} ms");
     println!("handshake_noop_no_tls_ms {noop_no_tls:.1} ms");
+}
 
-    let (ms, calls) = inventory(10_000);
-    println!("inventory_10000_vms_ms {ms:.0} ms");
-    println!("inventory_calls {calls} calls");
-
-    let tf = versions().remove(0);
+fn plan_figures(tf: &common::terraform::Terraform) {
+    let noop_plugin = noop::plugin_dir();
     let sim = Sim::start("test");
     let subnets = |kind: &str, wire_id: &str| -> String {
         (0..500)
@@ -241,15 +267,22 @@ fn main() {
     };
     let env = Env::new(&sim, "");
     let ours = env.workdir(
-        &tf,
+        tf,
         &format!(
             "data \"vsphereipam_wire\" \"db\" {{\n  name = \"pg-db\"\n}}\n{}",
             subnets("vsphereipam_ipsubnet", "data.vsphereipam_wire.db.id")
         ),
     );
-    let floor = Workdir::new(&tf, &data("terraform_data"));
-    let noop_subnets = noop_workdir(&tf, noop_plugin.path(), &subnets("noop_subnet", "\"w\""));
-    let noop_data = noop_workdir(&tf, noop_plugin.path(), &data("noop_data"));
+    let floor = Workdir::new(tf, &data("terraform_data"));
+    let noop_subnets = noop_workdir(
+        tf,
+        noop_plugin.path(),
+        &format!(
+            "data \"noop_wire\" \"db\" {{\n  name = \"pg-db\"\n}}\n{}",
+            subnets("noop_subnet", "data.noop_wire.db.id")
+        ),
+    );
+    let noop_data = noop_workdir(tf, noop_plugin.path(), &data("noop_data"));
     let [plan_ours, plan_floor, plan_noop_subnets, plan_noop_data] =
         plan_seconds(&[&ours, &floor, &noop_subnets, &noop_data])[..]
     else {
@@ -275,9 +308,4 @@ fn main() {
         "plan_overhead_ratio_noop_data {:.2} x",
         plan_noop_data / plan_floor
     );
-
-    let (apply_s, apply_calls, refresh_calls) = vm_figures(&tf);
-    println!("apply_50_vms_s {apply_s:.2} s");
-    println!("apply_50_vms_calls {apply_calls} calls");
-    println!("refresh_200_vms_calls {refresh_calls} calls");
 }

@@ -3,7 +3,12 @@
 //! It measures the floor any plugin served by `crates/tfplugin` sets for `plan_overhead_ratio` and
 //! `handshake_ms`: `noop_subnet`
 //! has exactly the schema and state type of `vsphereipam_ipsubnet` but reads and plans without
-//! touching a store or vCenter; `noop_data` has the three attributes of a minimal resource. The
+//! touching a store or vCenter (its resource identity included: Terraform 1.12+ stores and
+//! compares an identity per resource of a type that declares one, work that belongs to the
+//! schema, not to the provider), and the data source `noop_wire` has the schema of
+//! `vsphereipam_wire` and answers a fixed port group, so the bench's no-op configuration has the
+//! same shape as ours (a data source every subnet refers to); `noop_data` has the three
+//! attributes of a minimal resource. The
 //! gap between `terraform_data` and these two is Terraform's cost of a plugin resource of that
 //! shape (gRPC, msgpack, per-attribute schema handling), which no provider code can remove.
 
@@ -14,10 +19,16 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tfplugin::schema::{Attribute, AttributeConstraint, AttributeType, Block, Description, Schema};
+use tfplugin::schema::{
+    Attribute, AttributeConstraint, AttributeType, Block, Description, IdentitySchema, Schema,
+};
 use tfplugin::value::{Value, ValueEmpty, ValueString};
-use tfplugin::{map, AttributePath, Diagnostics, DynamicResource, Provider, Resource};
+use tfplugin::{
+    map, AttributePath, DataSource, Diagnostics, DynamicDataSource, DynamicResource, Provider,
+    Resource,
+};
 use vsphereipam::provider::ipsubnet::{self, IpSubnetState};
+use vsphereipam::provider::wire_data::{self, WireState};
 
 /// Provider source the bench's working directories point at the bench binary.
 pub const SOURCE: &str = "registry.terraform.io/bench/noop";
@@ -82,12 +93,60 @@ impl Provider for NoopProvider {
     ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
         Some(map! { "subnet" => Noop::<Subnet>::new(), "data" => Noop::<Data>::new() })
     }
+
+    fn get_data_sources(
+        &self,
+        _diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
+        Some(map! { "wire" => NoopWire })
+    }
+}
+
+/// `vsphereipam_wire`'s schema, answering one port group of the simulator's size without
+/// looking it up.
+struct NoopWire;
+
+#[async_trait]
+impl DataSource for NoopWire {
+    type State<'a> = WireState<'a>;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(wire_data::schema())
+    }
+
+    async fn read<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        config: Self::State<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::State<'a>> {
+        let s = |v: &str| Value::Value(v.to_string().into());
+        let list = |vs: &[&str]| Value::Value(vs.iter().map(|v| s(v)).collect());
+        Some(WireState {
+            id: s("00000000-0000-0000-0000-000000000000/dvportgroup-54"),
+            moref: s("dvportgroup-54"),
+            datacenter: s("DC0"),
+            kind: s("distributed"),
+            vlan_id: Value::Value(130),
+            switch_name: s("DSwitch0"),
+            switch_uuid: s("00000000-0000-0000-0000-000000000000"),
+            host_ids: list(&["host-15", "host-27", "host-34", "host-41"]),
+            vm_ips: list(&["10.30.0.41"]),
+            vmkernel_ips: list(&[]),
+            ..config
+        })
+    }
 }
 
 /// What the no-op resources differ in: their schema and state, and their computed values.
 trait Shape: Send + Sync + 'static {
     type State<'a>: Serialize + DeserializeOwned + Send;
     fn schema() -> Schema;
+    /// The resource identity, if the shape has one.
+    fn identity() -> Option<IdentitySchema> {
+        None
+    }
     /// Computed attributes of a create plan: unknown until applied.
     fn plan(state: &mut Self::State<'_>);
     /// Computed attributes once created.
@@ -111,6 +170,10 @@ impl<T: Shape> Resource for Noop<T> {
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
         Some(T::schema())
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        T::identity()
     }
 
     async fn validate<'a>(&self, _diags: &mut Diagnostics, _config: Self::State<'a>) -> Option<()> {
@@ -205,6 +268,10 @@ impl Shape for Subnet {
 
     fn schema() -> Schema {
         ipsubnet::schema()
+    }
+
+    fn identity() -> Option<IdentitySchema> {
+        Some(ipsubnet::identity_schema())
     }
 
     fn plan(s: &mut IpSubnetState<'_>) {

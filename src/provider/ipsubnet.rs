@@ -106,6 +106,11 @@ pub fn schema() -> Schema {
     }
 }
 
+/// The resource identity: the subnet's id.
+pub fn identity_schema() -> IdentitySchema {
+    identity(&[("id", "id", "The subnet's id in the IPAM store.")])
+}
+
 fn input_of(state: &IpSubnetState<'_>) -> SubnetInput {
     SubnetInput {
         cidr: field_str(&state.cidr),
@@ -586,11 +591,7 @@ impl Resource for IpSubnetResource {
     }
 
     fn identity_schema(&self) -> Option<IdentitySchema> {
-        Some(identity(&[(
-            "id",
-            "id",
-            "The subnet's id in the IPAM store.",
-        )]))
+        Some(identity_schema())
     }
 
     async fn import<'a>(

@@ -101,55 +101,60 @@ fn fill<'a>(inventory: &Inventory, pg: &PortGroup, config: WireState<'a>) -> Wir
     }
 }
 
+/// The data source's schema (also served by the bench's no-op provider).
+pub fn schema() -> Schema {
+    Schema {
+        version: 1,
+        block: Block {
+            version: 1,
+            description: Description::markdown(
+                "Looks up one standard or distributed port group and describes it as a wire: \
+                 the Layer 2 network that subnets are placed on.",
+            ),
+            attributes: map! {
+                "name" => optional_computed(AttributeType::String,
+                    "Port group name. Required unless `moref` is given."),
+                "datacenter" => optional_computed(AttributeType::String,
+                    "Only consider port groups in this datacenter (by name)."),
+                "switch" => optional(AttributeType::String,
+                    "Only consider port groups on this vSwitch or distributed switch (by name)."),
+                "moref" => optional_computed(AttributeType::String,
+                    "Look the port group up by managed object id instead (`dvportgroup-13`, \
+                     `network-7`); a wire id is accepted too. A `name` given as well must be \
+                     the port group's name. Uplink port groups of distributed switches are \
+                     not wires and are refused."),
+                "id" => computed(AttributeType::String,
+                    "Stable wire id: `<vCenter instance UUID>/<moref>`."),
+                "type" => computed(AttributeType::String,
+                    "`standard` or `distributed`."),
+                "vlan_id" => computed(AttributeType::Number,
+                    "VLAN id; `0` for none, `-1` for a trunk, the secondary id for a private VLAN."),
+                "switch_name" => computed(AttributeType::String,
+                    "Name of the distributed switch, or of the standard vSwitch(es) that carry \
+                     the port group (comma separated when hosts differ)."),
+                "switch_uuid" => computed(AttributeType::String,
+                    "UUID of the distributed switch; null for standard port groups."),
+                "host_ids" => computed(string_list(),
+                    "Managed object ids of the hosts that carry the port group, sorted."),
+                "vm_ips" => computed(string_list(),
+                    "Addresses that VMware Tools reports for VM NICs on the port group, sorted: \
+                     IPv4, then global IPv6 (link-local ones left out)."),
+                "vmkernel_ips" => computed(string_list(),
+                    "Addresses of host VMkernel adapters (management, vMotion, storage) on the \
+                     port group, sorted: IPv4, then global IPv6.")
+            },
+            ..Default::default()
+        },
+    }
+}
+
 #[async_trait]
 impl DataSource for WireDataSource {
     type State<'a> = WireState<'a>;
     type ProviderMetaState<'a> = ValueEmpty;
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(Schema {
-            version: 1,
-            block: Block {
-                version: 1,
-                description: Description::markdown(
-                    "Looks up one standard or distributed port group and describes it as a wire: \
-                     the Layer 2 network that subnets are placed on.",
-                ),
-                attributes: map! {
-                    "name" => optional_computed(AttributeType::String,
-                        "Port group name. Required unless `moref` is given."),
-                    "datacenter" => optional_computed(AttributeType::String,
-                        "Only consider port groups in this datacenter (by name)."),
-                    "switch" => optional(AttributeType::String,
-                        "Only consider port groups on this vSwitch or distributed switch (by name)."),
-                    "moref" => optional_computed(AttributeType::String,
-                        "Look the port group up by managed object id instead (`dvportgroup-13`, \
-                         `network-7`); a wire id is accepted too. A `name` given as well must be \
-                         the port group's name. Uplink port groups of distributed switches are \
-                         not wires and are refused."),
-                    "id" => computed(AttributeType::String,
-                        "Stable wire id: `<vCenter instance UUID>/<moref>`."),
-                    "type" => computed(AttributeType::String,
-                        "`standard` or `distributed`."),
-                    "vlan_id" => computed(AttributeType::Number,
-                        "VLAN id; `0` for none, `-1` for a trunk, the secondary id for a private VLAN."),
-                    "switch_name" => computed(AttributeType::String,
-                        "Name of the distributed switch, or of the standard vSwitch(es) that carry \
-                         the port group (comma separated when hosts differ)."),
-                    "switch_uuid" => computed(AttributeType::String,
-                        "UUID of the distributed switch; null for standard port groups."),
-                    "host_ids" => computed(string_list(),
-                        "Managed object ids of the hosts that carry the port group, sorted."),
-                    "vm_ips" => computed(string_list(),
-                        "Addresses that VMware Tools reports for VM NICs on the port group, sorted: \
-                         IPv4, then global IPv6 (link-local ones left out)."),
-                    "vmkernel_ips" => computed(string_list(),
-                        "Addresses of host VMkernel adapters (management, vMotion, storage) on the \
-                         port group, sorted: IPv4, then global IPv6.")
-                },
-                ..Default::default()
-            },
-        })
+        Some(schema())
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
