@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -16,7 +16,7 @@ const PENDING_MAX_AGE_SECS: i64 = crate::pending::PENDING_TTL.as_secs() as i64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
-    /// VMware Tools report the same address on two VMs.
+    /// VMware Tools report the same address (IPv4 or global IPv6) on two VMs.
     DuplicateGuestIp,
     /// Tools report an address that a record holds for someone else.
     HeldByAnother,
@@ -60,9 +60,18 @@ fn now() -> i64 {
 pub fn audit_at(store: &Store, inventory: &Inventory, now: i64) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
 
-    let mut reporters: BTreeMap<Ipv4Addr, Vec<&str>> = BTreeMap::new();
+    let mut reporters: BTreeMap<IpAddr, Vec<&str>> = BTreeMap::new();
     for vm in inventory.vms.iter().filter(|vm| !vm.template) {
-        for ip in vm.all_guest_ips() {
+        let v4 = vm.all_guest_ips().into_iter().map(IpAddr::V4);
+        let mut v6: Vec<IpAddr> = vm
+            .guest_ipv6
+            .values()
+            .flatten()
+            .map(|ip| IpAddr::V6(*ip))
+            .collect();
+        v6.sort();
+        v6.dedup();
+        for ip in v4.chain(v6) {
             reporters.entry(ip).or_default().push(&vm.name);
         }
     }
@@ -146,4 +155,62 @@ pub fn audit_at(store: &Store, inventory: &Inventory, now: i64) -> Result<Vec<Pr
         }
     }
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::vsphere::model::{Vm, VmNic};
+
+    fn vm(name: &str, uuid: &str, mac: &str, v4: &str, v6: &str) -> Vm {
+        Vm {
+            moref: format!("vm-{name}"),
+            name: name.into(),
+            uuid: uuid.into(),
+            instance_uuid: None,
+            template: false,
+            power_state: "poweredOn".into(),
+            host: None,
+            guest_family: None,
+            guest_hostname: None,
+            nics: vec![VmNic {
+                key: 4000,
+                mac: mac.into(),
+                portgroup: Some("dvportgroup-1".into()),
+            }],
+            guest_ips: BTreeMap::from([(mac.to_string(), vec![v4.parse().unwrap()])]),
+            guest_ipv6: BTreeMap::from([(mac.to_string(), vec![v6.parse().unwrap()])]),
+            num_cpus: None,
+            memory_mb: None,
+        }
+    }
+
+    #[test]
+    fn the_same_ipv6_address_on_two_vms_is_a_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!(
+            "sqlite://{}",
+            dir.path().join("ipam.db").display()
+        ))
+        .unwrap();
+        let inventory = Inventory {
+            instance_uuid: "vc-1".into(),
+            vms: vec![
+                vm("a", "u-a", "00:50:56:00:00:01", "10.0.0.1", "2001:db8::7"),
+                vm("b", "u-b", "00:50:56:00:00:02", "10.0.0.2", "2001:db8::7"),
+            ],
+            ..Default::default()
+        };
+        let problems = audit_at(&store, &inventory, 0).unwrap();
+        let found: Vec<(ProblemKind, &str)> =
+            problems.iter().map(|p| (p.kind, p.ip.as_str())).collect();
+        assert_eq!(found, [(ProblemKind::DuplicateGuestIp, "2001:db8::7")]);
+        assert!(
+            problems[0].detail.contains("a, b"),
+            "{}",
+            problems[0].detail
+        );
+    }
 }
