@@ -19,7 +19,14 @@ struct SslCluster {
     dir: PathBuf,
 }
 
-fn ssl_cluster() -> SslCluster {
+/// The ssl cluster, started once per process: the tests run on parallel threads, and two
+/// `pg_ctl start`s at once on a stopped cluster fail the second ("lock file already exists").
+fn ssl_cluster() -> &'static SslCluster {
+    static CLUSTER: std::sync::OnceLock<SslCluster> = std::sync::OnceLock::new();
+    CLUSTER.get_or_init(start_ssl_cluster)
+}
+
+fn start_ssl_cluster() -> SslCluster {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres.sh");
     let out = Command::new(script)
         .arg("start-ssl")
