@@ -22,7 +22,7 @@ fn docs_are_generated_from_the_schema() {
         }
     }
     // Pages of types that no longer exist are stale too.
-    for dir in ["docs/data-sources", "docs/resources"] {
+    for dir in ["docs/data-sources", "docs/resources", "docs/list-resources"] {
         for entry in std::fs::read_dir(repo.join(dir))
             .into_iter()
             .flatten()

@@ -48,6 +48,21 @@ pub fn render_all(repo: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
         let page = type_page(repo, &name, "Resource", &schema, res.identity_schema())?;
         pages.push((PathBuf::from(format!("docs/resources/{name}.md")), page));
     }
+    let lists: BTreeMap<_, _> = provider
+        .get_list_resources(&mut diags)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for (name, list) in lists {
+        let schema = list
+            .schema(&mut diags)
+            .ok_or_else(|| anyhow::anyhow!("no list schema for {name}"))?;
+        let page = list_page(repo, &name, &schema)?;
+        pages.push((
+            PathBuf::from(format!("docs/list-resources/{name}.md")),
+            page,
+        ));
+    }
     Ok(pages)
 }
 
@@ -76,6 +91,56 @@ fn index_page(repo: &Path, schema: &Schema) -> anyhow::Result<String> {
         first_sentence(&desc)
     );
     if let Some(example) = read_example(repo, "examples/provider/provider.tf")? {
+        write!(out, "## Example Usage\n\n```terraform\n{example}\n```\n\n")?;
+    }
+    out.push_str(&guides(repo)?);
+    out.push_str("<!-- generated from the provider schema by `make docs`; do not edit -->\n");
+    render_block(&mut out, &schema.block, None);
+    Ok(out)
+}
+
+/// Links to the hand-written guides under docs/guides, by their `page_title`.
+fn guides(repo: &Path) -> anyhow::Result<String> {
+    let dir = repo.join("docs/guides");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    files.sort();
+    let mut out = String::from("## Guides\n\n");
+    for path in files {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        let title = text
+            .lines()
+            .find_map(|l| l.strip_prefix("page_title: "))
+            .map(|t| t.trim_matches('"').to_string())
+            .ok_or_else(|| anyhow::anyhow!("{} has no page_title", path.display()))?;
+        let file = path.file_name().unwrap_or_default().to_string_lossy();
+        writeln!(out, "- [{title}](guides/{file})")?;
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// A list resource (`terraform query`, Terraform 1.14+): its filters and a `list` block.
+fn list_page(repo: &Path, short: &str, schema: &Schema) -> anyhow::Result<String> {
+    let full = format!("{PROVIDER_NAME}_{short}");
+    let desc = schema.block.description.content.clone();
+    let mut out = format!(
+        "---\npage_title: \"{full} List Resource - {PROVIDER_NAME}\"\nsubcategory: \"\"\ndescription: |-\n  {}\n---\n\n# {full} (List Resource)\n\n{desc}\n\n\
+         Terraform 1.14 and later run the `list` blocks of `.tfquery.hcl` files with `terraform \
+         query`; `terraform query -generate-config-out=FILE` writes an `import` block (by \
+         identity) and a `resource` block for each result. Older Terraform versions ignore \
+         `.tfquery.hcl` files.\n\n",
+        first_sentence(&desc)
+    );
+    if let Some(example) = read_example(
+        repo,
+        &format!("examples/list-resources/{full}/list.tfquery.hcl"),
+    )? {
         write!(out, "## Example Usage\n\n```terraform\n{example}\n```\n\n")?;
     }
     out.push_str("<!-- generated from the provider schema by `make docs`; do not edit -->\n");

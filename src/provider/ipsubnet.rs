@@ -255,7 +255,7 @@ fn changed_range_attribute(prior: &IpSubnetState<'_>, next: &IpSubnetState<'_>) 
 }
 
 /// The state as the store has it, keeping the user's spelling where it means the same.
-fn state_of<'a>(view: &SubnetView, prior: &IpSubnetState<'a>) -> IpSubnetState<'a> {
+pub(super) fn state_of<'a>(view: &SubnetView, prior: &IpSubnetState<'a>) -> IpSubnetState<'a> {
     let s = &view.subnet;
     let spec = &s.spec;
     let same_ranges = |prior: &ValueList<ValueString<'a>>, stored: &[Range]| {

@@ -10,6 +10,8 @@ pub mod ip_address;
 pub mod ip_addresses;
 pub mod ipsubnet;
 pub mod ipsubnet_data;
+pub mod list_ipsubnet;
+pub mod list_vm;
 mod schema;
 mod values;
 pub mod vm;
@@ -24,7 +26,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tfplugin::schema::{AttributeType, Block, Description, Schema};
 use tfplugin::value::{ValueBool, ValueEmpty, ValueString};
-use tfplugin::{map, AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
+use tfplugin::{
+    map, AttributePath, Diagnostics, DynamicDataSource, DynamicListResource, DynamicResource,
+    Provider,
+};
 
 use crate::store::Store;
 use crate::vsphere::cache::InventoryCache;
@@ -339,6 +344,17 @@ impl Provider for VsphereIpamProvider {
             "wire" => wire_data::WireDataSource::new(self.shared.clone()),
             "ipsubnet" => ipsubnet_data::IpSubnetDataSource::new(self.shared.clone()),
             "ip_addresses" => ip_addresses::IpAddressesDataSource::new(self.shared.clone()),
+        })
+    }
+
+    fn get_list_resources(
+        &self,
+        _diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicListResource>>> {
+        Some(map! {
+            "vm_nic_fix" => list_vm::NicFixList::new(self.shared.clone()),
+            "vm" => list_vm::VmList::new(self.shared.clone()),
+            "ipsubnet" => list_ipsubnet::IpSubnetList::new(self.shared.clone()),
         })
     }
 }

@@ -9,6 +9,7 @@ use tfplugin::schema::{AttributeType, Block, Description, IdentitySchema, Nested
 use tfplugin::value::{Value, ValueEmpty, ValueList, ValueString};
 use tfplugin::{map, AttributePath, Diagnostics, Resource};
 
+use super::list_vm::{observations_by_ip, unrecorded_nics, Holdings};
 use super::schema::{computed, identity, optional_computed, replaces, required};
 use super::values::{self, known, string};
 use super::{Session, Shared};
@@ -57,7 +58,11 @@ pub fn schema() -> Schema {
                  A template is refused (it never runs), and so is an address that VMware Tools \
                  contradict: when Tools report addresses on the NIC, the recorded one must be \
                  among them. A guest that changes its address later shows in `ipam audit` as \
-                 `guest_ip_differs`.",
+                 `guest_ip_differs`.\n\n\
+                 Importing a VM whose addresses no record holds yet takes the addresses VMware \
+                 Tools report in subnets of its NICs' port groups, and the apply after the import \
+                 records them (an in-place update). The list resource of the same name finds \
+                 such VMs for `terraform query -generate-config-out`.",
             ),
             attributes: map! {
                 "id" => computed(AttributeType::String, "The VM UUID."),
@@ -102,6 +107,36 @@ fn nic_list<'s, 'a>(state: &'s NicFixState<'a>) -> Vec<&'s FixNicState<'a>> {
 
 fn nic_list_mut<'s, 'a>(state: &'s mut NicFixState<'a>) -> Vec<&'s mut FixNicState<'a>> {
     values::blocks_mut(&mut state.nic)
+}
+
+/// The state of a VM whose addresses no record holds yet, one `nic` per claim: what an import
+/// of such a VM reads and what the list resource yields. `subnet_id` stays null until the apply
+/// records the addresses (`plan_update` plans that as an update).
+pub(super) fn unrecorded_state<'a>(vm_uuid: &str, claims: &[NicClaim]) -> NicFixState<'a> {
+    let id = vm_uuid.to_ascii_lowercase();
+    NicFixState {
+        id: string(id.clone()),
+        vm_id: string(id),
+        nic: Value::Value(
+            claims
+                .iter()
+                .map(|c| {
+                    Value::Value(FixNicState {
+                        mac: string(c.mac.clone()),
+                        ip_address: string(c.ip.to_string()),
+                        wire_id: string(c.wire_id.clone()),
+                        subnet_id: Value::Null,
+                    })
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Imported from a VM without records (`unrecorded_state`): no block has a subnet yet.
+fn unrecorded(state: &NicFixState<'_>) -> bool {
+    let nics = nic_list(state);
+    !nics.is_empty() && nics.iter().all(|n| n.subnet_id.is_null())
 }
 
 /// The `nic` blocks as requests: `Ok(None)` while some input is unknown, `Err` with the
@@ -339,6 +374,31 @@ fn fill(state: &mut NicFixState<'_>, claims: &[NicClaim]) {
 
 use nics::same_mac;
 
+impl NicFixResource {
+    /// The plan-time checks of recording `config`'s addresses (a create's, or the update of a
+    /// resource imported without records); `None` with an error diagnostic.
+    async fn check(&self, diags: &mut Diagnostics, config: &NicFixState<'_>) -> Option<()> {
+        let (Some(vm_id), Ok(Some(requests))) = (known(&config.vm_id), requests_of(config)) else {
+            return Some(());
+        };
+        let session = self.shared.session(diags)?;
+        let Some(resolved) = resolve(&session, diags, &vm_id, &requests, true).await? else {
+            return Some(());
+        };
+        match claim(&session, resolved, false).await {
+            Ok(Ok(_)) => Some(()),
+            Ok(Err(e)) => {
+                claim_error(diags, &e);
+                None
+            }
+            Err(e) => {
+                values::store_error(diags, &e, None);
+                None
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Resource for NicFixResource {
     type State<'a> = NicFixState<'a>;
@@ -414,7 +474,7 @@ impl Resource for NicFixResource {
             }
             return Some((gone, private_state));
         };
-        if records.is_empty() {
+        if records.is_empty() && !unrecorded(&state) {
             // The store no longer holds them (a fresh store): plan records them again.
             return None;
         }
@@ -498,6 +558,8 @@ impl Resource for NicFixResource {
         if before.len() != after.len() {
             replace.push(AttributePath::new("nic"));
         }
+        // Imported from a VM without records: the apply records the addresses in place.
+        let imported = unrecorded(&prior) && before.len() == after.len();
         // A NIC whose port group left the subnet's wires (or that is gone) no longer matches
         // its record: the plan replaces the resource so it is recorded again.
         let mut drifted = Vec::new();
@@ -509,6 +571,7 @@ impl Resource for NicFixResource {
             }
             match (known(&b.wire_id), known(&b.subnet_id)) {
                 (Some(wire), Some(subnet)) => drifted.push((i, wire, subnet)),
+                (Some(_), None) if imported => {}
                 _ => replace.push(nic_path(i, "wire_id")),
             }
         }
@@ -525,6 +588,13 @@ impl Resource for NicFixResource {
             {
                 Ok(off) => replace.extend(off.into_iter().map(|k| nic_path(index[k], "wire_id"))),
                 Err(e) => values::store_error(diags, &e, None),
+            }
+        }
+        if imported && replace.is_empty() {
+            self.check(diags, &config).await?;
+            for nic in nic_list_mut(&mut planned) {
+                nic.wire_id = Value::Unknown;
+                nic.subnet_id = Value::Unknown;
             }
         }
         if !replace.is_empty() {
@@ -596,13 +666,17 @@ impl Resource for NicFixResource {
 
     async fn update<'a>(
         &self,
-        _diags: &mut Diagnostics,
-        _prior: Self::State<'a>,
+        diags: &mut Diagnostics,
+        prior: Self::State<'a>,
         planned: Self::State<'a>,
-        _config: Self::State<'a>,
+        config: Self::State<'a>,
         private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
+        meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        if unrecorded(&prior) {
+            // Imported from a VM without records: record its addresses now, as a create does.
+            return Resource::create(self, diags, planned, config, private, meta).await;
+        }
         // Every meaningful change replaces the resource; what is left is the spelling of a MAC.
         Some((planned, private))
     }
@@ -661,15 +735,31 @@ impl Resource for NicFixResource {
             }
         };
         if records.is_empty() {
-            diags.root_error(
-                "Nothing to import",
-                format!(
-                    "The IPAM store {} holds no address recorded by vsphereipam_vm_nic_fix for \
-                     VM {id:?}. Declare the resource and apply instead of importing it.",
-                    session.store.describe()
-                ),
-            );
-            return None;
+            // A VM whose Tools-reported addresses no record holds yet (what the list resource
+            // finds): the state that records them with the apply after the import.
+            let holdings = values::or_diag(
+                diags,
+                Holdings::read(&session, &inventory.instance_uuid).await,
+            )?;
+            let claims = nics::find_vm(&inventory, &vm_uuid)
+                .map(|vm| {
+                    unrecorded_nics(&inventory, vm, &holdings, &observations_by_ip(&inventory))
+                })
+                .unwrap_or_default();
+            if claims.is_empty() {
+                diags.root_error(
+                    "Nothing to import",
+                    format!(
+                        "The IPAM store {} holds no address recorded by vsphereipam_vm_nic_fix \
+                         for VM {id:?}, and VMware Tools report no address of it that lies in a \
+                         subnet of its port group and is free. Declare the resource with its \
+                         addresses and apply instead of importing it.",
+                        session.store.describe()
+                    ),
+                );
+                return None;
+            }
+            return Some((unrecorded_state(&vm_uuid, &claims), ValueEmpty));
         }
         let vm = nics::find_vm(&inventory, &vm_uuid);
         let position = |mac: &str| {
