@@ -7,7 +7,7 @@
 //! observed-address mirror a plan refreshes.
 
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -91,7 +91,7 @@ pub(super) fn name_pattern(
 /// that a resource (or an operator) holds; the observed-address mirror is left out.
 pub(super) struct Holdings {
     pub subnets: Vec<SubnetView>,
-    held: HashSet<(String, Ipv4Addr)>,
+    held: HashSet<(String, IpAddr)>,
     /// Lower-case UUIDs of VMs some record names.
     vms: HashSet<String>,
 }
@@ -129,8 +129,8 @@ impl Holdings {
 }
 
 /// Who vCenter reports using each address, for finding addresses another VM or host uses too.
-pub(super) fn observations_by_ip(inventory: &Inventory) -> HashMap<Ipv4Addr, Vec<Observation>> {
-    let mut by_ip: HashMap<Ipv4Addr, Vec<Observation>> = HashMap::new();
+pub(super) fn observations_by_ip(inventory: &Inventory) -> HashMap<IpAddr, Vec<Observation>> {
+    let mut by_ip: HashMap<IpAddr, Vec<Observation>> = HashMap::new();
     for o in nics::observations(inventory) {
         by_ip.entry(o.ip).or_default().push(o);
     }
@@ -145,7 +145,7 @@ pub(super) fn unrecorded_nics(
     inventory: &Inventory,
     vm: &Vm,
     holdings: &Holdings,
-    observed: &HashMap<Ipv4Addr, Vec<Observation>>,
+    observed: &HashMap<IpAddr, Vec<Observation>>,
 ) -> Vec<NicClaim> {
     let uuid = vm.uuid.to_ascii_lowercase();
     if vm.template || holdings.vms.contains(&uuid) {
@@ -171,8 +171,11 @@ pub(super) fn unrecorded_nics(
                 .subnets
                 .iter()
                 .find(|s| s.subnet.id == claim.subnet_id)?;
-            let others = observed.get(ip).map(Vec::as_slice).unwrap_or_default();
-            nics::reported_by_others(others, subnet, &uuid, *ip)
+            let others = observed
+                .get(&claim.ip)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            nics::reported_by_others(others, subnet, &uuid, claim.ip)
                 .is_none()
                 .then_some(claim)
         });
