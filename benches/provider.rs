@@ -1,12 +1,14 @@
 //! Provider-level figures, one `name value unit` line each: the handshake time Terraform
 //! waits for, the inventory load of a 10,000-VM simulator and its vCenter round trips, and
 //! `terraform plan` of 500 subnets against 500 built-in `terraform_data` resources, the apply of
-//! 50 `vsphereipam_vm` in one run, and the vCenter round trips of a plan refreshing 200 of them.
+//! 50 `vsphereipam_vm` in one run, the vCenter round trips of a plan refreshing 200 of them, and
+//! a `terraform query` listing 10,000 VMs (time and vCenter round trips).
 //! Beside the plan figures, the same plans of a provider that does no work (`noop`, served by
 //! this binary) show how much of the overhead is Terraform's cost of a plugin resource.
 //!
 //! Run: `cargo bench --bench provider` (part of `make bench`); `cargo bench --bench provider --
-//! plan` measures only the figures of the groups named (`handshake`, `inventory`, `plan`, `apply`).
+//! plan` measures only the figures of the groups named (`handshake`, `inventory`, `query`, `plan`,
+//! `apply`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -213,6 +215,12 @@ fn main() {
         println!("inventory_10000_vms_ms {ms:.0} ms");
         println!("inventory_calls {calls} calls");
     }
+    if wanted("query") {
+        let (ms, calls, results) = query_figures(10_000);
+        println!("query_10000_vms_ms {ms:.0} ms");
+        println!("query_10000_vms_calls {calls} calls");
+        assert_eq!(results, 10_000, "one result per VM");
+    }
     let tf = versions().remove(0);
     if wanted("plan") {
         plan_figures(&tf);
@@ -308,4 +316,71 @@ fn plan_figures(tf: &common::terraform::Terraform) {
         "plan_overhead_ratio_noop_data {:.2} x",
         plan_noop_data / plan_floor
     );
+}
+
+/// `terraform query` of `vms` VMs at the protocol level: a configured provider lists
+/// `vsphereipam_vm_nic_fix` (objects included) over VMs whose addresses sit in subnets of the
+/// store; milliseconds from the request to the last result, vCenter calls, results.
+fn query_figures(vms: usize) -> (f64, u64, usize) {
+    use common::plugin::{dynamic, errors, proto, Plugin};
+    let sim = Sim::start_with("scale", &["-vms", &vms.to_string()]);
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}", dir.path().join("ipam.db").display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // The scale scenario puts VM i on port group i % 5 with an address in 10.(100 + i % 5)/16.
+        let inventory = load_inventory(&sim.client().await).await.unwrap();
+        let store = vsphereipam::store::Store::open(&store_url).unwrap();
+        for (i, pg) in ["pg-app", "pg-db", "pg-std-web", "pg-k8s", "pg-std-mgmt"]
+            .iter()
+            .enumerate()
+        {
+            let moref = &inventory
+                .portgroups
+                .iter()
+                .find(|p| p.name == *pg)
+                .unwrap()
+                .moref;
+            let wire = format!("{}/{moref}", inventory.instance_uuid);
+            let cidr = format!("10.{}.0.0/16", 100 + i);
+            let record = common::subnet_record(&inventory.instance_uuid, &wire, pg, &cidr);
+            store.create_subnet(&record, &[]).unwrap();
+        }
+        let mut plugin = Plugin::start(&[]).await;
+        let config = serde_json::json!({
+            "vsphere_server": sim.server(), "user": sim.info.user, "password": sim.info.password,
+            "allow_unverified_ssl": true, "api_transport": "soap", "store": store_url,
+        });
+        let configured = plugin
+            .client
+            .configure_provider(proto::configure_provider::Request {
+                terraform_version: "1.15.5".into(),
+                config: dynamic(&config),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(errors(&configured.diagnostics).is_empty());
+        sim.reset_stats().await;
+        let started = Instant::now();
+        let mut stream = plugin
+            .client
+            .list_resource(proto::list_resource::Request {
+                type_name: "vsphereipam_vm_nic_fix".into(),
+                config: dynamic(&serde_json::Value::Null),
+                include_resource_object: true,
+                limit: 2 * vms as i64,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut results = 0;
+        while let Some(event) = stream.message().await.unwrap() {
+            assert!(errors(&event.diagnostic).is_empty());
+            results += 1;
+        }
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        (ms, sim.stats().await.total, results)
+    })
 }
