@@ -23,8 +23,8 @@ use super::vm::{NicState, VmState};
 use super::vm_nic_fix::{self, NicFixState};
 use super::{Session, Shared};
 use crate::nics::{self, NicRequest};
-use crate::store::ops::{AddressFilter, NicClaim, Observation, SubnetView};
-use crate::store::{AddressRecord, OwnerKind, StoreError};
+use crate::store::ops::{NicClaim, Observation, SubnetView};
+use crate::store::{OwnerKind, StoreError};
 use crate::vsphere::model::{Inventory, Vm};
 use crate::vsphere::wire;
 
@@ -99,20 +99,20 @@ pub(super) struct Holdings {
 impl Holdings {
     pub(super) async fn read(session: &Session, vcenter: &str) -> Result<Holdings, StoreError> {
         let vcenter = vcenter.to_string();
-        let (subnets, records) = session
+        let read = session
             .store
-            .blocking(move |s| {
-                let subnets = s.subnet_views(&vcenter)?;
-                let mut records: Vec<AddressRecord> = Vec::new();
-                for view in &subnets {
-                    records.extend(s.subnet_addresses(&view.subnet.id, &AddressFilter::default())?);
-                }
-                Ok((subnets, records))
-            })
+            .blocking(move |s| s.subnets_with_records(&vcenter))
             .await?;
-        let records = records
-            .into_iter()
-            .filter(|r| r.owner_kind != OwnerKind::Observed);
+        let mut subnets = Vec::with_capacity(read.len());
+        let mut records = Vec::new();
+        for (view, in_subnet) in read {
+            subnets.push(view);
+            records.extend(
+                in_subnet
+                    .into_iter()
+                    .filter(|r| r.owner_kind != OwnerKind::Observed),
+            );
+        }
         let mut held = HashSet::new();
         let mut vms = HashSet::new();
         for r in records {
@@ -259,20 +259,6 @@ impl Selection {
     }
 }
 
-/// The inventory without the plan's observed-address sync (a store write), or an error.
-async fn inventory(session: &Session, diags: &mut Diagnostics) -> Option<Arc<Inventory>> {
-    match session.inventory.get().await {
-        Ok(i) => Some(i),
-        Err(e) => {
-            diags.root_error(
-                "Cannot load the vCenter inventory",
-                format!("{e:#}. Retry; if it persists, check the vCenter service health."),
-            );
-            None
-        }
-    }
-}
-
 /// VMs in name order (stable output for people and for generated configuration).
 fn sorted(inventory: &Inventory) -> Vec<&Vm> {
     let mut vms: Vec<&Vm> = inventory.vms.iter().collect();
@@ -319,7 +305,7 @@ impl ListResource for NicFixList {
         results: &mut Results<'_, NicFixState<'a>>,
     ) -> Option<()> {
         let session = self.shared.session(diags)?;
-        let inventory = inventory(&session, diags).await?;
+        let inventory = session.inventory_unsynced(diags).await?;
         let holdings = super::values::or_diag(
             diags,
             Holdings::read(&session, &inventory.instance_uuid).await,
@@ -439,7 +425,7 @@ impl ListResource for VmList {
         results: &mut Results<'_, VmState<'a>>,
     ) -> Option<()> {
         let session = self.shared.session(diags)?;
-        let inventory = inventory(&session, diags).await?;
+        let inventory = session.inventory_unsynced(diags).await?;
         let holdings = super::values::or_diag(
             diags,
             Holdings::read(&session, &inventory.instance_uuid).await,

@@ -59,13 +59,19 @@ pub struct Session {
 }
 
 impl Session {
-    /// The inventory snapshot, or an error diagnostic when vCenter cannot deliver it.
+    /// The inventory snapshot with its reported addresses mirrored as observed records (the
+    /// one write a plan may make), or an error diagnostic when vCenter cannot deliver it.
     pub async fn inventory_or_diag(&self, diags: &mut Diagnostics) -> Option<Arc<Inventory>> {
+        let inventory = self.inventory_unsynced(diags).await?;
+        self.sync_observed(&inventory, false).await;
+        Some(inventory)
+    }
+
+    /// The inventory without the observed-address sync (a store write), for reads that write
+    /// nothing at all (list resources), or an error diagnostic.
+    pub async fn inventory_unsynced(&self, diags: &mut Diagnostics) -> Option<Arc<Inventory>> {
         match self.inventory.get().await {
-            Ok(i) => {
-                self.sync_observed(&i, false).await;
-                Some(i)
-            }
+            Ok(i) => Some(i),
             Err(e) => {
                 diags.root_error(
                     "Cannot load the vCenter inventory",

@@ -567,6 +567,25 @@ pub struct Observation {
 
 impl Store {
     /// Every subnet of a vCenter with its wire links.
+    /// The vCenter's subnets with their wires and every record in them, read in one rolled-back
+    /// transaction rather than one per subnet.
+    pub fn subnets_with_records(
+        &self,
+        vcenter: &str,
+    ) -> Result<Vec<(SubnetView, Vec<AddressRecord>)>> {
+        self.read(|tx| {
+            let subnets = tx.subnets(Some(vcenter))?;
+            subnets
+                .into_iter()
+                .map(|subnet| {
+                    let links = tx.wire_links(&subnet.id)?;
+                    let records = tx.addresses(&subnet.id)?;
+                    Ok((SubnetView { subnet, links }, records))
+                })
+                .collect()
+        })
+    }
+
     pub fn subnet_views(&self, vcenter: &str) -> Result<Vec<SubnetView>> {
         self.transaction(|tx| {
             let subnets = tx.subnets(Some(vcenter))?;
