@@ -5,18 +5,20 @@
 //! A NIC reaches a subnet when its port group is the subnet's wire or one of its additional
 //! wires; the address must lie in the subnet's allocatable range.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use crate::ipam::ranges::{Range, RangeSet};
 use crate::store::ops::{NicClaim, Observation, SubnetView};
 use crate::vsphere::model::{Inventory, Vm, VmNic};
 use crate::vsphere::wire;
 
-/// One `nic` block: which NIC (by MAC, or the next one in device order) and its address.
+/// One `nic` block: which NIC (by MAC, or the next one in device order) and its address, of
+/// either family (a NIC's second address, of the other family, is matched with
+/// [`resolve_address`] on the NIC [`match_nics`] found).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NicRequest {
     pub mac: Option<String>,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
 }
 
 /// A refused `nic` block (or the whole request when `index` is `None`), for a diagnostic on
@@ -150,68 +152,12 @@ pub fn resolve(
     let mut problems = Vec::new();
     let mut claims = Vec::new();
     for (i, (request, nic)) in requests.iter().zip(nics).enumerate() {
-        let Some(moref) = nic.portgroup.as_deref() else {
-            problems.push(NicProblem {
-                no_subnet: false,
+        match resolve_address(inventory, vm, nic, request.ip, subnets) {
+            Ok(claim) => claims.push(claim),
+            Err(problem) => problems.push(NicProblem {
                 index: Some(i),
-                attribute: "ip_address",
-                summary: "NIC is not on a port group".into(),
-                detail: format!(
-                    "NIC {} of VM {:?} has no port group backing; connect it to a port group first.",
-                    nic.mac, vm.name
-                ),
-            });
-            continue;
-        };
-        let pg_name = inventory
-            .portgroups
-            .iter()
-            .find(|pg| pg.moref == moref)
-            .map_or(moref, |pg| pg.name.as_str());
-        let reachable: Vec<&SubnetView> = subnets
-            .iter()
-            .filter(|s| subnet_morefs(s).contains(&moref))
-            .collect();
-        match reachable
-            .iter()
-            .find(|s| s.subnet.spec.allocatable().contains_ip(request.ip))
-        {
-            Some(view) => claims.push(NicClaim {
-                subnet_id: view.subnet.id.clone(),
-                ip: request.ip.into(),
-                mac: nic.mac.clone(),
-                wire_id: wire::wire_id(inventory, moref),
+                ..problem
             }),
-            None => {
-                let tried: Vec<String> = reachable
-                    .iter()
-                    .map(|s| {
-                        format!(
-                            "{:?} ({}, range {})",
-                            s.subnet.name,
-                            s.subnet.id,
-                            s.subnet.spec.allocatable()
-                        )
-                    })
-                    .collect();
-                let tried = if tried.is_empty() {
-                    "none: no subnet has this port group as its wire or an additional wire".into()
-                } else {
-                    tried.join(", ")
-                };
-                problems.push(NicProblem {
-                    no_subnet: true,
-                    index: Some(i),
-                    attribute: "ip_address",
-                    summary: "Address in no subnet of the NIC's port group".into(),
-                    detail: format!(
-                        "{} (NIC {} of VM {:?}) is not in the range of any subnet reachable from \
-                         port group {pg_name:?} ({moref}). Subnets tried: {tried}. Create a \
-                         subnet on that wire, attach the wire to a subnet, or fix the address.",
-                        request.ip, nic.mac, vm.name
-                    ),
-                });
-            }
         }
     }
     if problems.is_empty() {
@@ -219,6 +165,77 @@ pub fn resolve(
     } else {
         Err(problems)
     }
+}
+
+/// The subnet holding `ip` among those reachable from `nic`'s port group, as the claim that
+/// records it; the problem (on `ip_address`, no index) names the subnets that were tried.
+pub fn resolve_address(
+    inventory: &Inventory,
+    vm: &Vm,
+    nic: &VmNic,
+    ip: IpAddr,
+    subnets: &[SubnetView],
+) -> Result<NicClaim, NicProblem> {
+    let Some(moref) = nic.portgroup.as_deref() else {
+        return Err(NicProblem {
+            no_subnet: false,
+            index: None,
+            attribute: "ip_address",
+            summary: "NIC is not on a port group".into(),
+            detail: format!(
+                "NIC {} of VM {:?} has no port group backing; connect it to a port group first.",
+                nic.mac, vm.name
+            ),
+        });
+    };
+    let pg_name = inventory
+        .portgroups
+        .iter()
+        .find(|pg| pg.moref == moref)
+        .map_or(moref, |pg| pg.name.as_str());
+    let reachable: Vec<&SubnetView> = subnets
+        .iter()
+        .filter(|s| subnet_morefs(s).contains(&moref))
+        .collect();
+    if let Some(view) = reachable
+        .iter()
+        .find(|s| s.subnet.spec.allocatable().contains_ip(ip))
+    {
+        return Ok(NicClaim {
+            subnet_id: view.subnet.id.clone(),
+            ip,
+            mac: nic.mac.clone(),
+            wire_id: wire::wire_id(inventory, moref),
+        });
+    }
+    let tried: Vec<String> = reachable
+        .iter()
+        .map(|s| {
+            format!(
+                "{:?} ({}, range {})",
+                s.subnet.name,
+                s.subnet.id,
+                s.subnet.spec.allocatable()
+            )
+        })
+        .collect();
+    let tried = if tried.is_empty() {
+        "none: no subnet has this port group as its wire or an additional wire".into()
+    } else {
+        tried.join(", ")
+    };
+    Err(NicProblem {
+        no_subnet: true,
+        index: None,
+        attribute: "ip_address",
+        summary: "Address in no subnet of the NIC's port group".into(),
+        detail: format!(
+            "{ip} (NIC {} of VM {:?}) is not in the range of any subnet reachable from port \
+             group {pg_name:?} ({moref}). Subnets tried: {tried}. Create a subnet on that wire, \
+             attach the wire to a subnet, or fix the address.",
+            nic.mac, vm.name
+        ),
+    })
 }
 
 /// Every address vCenter reports in use, per wire: VM guest IPs (per NIC) and VMkernel IPs.
@@ -478,6 +495,46 @@ mod tests {
                 .contains("\"a\" (a, range 10.0.0.1-10.0.0.254)"),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_nics_ipv6_address_resolves_on_its_own_beside_the_ipv4_one() {
+        let inv = inventory();
+        let vm = &inv.vms[0];
+        let subnets = [
+            subnet("a", "10.0.0.0/24", "pg-a", &[]),
+            subnet("a6", "2001:db8:0:a::/64", "pg-a", &[]),
+            subnet("b6", "2001:db8:0:b::/64", "pg-b", &[]),
+        ];
+        let v4 = resolve(&inv, vm, &[req(None, "10.0.0.5")], &subnets).unwrap();
+        let v6 = resolve_address(
+            &inv,
+            vm,
+            &vm.nics[0],
+            "2001:db8:0:a::5".parse().unwrap(),
+            &subnets,
+        )
+        .unwrap();
+        assert_eq!(
+            (v4[0].subnet_id.as_str(), v6.subnet_id.as_str()),
+            ("a", "a6")
+        );
+        assert_eq!(v6.mac, v4[0].mac);
+        let err = resolve_address(
+            &inv,
+            vm,
+            &vm.nics[0],
+            "2001:db8:0:b::5".parse().unwrap(),
+            &subnets,
+        )
+        .unwrap_err();
+        assert!(err.no_subnet && err.index.is_none(), "{err:?}");
+        assert!(
+            err.detail.contains("\"a6\" (a6, range 2001:db8:0:a::1-"),
+            "{err:?}"
+        );
+        let ipv6_only = resolve(&inv, vm, &[req(None, "2001:db8:0:a::7")], &subnets).unwrap();
+        assert_eq!(ipv6_only[0].subnet_id, "a6");
     }
 
     #[test]

@@ -159,7 +159,7 @@ pub(super) fn unrecorded_nics(
         let found = ips.iter().find_map(|ip| {
             let request = NicRequest {
                 mac: Some(nic.mac.clone()),
-                ip: *ip,
+                ip: (*ip).into(),
             };
             let claim = nics::resolve(inventory, vm, &[request], &holdings.subnets)
                 .ok()?
@@ -366,7 +366,7 @@ fn vm_state<'a>(inventory: &Inventory, vm: &Vm, subnets: &[SubnetView]) -> VmSta
                 ips.iter().find_map(|ip| {
                     let request = NicRequest {
                         mac: Some(nic.mac.clone()),
-                        ip: *ip,
+                        ip: (*ip).into(),
                     };
                     nics::resolve(inventory, vm, &[request], subnets)
                         .ok()?

@@ -693,7 +693,7 @@ fn nic_requests(state: &VmState<'_>) -> Vec<NicRequest> {
         .filter_map(|n| {
             Some(NicRequest {
                 mac: known(&n.mac),
-                ip: known(&n.ip_address)?.parse::<Ipv4Addr>().ok()?,
+                ip: known(&n.ip_address)?.parse::<Ipv4Addr>().ok()?.into(),
             })
         })
         .collect()

@@ -169,7 +169,7 @@ pub async fn claims(
                 match recorded.or(reported) {
                     Some(ip) => requests.push(NicRequest {
                         mac: Some(nic.mac.clone()),
-                        ip,
+                        ip: ip.into(),
                     }),
                     None => {
                         diags.root_error(

@@ -186,8 +186,8 @@ fn requests_of(state: &NicFixState<'_>) -> Result<Option<Vec<NicRequest>>, Vec<N
             }
         };
         let ip = match &nic.ip_address {
-            Value::Value(s) => match s.parse() {
-                Ok(ip) => Some(ip),
+            Value::Value(s) => match s.parse::<std::net::Ipv4Addr>() {
+                Ok(ip) => Some(ip.into()),
                 Err(_) => {
                     problems.push(NicProblem {
                         no_subnet: false,
@@ -264,7 +264,10 @@ fn tools_contradictions(vm: &Vm, requests: &[NicRequest]) -> Vec<NicProblem> {
         let Some(reported) = vm.guest_ips.get(&nic.mac).filter(|r| !r.is_empty()) else {
             continue;
         };
-        if reported.contains(&request.ip) {
+        if reported
+            .iter()
+            .any(|&r| std::net::IpAddr::from(r) == request.ip)
+        {
             continue;
         }
         let reported: Vec<String> = reported.iter().map(|ip| ip.to_string()).collect();
