@@ -6,7 +6,7 @@
 mod sim;
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use sim::Sim;
@@ -15,7 +15,8 @@ use vsphereipam::vsphere::inventory::load_inventory;
 use vsphereipam::vsphere::model::{Inventory, PortGroup, PortGroupKind, Vm};
 use vsphereipam::vsphere::vm_ops::{
     create_vm, destroy_vm, find_by_path, reconfigure_vm, wait_for_guest_ips, CreateVm, GuestFamily,
-    LinuxPrep, NicBacking, NicSpec, Sysprep, VmOpError, WindowsIdentity,
+    Ipv4Settings, Ipv6Settings, LinuxPrep, NicBacking, NicSpec, Sysprep, VmOpError,
+    WindowsIdentity,
 };
 
 async fn connected(sim: &Sim) -> VsphereClient {
@@ -73,12 +74,31 @@ fn backing(pg: &PortGroup) -> NicBacking {
 fn nic(pg: &PortGroup, ip: [u8; 4], gateway: [u8; 4]) -> NicSpec {
     NicSpec {
         backing: backing(pg),
-        ip: Ipv4Addr::from(ip),
-        prefix_len: 24,
-        gateways: vec![Ipv4Addr::from(gateway)],
-        dns_servers: vec![Ipv4Addr::new(10, 0, 0, 53), Ipv4Addr::new(10, 0, 1, 53)],
+        ipv4: Some(Ipv4Settings {
+            ip: Ipv4Addr::from(ip),
+            prefix_len: 24,
+            gateways: vec![Ipv4Addr::from(gateway)],
+        }),
+        ipv6: None,
+        dns_servers: vec![
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 53)),
+            IpAddr::V4(Ipv4Addr::new(10, 0, 1, 53)),
+        ],
         dns_domain: Some("example.com".to_string()),
     }
+}
+
+fn v6(text: &str) -> Ipv6Addr {
+    text.parse().expect("IPv6 address")
+}
+
+/// IPv6 settings of a /64 with the gateway at ::1.
+fn ipv6(ip: &str, gateway: &str) -> Option<Ipv6Settings> {
+    Some(Ipv6Settings {
+        ip: v6(ip),
+        prefix_len: 64,
+        gateways: vec![v6(gateway)],
+    })
 }
 
 fn linux_vm(inv: &Inventory, name: &str, host_name: &str, nics: Vec<NicSpec>) -> CreateVm {
@@ -205,11 +225,15 @@ async fn creates_a_linux_vm_with_two_nics_on_another_host() {
     assert_eq!(vm.memory_mb, Some(2048));
 
     // Tools reports exactly the assigned address per MAC.
-    let expected: Vec<(String, Ipv4Addr)> = created
+    let expected: Vec<(String, IpAddr)> = created
         .macs
         .iter()
         .cloned()
-        .zip(spec.nics.iter().map(|n| n.ip))
+        .zip(
+            spec.nics
+                .iter()
+                .map(|n| IpAddr::V4(n.ipv4.as_ref().unwrap().ip)),
+        )
         .collect();
     let calls_before = client.calls();
     let reported = wait_for_guest_ips(&client, &created.moref, &expected, Duration::from_secs(10))
@@ -218,11 +242,14 @@ async fn creates_a_linux_vm_with_two_nics_on_another_host() {
     assert_eq!(client.calls() - calls_before, 1, "already there: one read");
     assert_eq!(
         reported.get(&created.macs[1]),
-        Some(&vec![Ipv4Addr::new(10, 50, 0, 60)])
+        Some(&vec![IpAddr::V4(Ipv4Addr::new(10, 50, 0, 60))])
     );
 
     // Another address on a NIC is not the expected one: time out, saying what Tools reports.
-    let wrong = vec![(created.macs[0].to_uppercase(), Ipv4Addr::new(10, 20, 0, 51))];
+    let wrong = vec![(
+        created.macs[0].to_uppercase(),
+        IpAddr::V4(Ipv4Addr::new(10, 20, 0, 51)),
+    )];
     let err = wait_for_guest_ips(&client, &created.moref, &wrong, Duration::from_millis(1500))
         .await
         .expect_err("10.20.0.51 is not reported");
@@ -236,6 +263,150 @@ async fn creates_a_linux_vm_with_two_nics_on_another_host() {
         text.contains(&format!("{} 10.20.0.50", created.macs[0])),
         "{text}"
     );
+}
+
+/// A dual-stack NIC and an IPv6-only one: the spec carries both families (DHCP for the
+/// IPv6-only NIC's IPv4 side), Tools report the fixed IPv6 addresses after the power-on, and
+/// the wait returns both families and names an IPv6 address never reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_a_vm_with_a_dual_stack_and_an_ipv6_only_nic() {
+    let sim = Sim::start("test");
+    let client = connected(&sim).await;
+    let before = inventory(&client).await;
+    let app = portgroup(&before, "pg-app");
+    let web = portgroup(&before, "pg-std-web");
+    let mut dual = nic(app, [10, 20, 0, 55], [10, 20, 0, 1]);
+    dual.ipv6 = ipv6("2001:db8:20::55", "2001:db8:20::1");
+    dual.dns_servers.push(IpAddr::V6(v6("2001:db8:20::53")));
+    let only6 = NicSpec {
+        backing: backing(web),
+        ipv4: None,
+        ipv6: ipv6("2001:db8:50::60", "2001:db8:50::1"),
+        dns_servers: vec![IpAddr::V6(v6("2001:db8:50::53"))],
+        dns_domain: None,
+    };
+    let spec = linux_vm(&before, "vm-dual-stack", "DC0_C0_H1", vec![dual, only6]);
+    let created = create_vm(&client, &spec).await.expect("create_vm");
+
+    // What vCenter was asked to do.
+    let seen = {
+        let sim_ref = &sim;
+        tokio::task::block_in_place(|| sim_ref.customization("vm-dual-stack"))
+    }
+    .expect("a customization reached the simulator");
+    let adapters = seen["adapters"].as_array().expect("adapters");
+    assert_eq!(adapters.len(), 2, "{seen}");
+    assert_eq!(adapters[0]["mac"], created.macs[0].as_str(), "{seen}");
+    assert_eq!(adapters[0]["ip"], "10.20.0.55", "{seen}");
+    assert_eq!(adapters[0]["dhcp"], false, "{seen}");
+    assert_eq!(adapters[0]["subnet_mask"], "255.255.255.0", "{seen}");
+    assert_eq!(
+        adapters[0]["ipv6"],
+        serde_json::json!(["2001:db8:20::55/64"])
+    );
+    assert_eq!(
+        adapters[0]["ipv6_gateways"],
+        serde_json::json!(["2001:db8:20::1"])
+    );
+    assert_eq!(
+        adapters[0]["dns_servers"],
+        serde_json::json!(["10.0.0.53", "10.0.1.53", "2001:db8:20::53"])
+    );
+    assert_eq!(adapters[1]["mac"], created.macs[1].as_str(), "{seen}");
+    assert_eq!(adapters[1]["ip"], "", "{seen}");
+    assert_eq!(adapters[1]["dhcp"], true, "{seen}");
+    assert_eq!(adapters[1]["gateways"], serde_json::Value::Null, "{seen}");
+    assert_eq!(
+        adapters[1]["ipv6"],
+        serde_json::json!(["2001:db8:50::60/64"])
+    );
+    assert_eq!(
+        adapters[1]["ipv6_gateways"],
+        serde_json::json!(["2001:db8:50::1"])
+    );
+
+    // What Tools report, through a fresh inventory load.
+    let after = inventory(&client).await;
+    let vm = vm_moref(&after, &created.moref);
+    assert_eq!(
+        vm.guest_ips.get(&created.macs[0]),
+        Some(&vec![Ipv4Addr::new(10, 20, 0, 55)])
+    );
+    assert_eq!(vm.guest_ips.get(&created.macs[1]), None, "no IPv4 (DHCP)");
+    assert_eq!(
+        vm.guest_ipv6.get(&created.macs[0]),
+        Some(&vec![v6("2001:db8:20::55")])
+    );
+    assert_eq!(
+        vm.guest_ipv6.get(&created.macs[1]),
+        Some(&vec![v6("2001:db8:50::60")])
+    );
+
+    // The wait sees every assigned address of both families and returns them.
+    let expected: Vec<(String, IpAddr)> = vec![
+        (
+            created.macs[0].clone(),
+            IpAddr::V4(Ipv4Addr::new(10, 20, 0, 55)),
+        ),
+        (created.macs[0].clone(), IpAddr::V6(v6("2001:db8:20::55"))),
+        (created.macs[1].clone(), IpAddr::V6(v6("2001:db8:50::60"))),
+    ];
+    let reported = wait_for_guest_ips(&client, &created.moref, &expected, Duration::from_secs(10))
+        .await
+        .expect("guest IPs reported");
+    assert_eq!(
+        reported.get(&created.macs[0]),
+        Some(&vec![
+            IpAddr::V4(Ipv4Addr::new(10, 20, 0, 55)),
+            IpAddr::V6(v6("2001:db8:20::55"))
+        ])
+    );
+    assert_eq!(
+        reported.get(&created.macs[1]),
+        Some(&vec![IpAddr::V6(v6("2001:db8:50::60"))])
+    );
+
+    // An IPv6 address Tools never report: a timeout naming it.
+    let never = vec![
+        (
+            created.macs[0].clone(),
+            IpAddr::V4(Ipv4Addr::new(10, 20, 0, 55)),
+        ),
+        (created.macs[1].clone(), IpAddr::V6(v6("2001:db8:50::61"))),
+    ];
+    let err = wait_for_guest_ips(&client, &created.moref, &never, Duration::from_millis(1500))
+        .await
+        .expect_err("2001:db8:50::61 is not reported");
+    assert!(matches!(err, VmOpError::GuestIpTimeout { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("expected {} 2001:db8:50::61)", created.macs[1])),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{} 2001:db8:50::60", created.macs[1])),
+        "{text}"
+    );
+    // Two addresses of one family on one MAC cannot be waited for.
+    let two = vec![
+        (created.macs[1].clone(), IpAddr::V6(v6("2001:db8:50::60"))),
+        (created.macs[1].clone(), IpAddr::V6(v6("2001:db8:50::61"))),
+    ];
+    let err = wait_for_guest_ips(&client, &created.moref, &two, Duration::from_secs(1))
+        .await
+        .expect_err("two IPv6 addresses on one MAC");
+    assert!(matches!(err, VmOpError::Invalid(_)), "{err:?}");
+
+    // A NIC without any address is refused before anything is created.
+    let mut bare = linux_vm(
+        &before,
+        "vm-no-address",
+        "DC0_C0_H1",
+        vec![nic(app, [10, 20, 0, 56], [10, 20, 0, 1])],
+    );
+    bare.nics[0].ipv4 = None;
+    let err = create_vm(&client, &bare).await.expect_err("no address");
+    assert!(matches!(err, VmOpError::Invalid(_)), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,7 +472,10 @@ async fn creates_a_windows_vm_with_sysprep() {
         vm.guest_ips.get(&created.macs[0]),
         Some(&vec![Ipv4Addr::new(10, 20, 0, 70)])
     );
-    let expected = vec![(created.macs[0].clone(), Ipv4Addr::new(10, 20, 0, 70))];
+    let expected = vec![(
+        created.macs[0].clone(),
+        IpAddr::V4(Ipv4Addr::new(10, 20, 0, 70)),
+    )];
     wait_for_guest_ips(&client, &created.moref, &expected, Duration::from_secs(5))
         .await
         .expect("guest IP reported");

@@ -19,7 +19,7 @@ use crate::store::ops::{AllocRequest, ClaimError, NicAddress, SubnetView};
 use crate::store::{OwnerKind, StoreError};
 use crate::vsphere::client::VsphereClient;
 use crate::vsphere::model::{Inventory, PortGroupKind, Vm};
-use crate::vsphere::vm_ops::{self, CreateVm, NicBacking, NicSpec, VmOpError};
+use crate::vsphere::vm_ops::{self, CreateVm, Ipv4Settings, NicBacking, NicSpec, VmOpError};
 use crate::vsphere::wire;
 
 /// What the plan of a new VM can already tell.
@@ -343,10 +343,18 @@ fn nic_spec(backing: NicBacking, subnet: &SubnetView, ip: IpAddr) -> NicSpec {
     };
     NicSpec {
         backing,
-        ip: v4(&ip).unwrap_or(Ipv4Addr::UNSPECIFIED),
-        prefix_len: spec.cidr.prefix_len(),
-        gateways: spec.gateway.iter().filter_map(v4).collect(),
-        dns_servers: spec.dns_servers.iter().filter_map(v4).collect(),
+        ipv4: Some(Ipv4Settings {
+            ip: v4(&ip).unwrap_or(Ipv4Addr::UNSPECIFIED),
+            prefix_len: spec.cidr.prefix_len(),
+            gateways: spec.gateway.iter().filter_map(v4).collect(),
+        }),
+        ipv6: None,
+        dns_servers: spec
+            .dns_servers
+            .iter()
+            .filter(|s| s.is_ipv4())
+            .copied()
+            .collect(),
         dns_domain: subnet.subnet.domain.clone(),
     }
 }
@@ -465,17 +473,23 @@ async fn create_placed(
     };
     let mut guest_ips: Vec<Ipv4Addr> = Vec::new();
     if req.wait {
-        let expected: Vec<(String, Ipv4Addr)> = created
+        let expected: Vec<(String, IpAddr)> = created
             .macs
             .iter()
             .cloned()
-            .zip(records.iter().filter_map(|r| match r.ip {
-                IpAddr::V4(v4) => Some(v4),
-                IpAddr::V6(_) => None,
-            }))
+            .zip(records.iter().map(|r| r.ip))
             .collect();
         match vm_ops::wait_for_guest_ips(client, &created.moref, &expected, req.timeout).await {
-            Ok(reported) => guest_ips = reported.into_values().flatten().collect(),
+            Ok(reported) => {
+                guest_ips = reported
+                    .into_values()
+                    .flatten()
+                    .filter_map(|ip| match ip {
+                        IpAddr::V4(v4) => Some(v4),
+                        IpAddr::V6(_) => None,
+                    })
+                    .collect()
+            }
             Err(error) => {
                 let held = settle(ctx, &ticket, Some(&created.moref)).await;
                 return Err(match error {

@@ -4,7 +4,10 @@ package main
 // every CustomizeVM_Task request body to recordCustomization, and
 // GET /_control/customization?vm=NAME returns the last one for that VM as
 // JSON, so tests can check what a real vCenter would have been asked to do.
-// The simulator itself applies the host name and the fixed IPs at power-on.
+// The simulator itself applies the host name and the fixed IPv4 addresses at
+// power-on; govmomi 0.24.2 ignores ipV6Spec, so the front applies its fixed
+// IPv6 addresses after the power-on that ran the customization
+// (applyIPv6AfterPowerOn), and Tools report them beside the IPv4 one.
 
 import (
 	"bytes"
@@ -12,6 +15,7 @@ import (
 	"log"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/vmware/govmomi/simulator"
@@ -50,11 +54,15 @@ type windowsJSON struct {
 
 type adapterJSON struct {
 	MAC        string   `json:"mac"`
-	IP         string   `json:"ip"`
+	IP         string   `json:"ip"`   // the fixed IPv4 address, "" otherwise
+	DHCP       bool     `json:"dhcp"` // IPv4 from DHCP (CustomizationDhcpIpGenerator)
 	SubnetMask string   `json:"subnet_mask"`
 	Gateways   []string `json:"gateways"`
 	DNSServers []string `json:"dns_servers"`
 	DNSDomain  string   `json:"dns_domain"`
+	// ipV6Spec: its fixed addresses ("2001:db8::5/64") and gateways.
+	IPv6         []string `json:"ipv6"`
+	IPv6Gateways []string `json:"ipv6_gateways"`
 }
 
 // customizationJSON is one CustomizeVM_Task request, flattened.
@@ -105,6 +113,7 @@ func recordCustomization(body []byte) {
 	}
 	spec := req.Spec
 	rec := customizationJSON{VM: req.This.Value}
+	v6Pending.reset(req.This.Value)
 	if vm, ok := simulator.Map.Get(req.This).(*simulator.VirtualMachine); ok {
 		rec.Name = vm.Name
 	}
@@ -153,8 +162,20 @@ func recordCustomization(body []byte) {
 			DNSServers: m.Adapter.DnsServerList,
 			DNSDomain:  m.Adapter.DnsDomain,
 		}
-		if ip, ok := m.Adapter.Ip.(*types.CustomizationFixedIp); ok {
+		switch ip := m.Adapter.Ip.(type) {
+		case *types.CustomizationFixedIp:
 			a.IP = ip.IpAddress
+		case *types.CustomizationDhcpIpGenerator:
+			a.DHCP = true
+		}
+		if v6 := m.Adapter.IpV6Spec; v6 != nil {
+			a.IPv6Gateways = v6.Gateway
+			for _, gen := range v6.Ip {
+				if f, ok := gen.(*types.CustomizationFixedIpV6); ok {
+					a.IPv6 = append(a.IPv6, f.IpAddress+"/"+strconv.Itoa(int(f.SubnetMask)))
+					v6Pending.add(req.This.Value, m.MacAddress, f.IpAddress, f.SubnetMask)
+				}
+			}
 		}
 		rec.Adapters = append(rec.Adapters, a)
 	}
@@ -201,4 +222,99 @@ func serveCustomization(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, rec)
+}
+
+// v6Address is a fixed IPv6 address of a customization spec, for one MAC.
+type v6Address struct {
+	mac    string
+	ip     string
+	prefix int32
+}
+
+// v6Pending holds the fixed IPv6 addresses of the last customization spec of
+// each VM (by moref) until a power-on applies them.
+var v6Pending = &pendingV6{byVM: map[string][]v6Address{}}
+
+type pendingV6 struct {
+	sync.Mutex
+	byVM map[string][]v6Address
+}
+
+func (p *pendingV6) add(vm, mac, ip string, prefix int32) {
+	p.Lock()
+	defer p.Unlock()
+	p.byVM[vm] = append(p.byVM[vm], v6Address{mac: strings.ToLower(mac), ip: ip, prefix: prefix})
+}
+
+func (p *pendingV6) reset(vm string) {
+	p.Lock()
+	defer p.Unlock()
+	delete(p.byVM, vm)
+}
+
+func (p *pendingV6) take(vm string) []v6Address {
+	p.Lock()
+	defer p.Unlock()
+	out := p.byVM[vm]
+	delete(p.byVM, vm)
+	return out
+}
+
+// powerOnTarget is the VM a PowerOnVM_Task body powers on and whether a
+// customization is pending on it (the simulator then applies it at this
+// power-on), or "" when the body is not such a call.
+func powerOnTarget(body []byte) (string, bool) {
+	method, err := simulator.UnmarshalBody(types.TypeFunc(), body)
+	if err != nil {
+		return "", false
+	}
+	req, ok := method.Body.(*types.PowerOnVM_Task)
+	if !ok {
+		return "", false
+	}
+	vm, ok := simulator.Map.Get(req.This).(*simulator.VirtualMachine)
+	if !ok {
+		return "", false
+	}
+	pending := false
+	simulator.Map.WithLock(vm, func() {
+		pending = vm.Config != nil && vm.Config.Tools != nil && vm.Config.Tools.PendingCustomization != ""
+	})
+	return req.This.Value, pending
+}
+
+// applyIPv6AfterPowerOn adds the fixed IPv6 addresses of the VM's applied
+// customization to its guest.net, on the NIC with each address's MAC, as
+// VMware Tools would report them once the guest configured them.
+func applyIPv6AfterPowerOn(vmRef string) {
+	addrs := v6Pending.take(vmRef)
+	if len(addrs) == 0 {
+		return
+	}
+	ref := types.ManagedObjectReference{Type: "VirtualMachine", Value: vmRef}
+	vm, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+	if !ok {
+		return
+	}
+	simulator.Map.WithLock(vm, func() {
+		if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn {
+			return
+		}
+		for _, a := range addrs {
+			for i := range vm.Guest.Net {
+				nic := &vm.Guest.Net[i]
+				if strings.ToLower(nic.MacAddress) != a.mac {
+					continue
+				}
+				if nic.IpConfig == nil {
+					nic.IpConfig = new(types.NetIpConfigInfo)
+				}
+				nic.IpAddress = append(nic.IpAddress, a.ip)
+				nic.IpConfig.IpAddress = append(nic.IpConfig.IpAddress, types.NetIpConfigInfoIpAddress{
+					IpAddress: a.ip, PrefixLength: a.prefix,
+					State: string(types.NetIpConfigInfoIpAddressStatusPreferred),
+				})
+			}
+		}
+	})
 }

@@ -150,6 +150,26 @@ func (f *front) handler(backend *url.URL, control http.Handler) http.Handler {
 				r.Body = ioutil.NopCloser(bytes.NewReader(body))
 				recordCustomization(body)
 			}
+			powerOnVM, customizing := "", false
+			if !fail && name == "PowerOnVM_Task" {
+				body, _ := ioutil.ReadAll(r.Body)
+				r.Body = ioutil.NopCloser(bytes.NewReader(body))
+				powerOnVM, customizing = powerOnTarget(body)
+			}
+			if customizing {
+				// The power-on runs the customization: its IPv6 part is ours to apply,
+				// before the answer leaves, as the simulator does with the IPv4 part.
+				rec := httptest.NewRecorder()
+				proxy.ServeHTTP(rec, r.WithContext(context.Background()))
+				applyIPv6AfterPowerOn(powerOnVM)
+				time.Sleep(d)
+				for k, v := range rec.Header() {
+					w.Header()[k] = v
+				}
+				w.WriteHeader(rec.Code)
+				_, _ = w.Write(rec.Body.Bytes())
+				return
+			}
 			if fail {
 				w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 				w.WriteHeader(http.StatusInternalServerError)

@@ -3,9 +3,9 @@
 //!
 //! A MAC is listed only with at least one usable IPv4 address: a NIC that Tools reports with
 //! IPv6 or link-local addresses only has no IPv4 address we manage, and "Tools report an
-//! address on this NIC" is then simply whether its MAC is in the map. IPv6 addresses are read
-//! into a map of their own ([`guest_ipv6s`]), which only says what is in use: a VM's IPv4
-//! addresses decide everything else (waiting for a new VM, adopting one).
+//! address on this NIC" is then simply whether its MAC is in the map. Global IPv6 addresses
+//! are read into a map of their own ([`guest_ipv6s`]): they count as used, and waiting for a
+//! new VM looks for each assigned IPv6 address among them.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -419,14 +419,32 @@ fn validate(spec: &CreateVm) -> Result<(), VmOpError> {
         }
     }
     for (i, nic) in spec.nics.iter().enumerate() {
-        if !(1..=32).contains(&nic.prefix_len) {
+        if nic.ipv4.is_none() && nic.ipv6.is_none() {
             return invalid(format!(
-                "NIC {i}: prefix length {} is not within 1..=32",
-                nic.prefix_len
+                "NIC {i}: neither an IPv4 nor an IPv6 address is given"
             ));
         }
-        if nic.ip.is_unspecified() || nic.ip.is_broadcast() || nic.ip.is_multicast() {
-            return invalid(format!("NIC {i}: {} cannot be a host address", nic.ip));
+        if let Some(v4) = &nic.ipv4 {
+            if !(1..=32).contains(&v4.prefix_len) {
+                return invalid(format!(
+                    "NIC {i}: prefix length {} is not within 1..=32",
+                    v4.prefix_len
+                ));
+            }
+            if v4.ip.is_unspecified() || v4.ip.is_broadcast() || v4.ip.is_multicast() {
+                return invalid(format!("NIC {i}: {} cannot be a host address", v4.ip));
+            }
+        }
+        if let Some(v6) = &nic.ipv6 {
+            if !(1..=128).contains(&v6.prefix_len) {
+                return invalid(format!(
+                    "NIC {i}: IPv6 prefix length {} is not within 1..=128",
+                    v6.prefix_len
+                ));
+            }
+            if v6.ip.is_unspecified() || v6.ip.is_multicast() || v6.ip.is_loopback() {
+                return invalid(format!("NIC {i}: {} cannot be a host address", v6.ip));
+            }
         }
         let empty = match &nic.backing {
             NicBacking::Standard { network } => network.trim().is_empty(),

@@ -1,18 +1,23 @@
 //! Guest customization of a new VM: the plain inputs (Linux prep or Windows sysprep, whose
 //! `Debug` leaves every secret out) and the vim25 `CustomizationSpec` built from them, one
-//! fixed-address adapter mapping per NIC, matched by its new MAC.
+//! adapter mapping per NIC, matched by its new MAC: its fixed IPv4 address (DHCP on an
+//! IPv6-only NIC) and, for IPv6, `ipV6Spec` with the fixed address, prefix and gateway.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use vim_rs::types::structs::{
-    CustomizationAdapterMapping, CustomizationFixedIp, CustomizationFixedName,
-    CustomizationGlobalIpSettings, CustomizationGuiRunOnce, CustomizationGuiUnattended,
-    CustomizationIdentification, CustomizationIpSettings, CustomizationLinuxPrep,
+    CustomizationAdapterMapping, CustomizationDhcpIpGenerator, CustomizationFixedIp,
+    CustomizationFixedIpV6, CustomizationFixedName, CustomizationGlobalIpSettings,
+    CustomizationGuiRunOnce, CustomizationGuiUnattended, CustomizationIdentification,
+    CustomizationIpSettings, CustomizationIpSettingsIpV6AddressSpec, CustomizationLinuxPrep,
     CustomizationPassword, CustomizationSpec, CustomizationSysprep, CustomizationUserData,
     CustomizationWinOptions,
 };
-use vim_rs::types::traits::{CustomizationIdentitySettingsTrait, CustomizationOptionsTrait};
+use vim_rs::types::traits::{
+    CustomizationIdentitySettingsTrait, CustomizationIpGeneratorTrait,
+    CustomizationIpV6GeneratorTrait, CustomizationOptionsTrait,
+};
 
 use super::CreateVm;
 
@@ -219,7 +224,7 @@ pub(super) fn customization_spec(spec: &CreateVm, macs: &[String]) -> Customizat
         .iter()
         .zip(macs)
         .map(|(nic, mac)| {
-            let servers: Vec<String> = nic.dns_servers.iter().map(Ipv4Addr::to_string).collect();
+            let servers: Vec<String> = nic.dns_servers.iter().map(IpAddr::to_string).collect();
             for s in &servers {
                 if !dns_servers.contains(s) {
                     dns_servers.push(s.clone());
@@ -230,15 +235,36 @@ pub(super) fn customization_spec(spec: &CreateVm, macs: &[String]) -> Customizat
                     suffixes.push(d.clone());
                 }
             }
+            // vCenter needs an IPv4 generator on every adapter: an IPv6-only NIC takes DHCP.
+            let (ip, subnet_mask, gateway): (Box<dyn CustomizationIpGeneratorTrait>, _, _) =
+                match &nic.ipv4 {
+                    Some(v4) => (
+                        Box::new(CustomizationFixedIp {
+                            ip_address: v4.ip.to_string(),
+                        }),
+                        Some(netmask(v4.prefix_len).to_string()),
+                        non_empty(v4.gateways.iter().map(Ipv4Addr::to_string).collect()),
+                    ),
+                    None => (Box::new(CustomizationDhcpIpGenerator {}), None, None),
+                };
+            let ip_v_6_spec = nic
+                .ipv6
+                .as_ref()
+                .map(|v6| CustomizationIpSettingsIpV6AddressSpec {
+                    ip: vec![Box::new(CustomizationFixedIpV6 {
+                        ip_address: v6.ip.to_string(),
+                        subnet_mask: i32::from(v6.prefix_len),
+                    })
+                        as Box<dyn CustomizationIpV6GeneratorTrait>],
+                    gateway: non_empty(v6.gateways.iter().map(Ipv6Addr::to_string).collect()),
+                });
             CustomizationAdapterMapping {
                 mac_address: Some(mac.clone()),
                 adapter: CustomizationIpSettings {
-                    ip: Box::new(CustomizationFixedIp {
-                        ip_address: nic.ip.to_string(),
-                    }),
-                    subnet_mask: Some(netmask(nic.prefix_len).to_string()),
-                    gateway: non_empty(nic.gateways.iter().map(Ipv4Addr::to_string).collect()),
-                    ip_v_6_spec: None,
+                    ip,
+                    subnet_mask,
+                    gateway,
+                    ip_v_6_spec,
                     dns_server_list: non_empty(servers),
                     dns_domain: nic.dns_domain.clone().filter(|d| !d.is_empty()),
                     primary_wins: None,

@@ -2,7 +2,7 @@
 //! fixed guest addresses, read it back, reconfigure it, destroy it, and wait until VMware Tools
 //! reports the assigned addresses.
 //!
-//! Plain Rust types go in and out (morefs as strings, addresses as [`Ipv4Addr`]); vim_rs types stay
+//! Plain Rust types go in and out (morefs as strings, addresses as `std::net` types); vim_rs types stay
 //! inside this crate. Every public function returns a boxed `Send` future ([`crate::BoxFuture`]).
 //!
 //! Lost answers: a SOAP fault is vCenter's answer, so its outcome is known; a transport error
@@ -18,7 +18,7 @@
 //! and `spec` (empty vim25 spec literals) modules serve every operation here.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use vim_rs::mo::VirtualMachine;
@@ -27,7 +27,7 @@ use vim_rs::types::struct_enum::StructType;
 
 use crate::client::VsphereClient;
 use crate::fault::{retry_lost, Fault, StepError};
-use crate::guest::from_guest_net;
+use crate::guest::{from_guest_net, ipv6_from_guest_net};
 use crate::pc::{moref, read_one};
 use crate::rows::VmRow;
 use crate::spec::{empty_config_spec, empty_relocate_spec};
@@ -56,17 +56,48 @@ pub enum NicBacking {
     },
 }
 
-/// One NIC of a new VM and the fixed IPv4 settings the guest customization gives it.
+/// One NIC of a new VM and the fixed addresses the guest customization gives it: IPv4, IPv6
+/// or both (dual stack).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NicSpec {
     pub backing: NicBacking,
+    /// The fixed IPv4 settings. `None` (an IPv6-only NIC) leaves IPv4 to DHCP, as HashiCorp's
+    /// vSphere provider does for a NIC without an IPv4 address: vCenter's adapter settings
+    /// always need an IPv4 generator.
+    pub ipv4: Option<Ipv4Settings>,
+    /// The fixed IPv6 settings (`ipV6Spec`); `None` leaves IPv6 as the template has it.
+    pub ipv6: Option<Ipv6Settings>,
+    /// Resolvers of this adapter, either family.
+    pub dns_servers: Vec<IpAddr>,
+    /// DNS domain of this adapter ("example.com").
+    pub dns_domain: Option<String>,
+}
+
+/// A NIC's fixed IPv4 address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipv4Settings {
     pub ip: Ipv4Addr,
     /// Subnet prefix length, 1..=32 (24 gives the mask 255.255.255.0).
     pub prefix_len: u8,
     pub gateways: Vec<Ipv4Addr>,
-    pub dns_servers: Vec<Ipv4Addr>,
-    /// DNS domain of this adapter ("example.com").
-    pub dns_domain: Option<String>,
+}
+
+/// A NIC's fixed IPv6 address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipv6Settings {
+    pub ip: Ipv6Addr,
+    /// Subnet prefix length, 1..=128.
+    pub prefix_len: u8,
+    pub gateways: Vec<Ipv6Addr>,
+}
+
+impl NicSpec {
+    /// The NIC's fixed addresses: IPv4 first.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        let v4 = self.ipv4.as_ref().map(|s| IpAddr::V4(s.ip));
+        let v6 = self.ipv6.as_ref().map(|s| IpAddr::V6(s.ip));
+        v4.into_iter().chain(v6).collect()
+    }
 }
 
 /// What [`create_vm`] builds.
@@ -390,21 +421,25 @@ pub fn find_by_path<'a>(
     })
 }
 
-/// Reads `guest.net` about once a second until every `(mac, ip)` of `expected` holds: VMware
-/// Tools reports that MAC with exactly that one IPv4 address (IPv6 and link-local addresses are
-/// ignored). Returns what Tools reported at that point: IPv4 addresses per lower-case MAC.
-/// On timeout the error lists what Tools reported last.
+/// Reads `guest.net` about once a second until every `(mac, ip)` of `expected` holds. An IPv4
+/// address: VMware Tools reports that MAC with exactly that one IPv4 address (link-local ones
+/// ignored). An IPv6 address: it is among the MAC's global IPv6 addresses (a guest may add
+/// SLAAC or privacy addresses beside it; link-local ones are ignored). A MAC has at most one
+/// expected address per family. Returns what Tools reported at that point: per lower-case MAC
+/// its IPv4 addresses, then its global IPv6 addresses. On timeout the error names each
+/// address not reported and lists what Tools reported last.
 pub fn wait_for_guest_ips<'a>(
     client: &'a VsphereClient,
     moref: &'a str,
-    expected: &'a [(String, Ipv4Addr)],
+    expected: &'a [(String, IpAddr)],
     timeout: Duration,
-) -> BoxFuture<'a, Result<BTreeMap<String, Vec<Ipv4Addr>>, VmOpError>> {
+) -> BoxFuture<'a, Result<BTreeMap<String, Vec<IpAddr>>, VmOpError>> {
     Box::pin(async move {
-        let mut want: BTreeMap<String, Ipv4Addr> = BTreeMap::new();
+        // (mac, is IPv6) → address
+        let mut want: BTreeMap<(String, bool), IpAddr> = BTreeMap::new();
         for (mac, ip) in expected {
             let mac = mac.trim().to_ascii_lowercase();
-            if let Some(other) = want.insert(mac.clone(), *ip) {
+            if let Some(other) = want.insert((mac.clone(), ip.is_ipv6()), *ip) {
                 if other != *ip {
                     return Err(VmOpError::Invalid(format!(
                         "MAC {mac} is expected with two addresses, {other} and {ip}"
@@ -418,8 +453,8 @@ pub fn wait_for_guest_ips<'a>(
             let reported = read_guest_ips(client, moref).await?;
             let missing: Vec<String> = want
                 .iter()
-                .filter(|(mac, ip)| reported.get(*mac).map(Vec::as_slice) != Some(&[**ip][..]))
-                .map(|(mac, ip)| format!("{mac} {ip}"))
+                .filter(|((mac, _), ip)| !reported_as_expected(&reported, mac, **ip))
+                .map(|((mac, _), ip)| format!("{mac} {ip}"))
                 .collect();
             if missing.is_empty() {
                 tracing::debug!(
@@ -441,6 +476,19 @@ pub fn wait_for_guest_ips<'a>(
             tokio::time::sleep(GUEST_POLL_INTERVAL.min(deadline - now)).await;
         }
     })
+}
+
+/// Whether Tools report `ip` on `mac` as [`wait_for_guest_ips`] expects it: the one IPv4
+/// address of the MAC, or one of its IPv6 addresses.
+fn reported_as_expected(reported: &BTreeMap<String, Vec<IpAddr>>, mac: &str, ip: IpAddr) -> bool {
+    let on_mac = reported.get(mac).map(Vec::as_slice).unwrap_or_default();
+    match ip {
+        IpAddr::V4(_) => {
+            let v4: Vec<&IpAddr> = on_mac.iter().filter(|a| a.is_ipv4()).collect();
+            v4 == [&ip]
+        }
+        IpAddr::V6(_) => on_mac.contains(&ip),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,12 +545,12 @@ async fn read_vm(client: &VsphereClient, vm: &str) -> Result<Option<VmRow>, Faul
     read_one(client, moref(MoTypesEnum::VirtualMachine, vm)).await
 }
 
-/// IPv4 addresses VMware Tools reports per lower-case MAC ([`crate::guest`]: only MACs with a
-/// usable address). A VM that does not exist is an error.
+/// Addresses VMware Tools reports per lower-case MAC ([`crate::guest`]): usable IPv4 ones, then
+/// global IPv6 ones; MACs without either left out. A VM that does not exist is an error.
 async fn read_guest_ips(
     client: &VsphereClient,
     vm: &str,
-) -> Result<BTreeMap<String, Vec<Ipv4Addr>>, VmOpError> {
+) -> Result<BTreeMap<String, Vec<IpAddr>>, VmOpError> {
     let row: Option<VmRow> = read_one(client, moref(MoTypesEnum::VirtualMachine, vm))
         .await
         .map_err(|fault| VmOpError::Failed {
@@ -510,17 +558,29 @@ async fn read_guest_ips(
             reason: fault.to_string(),
         })?;
     let row = row.ok_or_else(|| VmOpError::NotFound(vm.to_string()))?;
-    Ok(from_guest_net(row.guest_net.as_deref().unwrap_or_default()))
+    let net = row.guest_net.as_deref().unwrap_or_default();
+    let mut out: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+    for (mac, ips) in from_guest_net(net) {
+        out.entry(mac)
+            .or_default()
+            .extend(ips.into_iter().map(IpAddr::V4));
+    }
+    for (mac, ips) in ipv6_from_guest_net(net) {
+        out.entry(mac)
+            .or_default()
+            .extend(ips.into_iter().map(IpAddr::V6));
+    }
+    Ok(out)
 }
 
-fn describe_reported(reported: &BTreeMap<String, Vec<Ipv4Addr>>) -> String {
+fn describe_reported(reported: &BTreeMap<String, Vec<IpAddr>>) -> String {
     if reported.is_empty() {
-        return "no usable IPv4 address on any NIC".to_string();
+        return "no usable address on any NIC".to_string();
     }
     reported
         .iter()
         .map(|(mac, ips)| {
-            let ips: Vec<String> = ips.iter().map(Ipv4Addr::to_string).collect();
+            let ips: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
             format!("{mac} {}", ips.join(" "))
         })
         .collect::<Vec<_>>()
