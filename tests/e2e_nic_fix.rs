@@ -340,7 +340,7 @@ fn every_refusal_names_its_cause_and_attribute() {
         expect_error(
             &run,
             v,
-            "Invalid IPv4 address",
+            "Invalid IP address",
             "ip_address = \"10.20.0.999\"",
         );
         let run = plan_err(&fix("db", &noip.uuid, &[(Some("00:50:56"), "10.20.0.80")]));
@@ -408,4 +408,351 @@ fn drift_shows_in_the_plan_and_a_deleted_vm_releases_its_addresses() {
         let left = held(&env);
         assert!(left.is_empty(), "{}: {left:?}", tf.version);
     }
+}
+
+/// The IPv6 subnet on pg-app beside the IPv4 ones (vm-app-1's Tools report 2001:db8:0:20::21,
+/// host DC0_C0_H1's vmk1 2001:db8:0:20::5).
+const SUBNET6: &str = r#"
+resource "vsphereipam_ipsubnet" "app6" {
+  name    = "app6"
+  wire_id = data.vsphereipam_wire.app.id
+  cidr    = "2001:db8:0:20::/64"
+}
+"#;
+
+/// A fix whose blocks are `(mac, ip_address, ipv6_address)`.
+fn fix6(name: &str, uuid: &str, nics: &[(Option<&str>, &str, Option<&str>)]) -> String {
+    let blocks: String = nics
+        .iter()
+        .map(|(mac, ip, ipv6)| {
+            let mac = mac.map_or(String::new(), |m| format!("    mac          = \"{m}\"\n"));
+            let ipv6 = ipv6.map_or(String::new(), |v| format!("    ipv6_address = \"{v}\"\n"));
+            format!("  nic {{\n{mac}    ip_address   = \"{ip}\"\n{ipv6}  }}\n")
+        })
+        .collect();
+    format!(
+        "resource \"vsphereipam_vm_nic_fix\" \"{name}\" {{\n  vm_id = \"{uuid}\"\n{blocks}}}\n\
+         output \"{name}\" {{\n  value = vsphereipam_vm_nic_fix.{name}\n}}\n"
+    )
+}
+
+/// The IPv4 and IPv6 subnets and a fix recorded after them, in one configuration.
+fn with_subnets6(fix: &str) -> String {
+    let after = fix.replacen(
+        "\n  nic {",
+        "\n  depends_on = [vsphereipam_ipsubnet.app, vsphereipam_ipsubnet.db, \
+         vsphereipam_ipsubnet.app6]\n  nic {",
+        1,
+    );
+    format!("{SUBNETS}{SUBNET6}\n{after}")
+}
+
+/// The fix's records of the VM: `(address, MAC)`, sorted.
+fn fix_records(env: &Env, uuid: &str) -> Vec<(String, String)> {
+    let mut held: Vec<(String, String)> = env
+        .store()
+        .addresses_of_vm(uuid)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.owner_kind == OwnerKind::NicFix)
+        .map(|a| (a.ip.to_string(), a.mac.unwrap_or_default()))
+        .collect();
+    held.sort();
+    held
+}
+
+#[test]
+fn a_dual_stack_nic_records_both_addresses_together() {
+    let sim = Sim::start("test");
+    let db = vm(&sim, "vm-db-noip");
+    let app1 = vm(&sim, "vm-app-1");
+    for tf in versions() {
+        let v = tf.version;
+        let env = Env::new(&sim, "");
+        let body = with_subnets6(&fix6(
+            "db",
+            &db.uuid,
+            &[
+                (None, "10.20.0.60", Some("2001:db8:0:20::60")),
+                (None, "10.30.0.60", None),
+            ],
+        ));
+        let wd = env.workdir(&tf, &body);
+        wd.apply_ok();
+        let outs = wd.outputs();
+        let nic0 = &outs["db"]["nic"][0];
+        assert_eq!(nic0["ipv6_address"], "2001:db8:0:20::60", "{v}: {nic0}");
+        let six = env
+            .store()
+            .subnet(nic0["ipv6_subnet_id"].as_str().unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            six.subnet.spec.cidr.to_string(),
+            "2001:db8:0:20::/64",
+            "{v}"
+        );
+        assert_ne!(nic0["subnet_id"], nic0["ipv6_subnet_id"], "{v}");
+        let nic1 = &outs["db"]["nic"][1];
+        assert!(nic1["ipv6_address"].is_null(), "{v}: {nic1}");
+        assert!(nic1["ipv6_subnet_id"].is_null(), "{v}: {nic1}");
+        let (mac0, mac1) = (db.nics[0].mac.clone(), db.nics[1].mac.clone());
+        let recorded = vec![
+            ("10.20.0.60".to_string(), mac0.clone()),
+            ("10.30.0.60".to_string(), mac1.clone()),
+            ("2001:db8:0:20::60".to_string(), mac0.clone()),
+        ];
+        assert_eq!(fix_records(&env, &db.uuid), recorded, "{v}");
+        wd.plan_no_changes();
+
+        // Import by VM UUID reads both addresses of the NIC back into one block.
+        let rm = wd.run(&["state", "rm", "-no-color", "vsphereipam_vm_nic_fix.db"]);
+        assert!(rm.success, "{v}: {}", rm.all());
+        let listing = env.store_listing();
+        let import = wd.run(&[
+            "import",
+            "-no-color",
+            "-input=false",
+            "vsphereipam_vm_nic_fix.db",
+            &db.uuid,
+        ]);
+        assert!(import.success, "{v}: {}", import.all());
+        assert_eq!(env.store_listing(), listing, "{v}: the import wrote");
+        let applied = wd.apply_ok();
+        assert!(
+            applied.stdout.contains("0 added, 0 changed, 0 destroyed"),
+            "{v}: {}",
+            applied.stdout
+        );
+
+        // A changed IPv6 address replaces the resource; the old one is released.
+        let moved = with_subnets6(&fix6(
+            "db",
+            &db.uuid,
+            &[
+                (None, "10.20.0.60", Some("2001:db8:0:20::61")),
+                (None, "10.30.0.60", None),
+            ],
+        ));
+        wd.write("main.tf", &env.config(&moved));
+        let plan = wd.run(&["plan", "-no-color", "-input=false"]);
+        assert!(
+            plan.stdout.contains("must be replaced"),
+            "{v}: {}",
+            plan.all()
+        );
+        wd.apply_ok();
+        let held = fix_records(&env, &db.uuid);
+        assert!(
+            held.contains(&("2001:db8:0:20::61".into(), mac0.clone())),
+            "{v}: {held:?}"
+        );
+        assert!(
+            !held.iter().any(|(ip, _)| ip == "2001:db8:0:20::60"),
+            "{v}: {held:?}"
+        );
+        wd.plan_no_changes();
+
+        // A NIC reported by Tools with both families, imported without records: the apply
+        // records both.
+        let app = fix6(
+            "app1",
+            &app1.uuid,
+            &[(None, "10.20.0.21", Some("2001:db8:0:20::21"))],
+        );
+        wd.write("main.tf", &env.config(&format!("{moved}\n{app}")));
+        let import = wd.run(&[
+            "import",
+            "-no-color",
+            "-input=false",
+            "vsphereipam_vm_nic_fix.app1",
+            &app1.uuid,
+        ]);
+        assert!(import.success, "{v}: {}", import.all());
+        assert!(
+            fix_records(&env, &app1.uuid).is_empty(),
+            "{v}: the import wrote"
+        );
+        let applied = wd.apply_ok();
+        assert!(
+            applied.stdout.contains("0 added, 1 changed, 0 destroyed"),
+            "{v}: {}",
+            applied.stdout
+        );
+        let mac = app1.nics[0].mac.clone();
+        assert_eq!(
+            fix_records(&env, &app1.uuid),
+            vec![
+                ("10.20.0.21".to_string(), mac.clone()),
+                ("2001:db8:0:20::21".to_string(), mac)
+            ],
+            "{v}"
+        );
+        wd.plan_no_changes();
+
+        wd.destroy_ok();
+        assert!(
+            fix_records(&env, &db.uuid).is_empty(),
+            "{v}: destroy releases both"
+        );
+        assert!(fix_records(&env, &app1.uuid).is_empty(), "{v}");
+    }
+}
+
+#[test]
+fn every_ipv6_refusal_names_ipv6_address() {
+    let sim = Sim::start("test");
+    let db = vm(&sim, "vm-db-noip");
+    let noip = vm(&sim, "vm-app-noip");
+    let app1 = vm(&sim, "vm-app-1");
+    for tf in versions() {
+        let v = tf.version;
+        let env = Env::new(&sim, "");
+        let held = env.workdir(
+            &tf,
+            &with_subnets6(&fix6(
+                "db",
+                &db.uuid,
+                &[(None, "10.20.0.60", Some("2001:db8:0:20::60"))],
+            )),
+        );
+        held.apply_ok();
+        let plan_err = |body: &str| env.workdir(&tf, body).plan_err();
+        let one = |uuid: &str, ip: &str, ipv6: &str| fix6("x", uuid, &[(None, ip, Some(ipv6))]);
+
+        // Malformed: IPv4 there, IPv4-mapped, a zone id, not canonical, two IPv6 addresses.
+        let run = plan_err(&one(&noip.uuid, "10.20.0.70", "10.20.0.71"));
+        expect_error(
+            &run,
+            v,
+            "IPv4 address in ipv6_address",
+            "ipv6_address = \"10.20.0.71\"",
+        );
+        for (bad, why) in [
+            ("::ffff:10.20.0.71", "IPv4-mapped"),
+            ("2001:db8:0:20::71%eth0", "zone id"),
+            ("2001:DB8:0:20::71", "canonical form"),
+        ] {
+            let run = plan_err(&one(&noip.uuid, "10.20.0.70", bad));
+            expect_error(
+                &run,
+                v,
+                "Invalid IPv6 address",
+                &format!("ipv6_address = \"{bad}\""),
+            );
+            assert!(run.flat().contains(why), "{v}: {bad}: {}", run.flat());
+        }
+        let run = plan_err(&one(&noip.uuid, "2001:db8:0:20::70", "2001:db8:0:20::71"));
+        expect_error(
+            &run,
+            v,
+            "Two IPv6 addresses on one NIC",
+            "ipv6_address = \"2001:db8:0:20::71\"",
+        );
+
+        // Held by another resource's record, and reported by another VM's Tools: named.
+        let run = plan_err(&one(&noip.uuid, "10.20.0.70", "2001:db8:0:20::60"));
+        expect_error(
+            &run,
+            v,
+            "Address already taken",
+            "ipv6_address = \"2001:db8:0:20::60\"",
+        );
+        assert!(
+            run.flat()
+                .contains(&format!("vsphereipam_vm_nic_fix {}", db.uuid)),
+            "{v}: {}",
+            run.flat()
+        );
+        let run = plan_err(&one(&noip.uuid, "10.20.0.70", "2001:db8:0:20::21"));
+        expect_error(
+            &run,
+            v,
+            "Address already taken",
+            "ipv6_address = \"2001:db8:0:20::21\"",
+        );
+        assert!(run.flat().contains("vm-app-1"), "{v}: {}", run.flat());
+        // Tools of the VM itself report another IPv6 address on that NIC.
+        let run = plan_err(&one(&app1.uuid, "10.20.0.21", "2001:db8:0:20::77"));
+        expect_error(
+            &run,
+            v,
+            "VMware Tools report another address",
+            "ipv6_address = \"2001:db8:0:20::77\"",
+        );
+        assert!(
+            run.flat().contains("2001:db8:0:20::21"),
+            "{v}: {}",
+            run.flat()
+        );
+
+        // An IPv6 address in no subnet of the NIC's port group: refused at apply time (at plan
+        // time the subnet may come with the same apply), and the IPv4 address of the same
+        // block is not recorded either.
+        let wd = env.workdir(&tf, &one(&noip.uuid, "10.20.0.70", "2001:db8:0:99::70"));
+        wd.init();
+        let run = wd.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+        assert!(!run.success, "{v}: {}", run.all());
+        expect_error(
+            &run,
+            v,
+            "Address in no subnet of the NIC's port group",
+            "ipv6_address = \"2001:db8:0:99::70\"",
+        );
+        let flat = run.flat();
+        assert!(
+            flat.contains("pg-app") && flat.contains("\"app6\""),
+            "{v}: {flat}"
+        );
+        assert!(
+            fix_records(&env, &noip.uuid).is_empty(),
+            "{v}: nothing half done"
+        );
+
+        held.destroy_ok();
+    }
+}
+
+#[test]
+fn an_ipv6_record_whose_nic_left_its_subnets_wires_plans_a_replacement() {
+    let sim = Sim::start("test");
+    let db = vm(&sim, "vm-db-noip").clone();
+    let tf = versions().into_iter().next().expect("a Terraform");
+    let env = Env::new(&sim, "");
+    // pg-std-web is an additional wire of the IPv4 app subnet only: a NIC moved there keeps
+    // its IPv4 address's subnet and leaves its IPv6 address's.
+    let extra = r#"
+data "vsphereipam_wire" "web" {
+  name = "pg-std-web"
+}
+resource "vsphereipam_subnet_additional_wire" "web" {
+  subnet_id = vsphereipam_ipsubnet.app.id
+  wire_id   = data.vsphereipam_wire.web.id
+}
+"#;
+    let body = format!(
+        "{extra}{}",
+        with_subnets6(&fix6(
+            "db",
+            &db.uuid,
+            &[(None, "10.20.0.60", Some("2001:db8:0:20::60"))],
+        ))
+    );
+    let wd = env.workdir(&tf, &body);
+    wd.apply_ok();
+    wd.plan_no_changes();
+    sim.control(
+        "move_nic",
+        &[("vm", "vm-db-noip"), ("nic", "0"), ("pg", "pg-std-web")],
+    );
+    let plan = wd.run(&["plan", "-no-color", "-input=false", "-detailed-exitcode"]);
+    assert_eq!(plan.code(), Some(2), "{}: {}", tf.version, plan.all());
+    assert!(
+        plan.stdout.contains("must be replaced"),
+        "{}: {}",
+        tf.version,
+        plan.all()
+    );
+    // The plan wrote nothing: both records are still there.
+    assert_eq!(fix_records(&env, &db.uuid).len(), 2, "{}", tf.version);
 }

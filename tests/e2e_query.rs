@@ -500,3 +500,129 @@ async fn listing_10000_vms_costs_one_inventory_load() {
     assert!(events.iter().all(|e| e.resource_object.is_none()));
     assert_eq!(sim.stats().await.total, 0);
 }
+
+/// IPv6: a VM whose only unrecorded address in a known subnet is IPv6 is found, and the
+/// generated configuration records it; with an IPv4 subnet beside it, a dual-stack NIC's
+/// result carries both addresses (`ip_address` and `ipv6_address`) and the apply records both.
+#[test]
+fn query_onboards_ipv6_and_dual_stack_nics() {
+    let sim = Sim::start("test");
+    let env = Env::new(&sim, "");
+    let tf = tf("1.15");
+    let app6 = r#"
+data "vsphereipam_wire" "app" {
+  name = "pg-app"
+}
+resource "vsphereipam_ipsubnet" "app6" {
+  name    = "app6"
+  wire_id = data.vsphereipam_wire.app.id
+  cidr    = "2001:db8:0:20::/64"
+}
+"#;
+    let wd = env.workdir(&tf, app6);
+    wd.apply_ok();
+    let list = "list \"vsphereipam_vm_nic_fix\" \"onboard\" {\n  provider = vsphereipam\n}\n";
+    wd.write("lists.tfquery.hcl", list);
+    // Only vm-app-1 reports an address of the IPv6 subnet (host vmk1's ::5 is no VM's).
+    let found = query(&wd, &[]);
+    assert_eq!(
+        names(&found["list.vsphereipam_vm_nic_fix.onboard"]),
+        set(&["vm-app-1"]),
+        "{found:#?}"
+    );
+    let run = wd.run(&["query", "-no-color", "-generate-config-out=onboard.tf"]);
+    assert!(run.success, "{}", run.all());
+    let generated = std::fs::read_to_string(wd.path().join("onboard.tf")).expect("onboard.tf");
+    assert!(
+        generated.contains("\"2001:db8:0:20::21\""),
+        "the NIC's IPv6 address as its ip_address: {generated}"
+    );
+    let applied = wd.apply_ok();
+    assert!(
+        applied
+            .stdout
+            .contains("1 imported, 0 added, 1 changed, 0 destroyed"),
+        "{}",
+        applied.stdout
+    );
+    let app1 = sim
+        .manifest()
+        .vms
+        .iter()
+        .find(|v| v.name == "vm-app-1")
+        .unwrap()
+        .clone();
+    let fixed = |env: &Env| -> BTreeSet<(String, String)> {
+        all_records(env)
+            .into_iter()
+            .filter(|r| r.owner_kind == OwnerKind::NicFix)
+            .map(|r| (r.ip.to_string(), r.mac.unwrap_or_default()))
+            .collect()
+    };
+    let mac = app1.nics[0].mac.clone();
+    assert_eq!(
+        fixed(&env),
+        BTreeSet::from([("2001:db8:0:20::21".to_string(), mac.clone())])
+    );
+    wd.plan_no_changes();
+    let run = wd.run(&[
+        "destroy",
+        "-auto-approve",
+        "-no-color",
+        "-target=vsphereipam_vm_nic_fix.onboard_0",
+    ]);
+    assert!(run.success, "{}", run.all());
+    std::fs::remove_file(wd.path().join("onboard.tf")).unwrap();
+
+    // With the IPv4 subnet too, vm-app-1's NIC is dual-stack: one block, both addresses.
+    let app4 = format!(
+        "{app6}
+resource \"vsphereipam_ipsubnet\" \"app\" {{
+  name    = \"app\"
+  wire_id = data.vsphereipam_wire.app.id
+  cidr    = \"10.20.0.0/24\"
+}}
+"
+    );
+    wd.write("main.tf", &env.config(&app4));
+    wd.apply_ok();
+    wd.write(
+        "lists.tfquery.hcl",
+        "list \"vsphereipam_vm_nic_fix\" \"onboard\" {\n  provider = vsphereipam\n  config {\n    name_regex = \"^vm-app-1$\"\n  }\n}\n",
+    );
+    let run = wd.run(&["query", "-no-color", "-generate-config-out=onboard.tf"]);
+    assert!(run.success, "{}", run.all());
+    let generated = std::fs::read_to_string(wd.path().join("onboard.tf")).expect("onboard.tf");
+    eprintln!("{generated}");
+    assert_eq!(generated.matches("nic {").count(), 1, "{generated}");
+    let flat: String = generated.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("ip_address = \"10.20.0.21\"")
+            && flat.contains("ipv6_address = \"2001:db8:0:20::21\""),
+        "{generated}"
+    );
+    let applied = wd.apply_ok();
+    assert!(
+        applied
+            .stdout
+            .contains("1 imported, 0 added, 1 changed, 0 destroyed"),
+        "{}",
+        applied.stdout
+    );
+    assert_eq!(
+        fixed(&env),
+        BTreeSet::from([
+            ("10.20.0.21".to_string(), mac.clone()),
+            ("2001:db8:0:20::21".to_string(), mac)
+        ])
+    );
+    wd.plan_no_changes();
+    let run = wd.run(&[
+        "destroy",
+        "-auto-approve",
+        "-no-color",
+        "-target=vsphereipam_vm_nic_fix.onboard_0",
+    ]);
+    assert!(run.success, "{}", run.all());
+    wd.destroy_ok();
+}

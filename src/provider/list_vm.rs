@@ -137,9 +137,9 @@ pub(super) fn observations_by_ip(inventory: &Inventory) -> HashMap<IpAddr, Vec<O
     by_ip
 }
 
-/// The NICs of `vm` a `vsphereipam_vm_nic_fix` would record: per NIC in device order, the
-/// first Tools-reported address that lies in a subnet reachable from its port group, that no
-/// record holds and that nobody else reports. Empty for templates and for VMs some record
+/// The NICs of `vm` a `vsphereipam_vm_nic_fix` would record: per NIC in device order and per
+/// family, the first Tools-reported address (IPv4, global IPv6) that lies in a subnet
+/// reachable from its port group, that no record holds and that nobody else reports. Empty for templates and for VMs some record
 /// already names (they are managed by a resource already).
 pub(super) fn unrecorded_nics(
     inventory: &Inventory,
@@ -153,17 +153,8 @@ pub(super) fn unrecorded_nics(
     }
     let mut claims = Vec::new();
     for nic in &vm.nics {
-        let Some(ips) = vm.guest_ips.get(&nic.mac) else {
-            continue;
-        };
-        let found = ips.iter().find_map(|ip| {
-            let request = NicRequest {
-                mac: Some(nic.mac.clone()),
-                ip: (*ip).into(),
-            };
-            let claim = nics::resolve(inventory, vm, &[request], &holdings.subnets)
-                .ok()?
-                .pop()?;
+        let unrecorded = |ip: IpAddr| {
+            let claim = nics::resolve_address(inventory, vm, nic, ip, &holdings.subnets).ok()?;
             if holdings.held.contains(&(claim.subnet_id.clone(), claim.ip)) {
                 return None;
             }
@@ -178,8 +169,12 @@ pub(super) fn unrecorded_nics(
             nics::reported_by_others(others, subnet, &uuid, claim.ip)
                 .is_none()
                 .then_some(claim)
-        });
-        claims.extend(found);
+        };
+        // One address per family: a dual-stack NIC's IPv4 and global IPv6 address.
+        let mut v4 = vm.guest_ips.get(&nic.mac).into_iter().flatten();
+        claims.extend(v4.find_map(|&ip| unrecorded(ip.into())));
+        let mut v6 = vm.guest_ipv6.get(&nic.mac).into_iter().flatten();
+        claims.extend(v6.find_map(|&ip| unrecorded(ip.into())));
     }
     claims
 }

@@ -1,6 +1,7 @@
 //! Resource `vsphereipam_vm_nic_fix`: records the addresses of an existing VM whose VMware
 //! Tools cannot report them, and holds them in the IPAM store.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -10,9 +11,10 @@ use tfplugin::value::{Value, ValueEmpty, ValueList, ValueString};
 use tfplugin::{map, AttributePath, Diagnostics, Resource};
 
 use super::list_vm::{observations_by_ip, unrecorded_nics, Holdings};
-use super::schema::{computed, identity, optional_computed, replaces, required};
+use super::schema::{computed, identity, optional, optional_computed, replaces, required};
 use super::values::{self, known, string};
 use super::{Session, Shared};
+use crate::ipam::ranges::parse_ip;
 use crate::nics::{self, NicProblem, NicRequest};
 use crate::store::ops::{ClaimError, NicClaim, Observation, SubnetView};
 use crate::store::{AddressRecord, OwnerKind, StoreError};
@@ -33,8 +35,10 @@ impl NicFixResource {
 pub struct FixNicState<'a> {
     pub mac: ValueString<'a>,
     pub ip_address: ValueString<'a>,
+    pub ipv6_address: ValueString<'a>,
     pub wire_id: ValueString<'a>,
     pub subnet_id: ValueString<'a>,
+    pub ipv6_subnet_id: ValueString<'a>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -50,17 +54,20 @@ pub fn schema() -> Schema {
         block: Block {
             version: 1,
             description: Description::markdown(
-                "Records the IPv4 addresses of an existing VM whose VMware Tools cannot report \
-                 them, and holds them in the IPAM store so they are never handed out again. Each \
-                 address must lie in a subnet whose wire (or additional wire) is the port group \
-                 of its NIC. Destroying the resource releases the addresses. When the subnet is \
-                 created in the same apply, add it to `depends_on`.\n\n\
+                "Records the addresses of an existing VM whose VMware Tools cannot report them, \
+                 and holds them in the IPAM store so they are never handed out again: per NIC an \
+                 IPv4 or an IPv6 address, or both on a dual-stack NIC (`ip_address` and \
+                 `ipv6_address`, recorded together in one store transaction). Each address must \
+                 lie in a subnet whose wire (or additional wire) is the port group of its NIC. \
+                 Destroying the resource releases the addresses. When the subnet is created in \
+                 the same apply, add it to `depends_on`.\n\n\
                  A template is refused (it never runs), and so is an address that VMware Tools \
                  contradict: when Tools report addresses on the NIC, the recorded one must be \
                  among them. A guest that changes its address later shows in `ipam audit` as \
                  `guest_ip_differs`.\n\n\
                  Importing a VM whose addresses no record holds yet takes the addresses VMware \
-                 Tools report in subnets of its NICs' port groups, and the apply after the import \
+                 Tools report in subnets of its NICs' port groups (per NIC one of each family; \
+                 link-local IPv6 addresses never count), and the apply after the import \
                  records them (an in-place update). The list resource of the same name finds \
                  such VMs for `terraform query -generate-config-out`.",
             ),
@@ -81,11 +88,22 @@ pub fn schema() -> Schema {
                             "MAC address of the NIC (`00:50:56:aa:bb:cc`). Without it, the next \
                              NIC in device order that no other block names."),
                         "ip_address" => replaces(required(AttributeType::String,
-                            "IPv4 address the NIC uses. Changing it replaces the resource.")),
+                            "Address the NIC uses: IPv4, or IPv6 (canonical form, e.g. \
+                             `2001:db8::50`) on a NIC that has IPv6 only. Changing it replaces \
+                             the resource.")),
+                        "ipv6_address" => replaces(optional(AttributeType::String,
+                            "The IPv6 address of a dual-stack NIC, beside its IPv4 `ip_address`: \
+                             a global address in canonical form (no zone id, not \
+                             IPv4-mapped) in an IPv6 subnet whose wire (or additional wire) is \
+                             the NIC's port group. Changing it replaces the resource.")),
                         "wire_id" => computed(AttributeType::String,
                             "Wire of the NIC's port group, as vCenter reports it now."),
                         "subnet_id" => computed(AttributeType::String,
-                            "Subnet holding the address.")
+                            "Subnet holding `ip_address`."),
+                        "ipv6_subnet_id" => computed(AttributeType::String,
+                            "Subnet holding `ipv6_address` (null without it): a dual-stack NIC \
+                             has one subnet per family, as an interface has one IPv4 and one \
+                             IPv6 prefix in NetBox or in vSphere's guest customization.")
                     },
                     ..Default::default()
                 })
@@ -118,19 +136,54 @@ pub(super) fn unrecorded_state<'a>(vm_uuid: &str, claims: &[NicClaim]) -> NicFix
         id: string(id.clone()),
         vm_id: string(id),
         nic: Value::Value(
-            claims
-                .iter()
-                .map(|c| {
+            per_nic(claims.iter().map(|c| (c.mac.as_str(), c.ip)))
+                .into_iter()
+                .map(|(k, ip, ipv6)| {
+                    let c = &claims[k];
                     Value::Value(FixNicState {
                         mac: string(c.mac.clone()),
-                        ip_address: string(c.ip.to_string()),
+                        ip_address: string(ip.to_string()),
+                        ipv6_address: values::opt_string(ipv6),
                         wire_id: string(c.wire_id.clone()),
-                        subnet_id: Value::Null,
+                        ..Default::default()
                     })
                 })
                 .collect(),
         ),
     }
+}
+
+/// Addresses grouped into `nic` blocks, in the order of each MAC's first address: `(index of
+/// that first address, ip_address, ipv6_address)`. A NIC's IPv4 address is its `ip_address`
+/// and its IPv6 one `ipv6_address`; a NIC with IPv6 only has it as `ip_address`. Further
+/// addresses of a family a block has already are left out (a block records one per family).
+fn per_nic<'m>(
+    addresses: impl IntoIterator<Item = (&'m str, IpAddr)>,
+) -> Vec<(usize, IpAddr, Option<IpAddr>)> {
+    let mut blocks: Vec<(&str, usize, Option<IpAddr>, Option<IpAddr>)> = Vec::new();
+    for (k, (mac, ip)) in addresses.into_iter().enumerate() {
+        let i = match blocks.iter().position(|b| same_mac(b.0, mac)) {
+            Some(i) => i,
+            None => {
+                blocks.push((mac, k, None, None));
+                blocks.len() - 1
+            }
+        };
+        let slot = if ip.is_ipv4() {
+            &mut blocks[i].2
+        } else {
+            &mut blocks[i].3
+        };
+        slot.get_or_insert(ip);
+    }
+    blocks
+        .into_iter()
+        .filter_map(|(_, k, v4, v6)| match (v4, v6) {
+            (Some(v4), v6) => Some((k, v4, v6)),
+            (None, Some(v6)) => Some((k, v6, None)),
+            (None, None) => None,
+        })
+        .collect()
 }
 
 /// Imported from a VM without records (`unrecorded_state`): no block has a subnet yet.
@@ -139,9 +192,16 @@ fn unrecorded(state: &NicFixState<'_>) -> bool {
     !nics.is_empty() && nics.iter().all(|n| n.subnet_id.is_null())
 }
 
+/// One `nic` block: its NIC and `ip_address`, and the IPv6 `ipv6_address` of a dual-stack NIC.
+#[derive(Debug, Clone)]
+struct FixRequest {
+    nic: NicRequest,
+    ipv6: Option<IpAddr>,
+}
+
 /// The `nic` blocks as requests: `Ok(None)` while some input is unknown, `Err` with the
 /// problems of invalid ones.
-fn requests_of(state: &NicFixState<'_>) -> Result<Option<Vec<NicRequest>>, Vec<NicProblem>> {
+fn requests_of(state: &NicFixState<'_>) -> Result<Option<Vec<FixRequest>>, Vec<NicProblem>> {
     let list = match &state.nic {
         Value::Unknown => return Ok(None),
         Value::Null => Vec::new(),
@@ -186,23 +246,76 @@ fn requests_of(state: &NicFixState<'_>) -> Result<Option<Vec<NicRequest>>, Vec<N
             }
         };
         let ip = match &nic.ip_address {
-            Value::Value(s) => match s.parse::<std::net::Ipv4Addr>() {
-                Ok(ip) => Some(ip.into()),
-                Err(_) => {
+            Value::Value(s) => match parse_ip(s) {
+                Ok(ip) => Some(ip),
+                Err(why) => {
                     problems.push(NicProblem {
                         no_subnet: false,
                         index: Some(i),
                         attribute: "ip_address",
-                        summary: "Invalid IPv4 address".into(),
-                        detail: format!("{s:?} is not an IPv4 address such as 10.20.0.50."),
+                        summary: "Invalid IP address".into(),
+                        detail: format!(
+                            "{why}. Write the NIC's IPv4 address such as 10.20.0.50 (or, on a \
+                             NIC with IPv6 only, its IPv6 address such as 2001:db8::50)."
+                        ),
                     });
                     None
                 }
             },
             _ => None,
         };
+        let ipv6 = match &nic.ipv6_address {
+            Value::Unknown => {
+                requests = None;
+                None
+            }
+            Value::Null => None,
+            Value::Value(s) => {
+                let problem = |summary: &str, detail: String| NicProblem {
+                    no_subnet: false,
+                    index: Some(i),
+                    attribute: "ipv6_address",
+                    summary: summary.into(),
+                    detail,
+                };
+                match parse_ip(s) {
+                    Err(why) => {
+                        problems.push(problem(
+                            "Invalid IPv6 address",
+                            format!("{why}. Write an IPv6 address such as 2001:db8::50."),
+                        ));
+                        None
+                    }
+                    Ok(IpAddr::V4(_)) => {
+                        problems.push(problem(
+                            "IPv4 address in ipv6_address",
+                            format!(
+                                "{s} is an IPv4 address; ipv6_address holds the NIC's IPv6 \
+                                 address. Put the IPv4 address in ip_address."
+                            ),
+                        ));
+                        None
+                    }
+                    Ok(v6) if ip.is_some_and(|ip| ip.is_ipv6()) => {
+                        problems.push(problem(
+                            "Two IPv6 addresses on one NIC",
+                            format!(
+                                "ip_address is an IPv6 address already, and a nic block records \
+                                 one address per family. Put the NIC's IPv4 address in \
+                                 ip_address and {v6} in ipv6_address, or leave ipv6_address out."
+                            ),
+                        ));
+                        None
+                    }
+                    Ok(v6) => Some(v6),
+                }
+            }
+        };
         match (ip, requests.as_mut()) {
-            (Some(ip), Some(r)) => r.push(NicRequest { mac, ip }),
+            (Some(ip), Some(r)) => r.push(FixRequest {
+                nic: NicRequest { mac, ip },
+                ipv6,
+            }),
             _ => requests = None,
         }
     }
@@ -223,11 +336,18 @@ fn report(diags: &mut Diagnostics, problems: &[NicProblem]) {
     }
 }
 
-fn claim_error(diags: &mut Diagnostics, e: &ClaimError) {
-    let path = e.index.map(|i| match e.error {
-        StoreError::Refused(_) => AttributePath::new("nic").index(i as i64),
-        _ => nic_path(i, "ip_address"),
-    });
+/// Where a claim comes from: its `nic` block and attribute (`ip_address` or `ipv6_address`).
+type Origin = (usize, &'static str);
+
+/// `origins[k]` is where claim `k` comes from.
+fn claim_error(diags: &mut Diagnostics, e: &ClaimError, origins: &[Origin]) {
+    let path = e
+        .index
+        .and_then(|k| origins.get(k))
+        .map(|&(i, attribute)| match e.error {
+            StoreError::Refused(_) => AttributePath::new("nic").index(i as i64),
+            _ => nic_path(i, attribute),
+        });
     values::store_error_at(diags, &e.error, path);
 }
 
@@ -235,6 +355,8 @@ fn claim_error(diags: &mut Diagnostics, e: &ClaimError) {
 struct Resolved {
     vm_uuid: String,
     claims: Vec<NicClaim>,
+    /// Per claim, where it comes from.
+    origins: Vec<Origin>,
     subnets: Vec<SubnetView>,
     observations: Vec<Observation>,
 }
@@ -255,36 +377,44 @@ fn vm_not_found(diags: &mut Diagnostics, vm_id: &str, inventory: &Inventory) {
 /// block's is not among them. The record would hold an address the guest does not use while
 /// the one it uses stays unrecorded; the guest is right, so the block is refused. (A guest
 /// that changes its address after the record was made is reported by `ipam audit`.)
-fn tools_contradictions(vm: &Vm, requests: &[NicRequest]) -> Vec<NicProblem> {
-    let Ok(matched) = nics::match_nics(vm, requests) else {
+///
+/// Per family: an IPv4 address is checked against the NIC's Tools-reported IPv4 addresses, an
+/// IPv6 one against its global IPv6 ones.
+fn tools_contradictions(vm: &Vm, requests: &[FixRequest]) -> Vec<NicProblem> {
+    let plain: Vec<NicRequest> = requests.iter().map(|r| r.nic.clone()).collect();
+    let Ok(matched) = nics::match_nics(vm, &plain) else {
         return Vec::new();
     };
     let mut problems = Vec::new();
     for (i, (nic, request)) in matched.iter().zip(requests).enumerate() {
-        let Some(reported) = vm.guest_ips.get(&nic.mac).filter(|r| !r.is_empty()) else {
-            continue;
-        };
-        if reported
-            .iter()
-            .any(|&r| std::net::IpAddr::from(r) == request.ip)
-        {
-            continue;
+        let asked = std::iter::once((request.nic.ip, "ip_address"))
+            .chain(request.ipv6.map(|ip| (ip, "ipv6_address")));
+        for (ip, attribute) in asked {
+            let reported: Vec<IpAddr> = if ip.is_ipv4() {
+                let v4 = vm.guest_ips.get(&nic.mac).into_iter().flatten();
+                v4.map(|&a| a.into()).collect()
+            } else {
+                let v6 = vm.guest_ipv6.get(&nic.mac).into_iter().flatten();
+                v6.map(|&a| a.into()).collect()
+            };
+            if reported.is_empty() || reported.contains(&ip) {
+                continue;
+            }
+            let reported: Vec<String> = reported.iter().map(|ip| ip.to_string()).collect();
+            problems.push(NicProblem {
+                no_subnet: false,
+                index: Some(i),
+                attribute,
+                summary: "VMware Tools report another address".into(),
+                detail: format!(
+                    "VMware Tools report {} on NIC {} of VM {:?}, not {ip}. Record the address \
+                     the guest uses, or fix the guest's network configuration first.",
+                    reported.join(", "),
+                    nic.mac,
+                    vm.name,
+                ),
+            });
         }
-        let reported: Vec<String> = reported.iter().map(|ip| ip.to_string()).collect();
-        problems.push(NicProblem {
-            no_subnet: false,
-            index: Some(i),
-            attribute: "ip_address",
-            summary: "VMware Tools report another address".into(),
-            detail: format!(
-                "VMware Tools report {} on NIC {} of VM {:?}, not {}. Record the address the \
-                 guest uses, or fix the guest's network configuration first.",
-                reported.join(", "),
-                nic.mac,
-                vm.name,
-                request.ip
-            ),
-        });
     }
     problems
 }
@@ -295,7 +425,7 @@ async fn resolve(
     session: &Session,
     diags: &mut Diagnostics,
     vm_id: &str,
-    requests: &[NicRequest],
+    requests: &[FixRequest],
     planning: bool,
 ) -> Option<Option<Resolved>> {
     let inventory = session.inventory_or_diag(diags).await?;
@@ -321,10 +451,11 @@ async fn resolve(
         return None;
     }
     let subnets = session.subnet_views_or_diag(diags, &inventory).await?;
-    match nics::resolve(&inventory, vm, requests, &subnets) {
-        Ok(claims) => Some(Some(Resolved {
+    match claims_of(&inventory, vm, requests, &subnets) {
+        Ok((claims, origins)) => Some(Some(Resolved {
             vm_uuid: vm.uuid.to_ascii_lowercase(),
             claims,
+            origins,
             subnets,
             observations: nics::observations(&inventory),
         })),
@@ -337,6 +468,45 @@ async fn resolve(
             report(diags, &reported);
             None
         }
+    }
+}
+
+/// Each block's claims: its `ip_address`'s (in block order), then the `ipv6_address`es, with
+/// the block and attribute of each.
+fn claims_of(
+    inventory: &Inventory,
+    vm: &Vm,
+    requests: &[FixRequest],
+    subnets: &[SubnetView],
+) -> Result<(Vec<NicClaim>, Vec<Origin>), Vec<NicProblem>> {
+    let plain: Vec<NicRequest> = requests.iter().map(|r| r.nic.clone()).collect();
+    let matched = nics::match_nics(vm, &plain)?;
+    let (mut claims, mut problems) = match nics::resolve(inventory, vm, &plain, subnets) {
+        Ok(claims) => (claims, Vec::new()),
+        Err(problems) => (Vec::new(), problems),
+    };
+    let mut origins: Vec<Origin> = (0..claims.len()).map(|i| (i, "ip_address")).collect();
+    for (i, (request, nic)) in requests.iter().zip(matched).enumerate() {
+        // A NIC without a port group has its problem on ip_address already.
+        let Some(ip) = request.ipv6.filter(|_| nic.portgroup.is_some()) else {
+            continue;
+        };
+        match nics::resolve_address(inventory, vm, nic, ip, subnets) {
+            Ok(claim) => {
+                claims.push(claim);
+                origins.push((i, "ipv6_address"));
+            }
+            Err(problem) => problems.push(NicProblem {
+                index: Some(i),
+                attribute: "ipv6_address",
+                ..problem
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok((claims, origins))
+    } else {
+        Err(problems)
     }
 }
 
@@ -365,14 +535,34 @@ async fn claim(
 
 /// Fills the computed values of each block from its claim; a MAC the user wrote stays as
 /// written.
-fn fill(state: &mut NicFixState<'_>, claims: &[NicClaim]) {
-    for (nic, claim) in nic_list_mut(state).into_iter().zip(claims) {
+fn fill(state: &mut NicFixState<'_>, claims: &[NicClaim], origins: &[Origin]) {
+    let mut nics = nic_list_mut(state);
+    for (claim, &(i, attribute)) in claims.iter().zip(origins) {
+        let Some(nic) = nics.get_mut(i) else { continue };
         if !nic.mac.is_value() {
             nic.mac = string(claim.mac.clone());
         }
         nic.wire_id = string(claim.wire_id.clone());
-        nic.subnet_id = string(claim.subnet_id.clone());
+        if attribute == "ipv6_address" {
+            nic.ipv6_subnet_id = string(claim.subnet_id.clone());
+        } else {
+            nic.subnet_id = string(claim.subnet_id.clone());
+        }
     }
+    for nic in nics {
+        if nic.ipv6_address.is_null() {
+            nic.ipv6_subnet_id = Value::Null;
+        }
+    }
+}
+
+/// `ipv6_subnet_id` as a plan leaves it to the apply: unknown, or null without `ipv6_address`.
+fn ipv6_subnet_unknown(nic: &mut FixNicState<'_>) {
+    nic.ipv6_subnet_id = if nic.ipv6_address.is_null() {
+        Value::Null
+    } else {
+        Value::Unknown
+    };
 }
 
 use nics::same_mac;
@@ -388,10 +578,11 @@ impl NicFixResource {
         let Some(resolved) = resolve(&session, diags, &vm_id, &requests, true).await? else {
             return Some(());
         };
+        let origins = resolved.origins.clone();
         match claim(&session, resolved, false).await {
             Ok(Ok(_)) => Some(()),
             Ok(Err(e)) => {
-                claim_error(diags, &e);
+                claim_error(diags, &e, &origins);
                 None
             }
             Err(e) => {
@@ -484,9 +675,17 @@ impl Resource for NicFixResource {
         let mut fresh = state.clone();
         for nic in nic_list_mut(&mut fresh) {
             let mac = known(&nic.mac).unwrap_or_default();
-            let record = records
+            let of_nic: Vec<&AddressRecord> = records
                 .iter()
-                .find(|r| same_mac(r.mac.as_deref().unwrap_or_default(), &mac));
+                .filter(|r| same_mac(r.mac.as_deref().unwrap_or_default(), &mac))
+                .collect();
+            // `ip_address` is the NIC's IPv4 record, or its IPv6 one when the block says so
+            // (a NIC with IPv6 only); `ipv6_address` the IPv6 record beside an IPv4 one.
+            let primary_v6 = known(&nic.ip_address)
+                .and_then(|s| parse_ip(&s).ok())
+                .is_some_and(|ip| ip.is_ipv6());
+            let record = of_nic.iter().find(|r| r.ip.is_ipv6() == primary_v6);
+            let second = of_nic.iter().find(|r| !primary_v6 && r.ip.is_ipv6());
             let current = vm.nics.iter().find(|n| same_mac(&n.mac, &mac));
             nic.wire_id = values::opt_string(
                 current
@@ -494,9 +693,15 @@ impl Resource for NicFixResource {
                     .map(|pg| crate::vsphere::wire::wire_id(&inventory, pg)),
             );
             nic.subnet_id = values::opt_string(record.map(|r| r.subnet_id.clone()));
-            if let Some(r) = record {
-                if known(&nic.ip_address).and_then(|s| s.parse().ok()) != Some(r.ip) {
-                    nic.ip_address = string(r.ip.to_string());
+            nic.ipv6_subnet_id = values::opt_string(second.map(|r| r.subnet_id.clone()));
+            for (r, address) in [
+                (record, &mut nic.ip_address),
+                (second, &mut nic.ipv6_address),
+            ] {
+                if let Some(r) = r {
+                    if known(address).and_then(|s| parse_ip(&s).ok()) != Some(r.ip) {
+                        *address = string(r.ip.to_string());
+                    }
                 }
             }
         }
@@ -518,6 +723,7 @@ impl Resource for NicFixResource {
             }
             nic.wire_id = Value::Unknown;
             nic.subnet_id = Value::Unknown;
+            ipv6_subnet_unknown(nic);
         }
         let (Some(vm_id), Ok(Some(requests))) = (known(&config.vm_id), requests_of(&config)) else {
             return Some((planned, ValueEmpty));
@@ -526,11 +732,11 @@ impl Resource for NicFixResource {
         let Some(resolved) = resolve(&session, diags, &vm_id, &requests, true).await? else {
             return Some((planned, ValueEmpty));
         };
-        let claims = resolved.claims.clone();
+        let (claims, origins) = (resolved.claims.clone(), resolved.origins.clone());
         match claim(&session, resolved, false).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                claim_error(diags, &e);
+                claim_error(diags, &e, &origins);
                 return None;
             }
             Err(e) => {
@@ -538,7 +744,7 @@ impl Resource for NicFixResource {
                 return None;
             }
         }
-        fill(&mut planned, &claims);
+        fill(&mut planned, &claims, &origins);
         Some((planned, ValueEmpty))
     }
 
@@ -577,6 +783,12 @@ impl Resource for NicFixResource {
                 (Some(_), None) if imported => {}
                 _ => replace.push(nic_path(i, "wire_id")),
             }
+            // The IPv6 address of a dual-stack NIC, as its IPv4 one.
+            match (known(&b.wire_id), known(&b.ipv6_subnet_id)) {
+                (Some(wire), Some(subnet)) => drifted.push((i, wire, subnet)),
+                (Some(_), None) if imported || b.ipv6_address.is_null() => {}
+                _ => replace.push(nic_path(i, "wire_id")),
+            }
         }
         if !drifted.is_empty() {
             let session = self.shared.session(diags)?;
@@ -598,8 +810,10 @@ impl Resource for NicFixResource {
             for nic in nic_list_mut(&mut planned) {
                 nic.wire_id = Value::Unknown;
                 nic.subnet_id = Value::Unknown;
+                ipv6_subnet_unknown(nic);
             }
         }
+        replace.dedup();
         if !replace.is_empty() {
             for (i, nic) in nic_list_mut(&mut planned).into_iter().enumerate() {
                 if !matches!(wanted_macs.get(i), Some(Some(_))) {
@@ -607,6 +821,7 @@ impl Resource for NicFixResource {
                 }
                 nic.wire_id = Value::Unknown;
                 nic.subnet_id = Value::Unknown;
+                ipv6_subnet_unknown(nic);
             }
         }
         Some((planned, prior_private, replace))
@@ -647,13 +862,13 @@ impl Resource for NicFixResource {
         };
         let session = self.shared.session(diags)?;
         let resolved = resolve(&session, diags, &vm_id, &requests, false).await??;
-        let claims = resolved.claims.clone();
+        let (claims, origins) = (resolved.claims.clone(), resolved.origins.clone());
         match claim(&session, resolved, true).await {
             Ok(Ok(records)) => {
                 tracing::info!(vm = %vm_id, addresses = records.len(), "VM addresses recorded");
             }
             Ok(Err(e)) => {
-                claim_error(diags, &e);
+                claim_error(diags, &e, &origins);
                 return None;
             }
             Err(e) => {
@@ -663,7 +878,7 @@ impl Resource for NicFixResource {
         }
         let mut state = planned;
         state.id = string(vm_id);
-        fill(&mut state, &claims);
+        fill(&mut state, &claims, &origins);
         Some((state, private))
     }
 
@@ -770,17 +985,30 @@ impl Resource for NicFixResource {
                 .unwrap_or(usize::MAX)
         };
         records.sort_by_key(|r| (position(r.mac.as_deref().unwrap_or_default()), r.ip));
-        let nic = records
-            .iter()
-            .map(|r| {
-                Value::Value(FixNicState {
-                    mac: values::opt_string(r.mac.clone()),
-                    ip_address: string(r.ip.to_string()),
-                    wire_id: values::opt_string(r.wire_id.clone()),
-                    subnet_id: string(r.subnet_id.clone()),
-                })
+        let subnet_of = |ip: IpAddr| {
+            records
+                .iter()
+                .find(|r| r.ip == ip)
+                .map(|r| r.subnet_id.clone())
+        };
+        let nic = per_nic(
+            records
+                .iter()
+                .map(|r| (r.mac.as_deref().unwrap_or_default(), r.ip)),
+        )
+        .into_iter()
+        .map(|(k, ip, ipv6)| {
+            let r = &records[k];
+            Value::Value(FixNicState {
+                mac: values::opt_string(r.mac.clone()),
+                ip_address: string(ip.to_string()),
+                ipv6_address: values::opt_string(ipv6),
+                wire_id: values::opt_string(r.wire_id.clone()),
+                subnet_id: values::opt_string(subnet_of(ip)),
+                ipv6_subnet_id: values::opt_string(ipv6.and_then(subnet_of)),
             })
-            .collect();
+        })
+        .collect();
         Some((
             NicFixState {
                 id: string(id.clone()),
