@@ -2,7 +2,8 @@
 //! with this code, on SQLite and on PostgreSQL, and keeps every record: subnets, wire links and
 //! address records read back as the old code read them, the held runs still steer allocation,
 //! and IPv6 subnets can be added beside them. A store of a newer schema than this code knows is
-//! refused with a message that says to upgrade, and left as it was.
+//! refused with a message that says to upgrade, and left as it was; so is the next operation of
+//! a PostgreSQL client that was connected while a newer release migrated the store.
 //!
 //! The stores are checked-in dumps (`tests/fixtures/store_v3/`, see its README) made by the
 //! code at 01163a8; `*.expected` is what that code read from them.
@@ -220,4 +221,97 @@ fn postgres_store_of_a_newer_release_is_refused() {
         msg.contains("schema version 99") && msg.contains("upgrade the provider"),
         "{msg}"
     );
+}
+
+/// A provider connected to a PostgreSQL store while a newer release migrates it (as version 4
+/// converted the address columns of version 3 stores under running version 3 providers): its
+/// next operation fails with a message saying the store was upgraded and the provider must be
+/// upgraded, not with a column type error (or a panic reading a row), and writes nothing.
+#[test]
+fn postgres_store_upgraded_by_a_newer_release_while_connected_says_so() {
+    let url = common::pg::fresh_database();
+    let store = Store::open(&url).unwrap();
+    let input = SubnetInput {
+        cidr: Field::Value("10.9.0.0/24".into()),
+        ..Default::default()
+    };
+    let subnet = SubnetRecord {
+        id: "s".into(),
+        vcenter: "vc-a".into(),
+        name: "net".into(),
+        wire_id: "vc-a/dvportgroup-1".into(),
+        domain: None,
+        spec: validate(&input).unwrap().unwrap(),
+    };
+    store.create_subnet(&subnet, &[]).unwrap();
+    assert_eq!(alloc(&store, "s", "before"), "10.9.0.254");
+
+    // The newer release's migration: address columns change type, the version goes up.
+    let admin = url.clone();
+    let migrate = move |sql: &'static str| {
+        let admin = admin.clone();
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+            client.batch_execute(sql).unwrap();
+        })
+        .join()
+        .unwrap();
+    };
+    migrate(
+        "BEGIN;
+         ALTER TABLE addresses ALTER COLUMN ip TYPE text USING encode(ip, 'hex');
+         ALTER TABLE held_runs ALTER COLUMN start_ip TYPE text USING encode(start_ip, 'hex');
+         ALTER TABLE held_runs ALTER COLUMN end_ip TYPE text USING encode(end_ip, 'hex');
+         INSERT INTO schema_version (version) VALUES (5);
+         COMMIT;",
+    );
+    let upgraded = |what: &str, result: Result<String, StoreError>| {
+        let msg = match result {
+            Err(e) => e.to_string(),
+            Ok(got) => panic!("{what}: worked on a store of a newer schema: {got}"),
+        };
+        assert!(
+            msg.contains("schema version 5")
+                && msg.contains("newer")
+                && msg.contains("upgrade the provider"),
+            "{what}: {msg}"
+        );
+    };
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store
+            .subnet_addresses("s", &Default::default())
+            .map(|a| format!("{a:?}"))
+    }))
+    .unwrap_or_else(|_| panic!("reading the records panicked"));
+    upgraded("read", read);
+    let write = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store
+            .allocate(
+                &AllocRequest {
+                    subnet_id: "s".into(),
+                    ip: None,
+                    owner_kind: OwnerKind::Manual,
+                    owner_id: "after".into(),
+                    vm_uuid: None,
+                    mac: None,
+                    wire_id: None,
+                    pending: false,
+                    description: None,
+                },
+                &RangeSet::new(),
+            )
+            .map(|a| a.ip.to_string())
+    }))
+    .unwrap_or_else(|_| panic!("allocating panicked"));
+    upgraded("allocate", write);
+    let count = std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let row = client
+            .query_one("SELECT count(*) FROM addresses", &[])
+            .unwrap();
+        row.get::<_, i64>(0)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(count, 1, "the refused allocation wrote");
 }

@@ -680,9 +680,14 @@ impl PostgresBackend {
             (Err(e), Some(_)) if silent() => Attempt::Done(Err(e)),
             (Err(e), Some(cause)) if conflict(&cause) => Attempt::Conflict(e),
             (Err(e), Some(cause)) if gone(&cause) => Attempt::Gone(e),
-            (Err(e), _) => {
+            (Err(e), cause) => {
                 let _ = self.driver.exchange(conn, client.batch_execute("ROLLBACK"));
-                Attempt::Done(Err(e))
+                // A statement or a row this code cannot take: the schema may have changed.
+                let shaped = cause.is_some() || matches!(e, StoreError::Corrupt(_));
+                match shaped.then(|| self.newer_schema(conn)).flatten() {
+                    Some(newer) => Attempt::Done(Err(newer)),
+                    None => Attempt::Done(Err(e)),
+                }
             }
             // A dry run, or a transaction that read only: what it read stands whatever
             // becomes of the ROLLBACK / COMMIT.
@@ -726,6 +731,30 @@ impl PostgresBackend {
                 }
             }
         }
+    }
+
+    /// The error to give when a newer release migrated the store while this process was
+    /// connected (its statements and rows no longer fit the tables): `None` when the schema is
+    /// one this code knows, or cannot be read.
+    fn newer_schema(&self, conn: &Conn) -> Option<StoreError> {
+        let row = self
+            .driver
+            .exchange(
+                conn,
+                conn.client
+                    .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[]),
+            )
+            .ok()?;
+        let version: i32 = row.try_get(0).ok()?;
+        (version as usize > MIGRATIONS.len()).then(|| {
+            unavailable(format!(
+                "the store was upgraded to schema version {version} by a newer release of the \
+                 provider while this one was running (it knows version {}); nothing of this \
+                 operation was written. Stop using this release on the store: upgrade the \
+                 provider in every process that shares it, then run again",
+                MIGRATIONS.len()
+            ))
+        })
     }
 
     /// Asks a fresh connection what became of transaction `xid`, waiting for the server.
@@ -857,27 +886,34 @@ fn join<T: ToString>(items: &[T]) -> String {
         .join(",")
 }
 
+/// Column `i` of `row`: a column of another type than this code reads (a newer release changed
+/// it) is an error, never a panic.
+fn col<'r, T: tokio_postgres::types::FromSql<'r>>(row: &'r Row, i: usize) -> Result<T> {
+    row.try_get(i)
+        .map_err(|e| StoreError::Corrupt(format!("column {:?}: {e}", row.columns()[i].name())))
+}
+
 fn subnet_from_row(row: &Row) -> Result<SubnetRecord> {
     let bad = |what: &str| StoreError::Corrupt(format!("subnet column {what}"));
-    let cidr: String = row.get(4);
-    let dns: String = row.get(8);
-    let policy: String = row.get(11);
-    let reserved: String = row.get(12);
+    let cidr: String = col(row, 4)?;
+    let dns: String = col(row, 8)?;
+    let policy: String = col(row, 11)?;
+    let reserved: String = col(row, 12)?;
     Ok(SubnetRecord {
-        id: row.get(0),
-        vcenter: row.get(1),
-        name: row.get(2),
-        wire_id: row.get(3),
-        domain: row.get(9),
+        id: col(row, 0)?,
+        vcenter: col(row, 1)?,
+        name: col(row, 2)?,
+        wire_id: col(row, 3)?,
+        domain: col(row, 9)?,
         spec: SubnetSpec {
             cidr: cidr.parse::<IpNet>().map_err(|_| bad("cidr"))?,
-            start: ip_of(row.get(5))?,
-            end: ip_of(row.get(6))?,
-            gateway: row.get::<_, Option<&[u8]>>(7).map(ip_of).transpose()?,
+            start: ip_of(col(row, 5)?)?,
+            end: ip_of(col(row, 6)?)?,
+            gateway: col::<Option<&[u8]>>(row, 7)?.map(ip_of).transpose()?,
             dns_servers: split(&dns)
                 .map(|s| s.parse().map_err(|_| bad("dns_servers")))
                 .collect::<Result<_>>()?,
-            vlan_id: row.get::<_, Option<i32>>(10).map(|v| v as u16),
+            vlan_id: col::<Option<i32>>(row, 10)?.map(|v| v as u16),
             policy: policy.parse::<Policy>().map_err(|_| bad("policy"))?,
             reserved: split(&reserved)
                 .map(|s| s.parse().map_err(|_| bad("reserved")))
@@ -887,18 +923,18 @@ fn subnet_from_row(row: &Row) -> Result<SubnetRecord> {
 }
 
 fn address_from_row(row: &Row) -> Result<AddressRecord> {
-    let kind: String = row.get(2);
+    let kind: String = col(row, 2)?;
     Ok(AddressRecord {
-        subnet_id: row.get(0),
-        ip: ip_of(row.get(1))?,
+        subnet_id: col(row, 0)?,
+        ip: ip_of(col(row, 1)?)?,
         owner_kind: kind.parse::<OwnerKind>()?,
-        owner_id: row.get(3),
-        vm_uuid: row.get(4),
-        mac: row.get(5),
-        wire_id: row.get(6),
-        pending: row.get(7),
-        created_at: row.get(8),
-        description: row.get(9),
+        owner_id: col(row, 3)?,
+        vm_uuid: col(row, 4)?,
+        mac: col(row, 5)?,
+        wire_id: col(row, 6)?,
+        pending: col(row, 7)?,
+        created_at: col(row, 8)?,
+        description: col(row, 9)?,
     })
 }
 
@@ -1018,18 +1054,19 @@ impl Tx for PgTx<'_> {
     }
 
     fn wire_links(&mut self, subnet_id: &str) -> Result<Vec<WireLink>> {
-        Ok(self
-            .query(
-                "SELECT wire_id, detected, attached FROM subnet_wires WHERE subnet_id = $1 ORDER BY wire_id",
-                &[&subnet_id],
-            )?
-            .iter()
-            .map(|r| WireLink {
-                wire_id: r.get(0),
-                detected: r.get(1),
-                attached: r.get(2),
+        self.query(
+            "SELECT wire_id, detected, attached FROM subnet_wires WHERE subnet_id = $1 ORDER BY wire_id",
+            &[&subnet_id],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(WireLink {
+                wire_id: col(r, 0)?,
+                detected: col(r, 1)?,
+                attached: col(r, 2)?,
             })
-            .collect())
+        })
+        .collect()
     }
 
     fn put_wire_link(&mut self, subnet_id: &str, link: &WireLink) -> Result<()> {
@@ -1144,8 +1181,8 @@ impl Tx for PgTx<'_> {
             return Ok(None);
         };
         let run = Range {
-            start: key_of_column(row.get(0), "held_runs.start_ip")?,
-            end: key_of_column(row.get(1), "held_runs.end_ip")?,
+            start: key_of_column(col(row, 0)?, "held_runs.start_ip")?,
+            end: key_of_column(col(row, 1)?, "held_runs.end_ip")?,
         };
         Ok(Some(run).filter(|r| r.end >= ip))
     }
