@@ -756,3 +756,46 @@ resource "vsphereipam_subnet_additional_wire" "web" {
     // The plan wrote nothing: both records are still there.
     assert_eq!(fix_records(&env, &db.uuid).len(), 2, "{}", tf.version);
 }
+
+/// A state written before `ipv6_address` existed (its `nic` objects lack the IPv6 attributes)
+/// reads back with them null, and the unchanged configuration plans no change.
+#[test]
+fn a_state_from_before_ipv6_plans_no_changes() {
+    let sim = Sim::start("test");
+    let db = vm(&sim, "vm-db-noip");
+    for tf in versions() {
+        let v = tf.version;
+        let env = Env::new(&sim, "");
+        let wd = env.workdir(
+            &tf,
+            &with_subnets(&fix(
+                "db",
+                &db.uuid,
+                &[(None, "10.20.0.60"), (None, "10.30.0.60")],
+            )),
+        );
+        wd.apply_ok();
+        let path = wd.path().join("terraform.tfstate");
+        let mut state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut stripped = 0;
+        for resource in state["resources"].as_array_mut().unwrap() {
+            if resource["type"] != "vsphereipam_vm_nic_fix" {
+                continue;
+            }
+            for instance in resource["instances"].as_array_mut().unwrap() {
+                for nic in instance["attributes"]["nic"].as_array_mut().unwrap() {
+                    let nic = nic.as_object_mut().unwrap();
+                    nic.remove("ipv6_address").unwrap();
+                    nic.remove("ipv6_subnet_id").unwrap();
+                    stripped += 1;
+                }
+            }
+        }
+        assert_eq!(stripped, 2, "{v}");
+        std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+        wd.plan_no_changes();
+        wd.destroy_ok();
+        assert!(fix_records(&env, &db.uuid).is_empty(), "{v}");
+    }
+}
