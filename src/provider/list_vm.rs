@@ -280,7 +280,9 @@ impl ListResource for NicFixList {
         Some(filter_schema(
             "VMs whose VMware Tools report addresses in a subnet of the IPAM store that no record \
              holds yet: each result is the `vsphereipam_vm_nic_fix` that records them (one `nic` \
-             per NIC with such an address, by MAC), identified by `vm_uuid`. `terraform query \
+             per NIC with such an address, by MAC: its IPv4 address as `ip_address` and its \
+             global IPv6 one as `ipv6_address`, or the IPv6 one as `ip_address` on a NIC with \
+             no IPv4 address in a known subnet), identified by `vm_uuid`. `terraform query \
              -generate-config-out=onboard.tf` writes its import block and configuration; the \
              apply that imports it records the addresses. Templates, VMs some record already \
              names, and addresses another VM or host also reports are left out. Listing changes \

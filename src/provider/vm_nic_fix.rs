@@ -62,8 +62,8 @@ pub fn schema() -> Schema {
                  Destroying the resource releases the addresses. When the subnet is created in \
                  the same apply, add it to `depends_on`.\n\n\
                  A template is refused (it never runs), and so is an address that VMware Tools \
-                 contradict: when Tools report addresses on the NIC, the recorded one must be \
-                 among them. A guest that changes its address later shows in `ipam audit` as \
+                 contradict: when Tools report addresses of its family on the NIC, the recorded \
+                 one must be among them. A guest that changes its address later shows in `ipam audit` as \
                  `guest_ip_differs`.\n\n\
                  Importing a VM whose addresses no record holds yet takes the addresses VMware \
                  Tools report in subnets of its NICs' port groups (per NIC one of each family; \
