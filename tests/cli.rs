@@ -261,6 +261,48 @@ fn inventory_subnets_addresses_and_audit() {
     let detail = problems.to_string();
     assert!(detail.contains("vm-app-1"), "{detail}");
 
+    // A recorded IPv6 address that the VM's Tools contradict (they report ::21 on that NIC)
+    // differs, as an IPv4 one does.
+    let app1 = sim
+        .manifest()
+        .vms
+        .iter()
+        .find(|v| v.name == "vm-app-1")
+        .unwrap()
+        .clone();
+    store
+        .allocate(
+            &AllocRequest {
+                subnet_id: "app6".into(),
+                mac: Some(app1.nics[0].mac.clone()),
+                ..request(
+                    OwnerKind::NicFix,
+                    &app1.uuid,
+                    "2001:db8:0:20::99",
+                    Some(&app1.uuid),
+                    &wire,
+                )
+            },
+            &none,
+        )
+        .unwrap();
+    let problems = json(&cli(&sim, &url, &["ipam", "audit", "--json", unverified]));
+    let differs: Vec<&Value> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "guest_ip_differs")
+        .collect();
+    assert_eq!(differs.len(), 1, "{problems}");
+    assert_eq!(differs[0]["ip"], "2001:db8:0:20::99", "{problems}");
+    assert!(
+        differs[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2001:db8:0:20::21"),
+        "{problems}"
+    );
+
     // Bad settings: a clear error, exit code 2, no secret.
     let out = Command::new(env!("CARGO_BIN_EXE_terraform-provider-vsphereipam"))
         .args(["inventory"])

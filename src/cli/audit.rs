@@ -106,16 +106,21 @@ pub fn audit_at(store: &Store, inventory: &Inventory, now: i64) -> Result<Vec<Pr
             }
             let on_this_vcenter = a.wire_id.as_deref().is_some_and(|w| w.starts_with(&ours));
             if let (Some(uuid), Some(mac)) = (&a.vm_uuid, &a.mac) {
-                let reported = nics::find_vm(inventory, uuid)
+                // Per family: Tools' IPv4 addresses say nothing about an IPv6 record, nor
+                // their global IPv6 ones about an IPv4 record.
+                let mac = mac.to_ascii_lowercase();
+                let reported: Option<Vec<IpAddr>> = nics::find_vm(inventory, uuid)
                     .filter(|vm| vm.power_state == "poweredOn")
-                    .and_then(|vm| vm.guest_ips.get(&mac.to_ascii_lowercase()))
-                    // Tools' IPv4 addresses say nothing about an IPv6 record (the inventory
-                    // reads no IPv6 guest addresses yet).
-                    .filter(|ips| {
-                        a.ip.is_ipv4()
-                            && !ips.is_empty()
-                            && !ips.iter().any(|ip| IpAddr::V4(*ip) == a.ip)
-                    });
+                    .map(|vm| {
+                        if a.ip.is_ipv4() {
+                            let v4 = vm.guest_ips.get(&mac).into_iter().flatten();
+                            v4.map(|ip| IpAddr::V4(*ip)).collect()
+                        } else {
+                            let v6 = vm.guest_ipv6.get(&mac).into_iter().flatten();
+                            v6.map(|ip| IpAddr::V6(*ip)).collect()
+                        }
+                    })
+                    .filter(|ips: &Vec<IpAddr>| !ips.is_empty() && !ips.contains(&a.ip));
                 if let Some(ips) = reported {
                     let ips: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
                     problems.push(Problem {
