@@ -3,7 +3,7 @@
 //! address records read back as the old code read them, the held runs still steer allocation,
 //! and IPv6 subnets can be added beside them. A store of a newer schema than this code knows is
 //! refused with a message that says to upgrade, and left as it was; so is the next operation of
-//! a PostgreSQL client that was connected while a newer release migrated the store.
+//! a process that had the store open (SQLite or PostgreSQL) while a newer release migrated it.
 //!
 //! The stores are checked-in dumps (`tests/fixtures/store_v3/`, see its README) made by the
 //! code at 01163a8; `*.expected` is what that code read from them.
@@ -223,14 +223,8 @@ fn postgres_store_of_a_newer_release_is_refused() {
     );
 }
 
-/// A provider connected to a PostgreSQL store while a newer release migrates it (as version 4
-/// converted the address columns of version 3 stores under running version 3 providers): its
-/// next operation fails with a message saying the store was upgraded and the provider must be
-/// upgraded, not with a column type error (or a panic reading a row), and writes nothing.
-#[test]
-fn postgres_store_upgraded_by_a_newer_release_while_connected_says_so() {
-    let url = common::pg::fresh_database();
-    let store = Store::open(&url).unwrap();
+/// A subnet `s` (10.9.0.0/24) with one allocation, in `store`.
+fn one_allocation(store: &Store) {
     let input = SubnetInput {
         cidr: Field::Value("10.9.0.0/24".into()),
         ..Default::default()
@@ -244,35 +238,21 @@ fn postgres_store_upgraded_by_a_newer_release_while_connected_says_so() {
         spec: validate(&input).unwrap().unwrap(),
     };
     store.create_subnet(&subnet, &[]).unwrap();
-    assert_eq!(alloc(&store, "s", "before"), "10.9.0.254");
+    assert_eq!(alloc(store, "s", "before"), "10.9.0.254");
+}
 
-    // The newer release's migration: address columns change type, the version goes up.
-    let admin = url.clone();
-    let migrate = move |sql: &'static str| {
-        let admin = admin.clone();
-        std::thread::spawn(move || {
-            let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-            client.batch_execute(sql).unwrap();
-        })
-        .join()
-        .unwrap();
-    };
-    migrate(
-        "BEGIN;
-         ALTER TABLE addresses ALTER COLUMN ip TYPE text USING encode(ip, 'hex');
-         ALTER TABLE held_runs ALTER COLUMN start_ip TYPE text USING encode(start_ip, 'hex');
-         ALTER TABLE held_runs ALTER COLUMN end_ip TYPE text USING encode(end_ip, 'hex');
-         INSERT INTO schema_version (version) VALUES (5);
-         COMMIT;",
-    );
-    let upgraded = |what: &str, result: Result<String, StoreError>| {
+/// After a newer release (schema version 5) migrated the store under `store`: a read and an
+/// allocation each fail, without a panic, saying the store was upgraded and to upgrade.
+fn refused_as_upgraded(store: &Store) {
+    let upgraded = |what: &str, result: std::thread::Result<Result<String, StoreError>>| {
         let msg = match result {
-            Err(e) => e.to_string(),
-            Ok(got) => panic!("{what}: worked on a store of a newer schema: {got}"),
+            Err(_) => panic!("{what} panicked"),
+            Ok(Err(e)) => e.to_string(),
+            Ok(Ok(got)) => panic!("{what}: worked on a store of a newer schema: {got}"),
         };
         assert!(
-            msg.contains("schema version 5")
-                && msg.contains("newer")
+            msg.contains("upgraded to schema version 5")
+                && msg.contains("newer release")
                 && msg.contains("upgrade the provider"),
             "{what}: {msg}"
         );
@@ -281,8 +261,7 @@ fn postgres_store_upgraded_by_a_newer_release_while_connected_says_so() {
         store
             .subnet_addresses("s", &Default::default())
             .map(|a| format!("{a:?}"))
-    }))
-    .unwrap_or_else(|_| panic!("reading the records panicked"));
+    }));
     upgraded("read", read);
     let write = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         store
@@ -301,9 +280,37 @@ fn postgres_store_upgraded_by_a_newer_release_while_connected_says_so() {
                 &RangeSet::new(),
             )
             .map(|a| a.ip.to_string())
-    }))
-    .unwrap_or_else(|_| panic!("allocating panicked"));
+    }));
     upgraded("allocate", write);
+}
+
+/// A provider connected to a PostgreSQL store while a newer release migrates it (as version 4
+/// converted the address columns of version 3 stores under running version 3 providers): its
+/// next operation fails with a message saying the store was upgraded and the provider must be
+/// upgraded, not with a column type error (or a panic reading a row), and writes nothing.
+#[test]
+fn postgres_store_upgraded_by_a_newer_release_while_connected_says_so() {
+    let url = common::pg::fresh_database();
+    let store = Store::open(&url).unwrap();
+    one_allocation(&store);
+    // The newer release's migration: address columns change type, the version goes up.
+    let admin = url.clone();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        client
+            .batch_execute(
+                "BEGIN;
+                 ALTER TABLE addresses ALTER COLUMN ip TYPE text USING encode(ip, 'hex');
+                 ALTER TABLE held_runs ALTER COLUMN start_ip TYPE text USING encode(start_ip, 'hex');
+                 ALTER TABLE held_runs ALTER COLUMN end_ip TYPE text USING encode(end_ip, 'hex');
+                 INSERT INTO schema_version (version) VALUES (5);
+                 COMMIT;",
+            )
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    refused_as_upgraded(&store);
     let count = std::thread::spawn(move || {
         let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
         let row = client
@@ -313,5 +320,28 @@ fn postgres_store_upgraded_by_a_newer_release_while_connected_says_so() {
     })
     .join()
     .unwrap();
+    assert_eq!(count, 1, "the refused allocation wrote");
+}
+
+/// The same with a SQLite file another process migrates while this one has it open.
+#[test]
+fn sqlite_store_upgraded_by_a_newer_release_while_open_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ipam.db");
+    let store = Store::open(&format!("sqlite://{}", path.display())).unwrap();
+    one_allocation(&store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         UPDATE addresses SET ip = hex(ip);
+         UPDATE held_runs SET start_ip = hex(start_ip), end_ip = hex(end_ip);
+         INSERT INTO schema_version (version) VALUES (5);
+         COMMIT;",
+    )
+    .unwrap();
+    refused_as_upgraded(&store);
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM addresses", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(count, 1, "the refused allocation wrote");
 }

@@ -121,6 +121,18 @@ pub(crate) fn ip_of_column(bytes: &[u8], what: &str) -> Result<IpAddr> {
     key_of_column(bytes, what).map(crate::ipam::ranges::addr)
 }
 
+/// What a transaction fails with when a newer release migrated the store (to `version`) while
+/// this process had it open: its statements and rows no longer fit the tables, and the error
+/// they gave (a column type, a missing column) would not say why.
+pub(crate) fn upgraded_meanwhile(version: i64, known: usize) -> StoreError {
+    StoreError::Unavailable(format!(
+        "the store was upgraded to schema version {version} by a newer release of the provider \
+         while this one was running (it knows version {known}); nothing of this operation was \
+         written. Stop using this release on the store: upgrade the provider in every process \
+         that shares it, then run again"
+    ))
+}
+
 /// Seconds since the Unix epoch, as `created_at` holds them.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

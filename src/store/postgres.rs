@@ -746,15 +746,8 @@ impl PostgresBackend {
             )
             .ok()?;
         let version: i32 = row.try_get(0).ok()?;
-        (version as usize > MIGRATIONS.len()).then(|| {
-            unavailable(format!(
-                "the store was upgraded to schema version {version} by a newer release of the \
-                 provider while this one was running (it knows version {}); nothing of this \
-                 operation was written. Stop using this release on the store: upgrade the \
-                 provider in every process that shares it, then run again",
-                MIGRATIONS.len()
-            ))
-        })
+        (version as usize > MIGRATIONS.len())
+            .then(|| super::upgraded_meanwhile(version.into(), MIGRATIONS.len()))
     }
 
     /// Asks a fresh connection what became of transaction `xid`, waiting for the server.

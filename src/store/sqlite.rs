@@ -277,7 +277,21 @@ impl Backend for SqliteBackend {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
         let mut stx = SqliteTx { tx: &tx };
-        f(&mut stx)?;
+        if let Err(e) = f(&mut stx) {
+            // A statement or a row this code cannot take: a newer release may have migrated
+            // the file since this process opened it. (Dropping `tx` rolls back.)
+            if matches!(e, StoreError::Unavailable(_) | StoreError::Corrupt(_)) {
+                let version: rusqlite::Result<i64> = tx.query_row(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+                    [],
+                    |r| r.get(0),
+                );
+                if let Some(version) = version.ok().filter(|v| *v > MIGRATIONS.len() as i64) {
+                    return Err(super::upgraded_meanwhile(version, MIGRATIONS.len()));
+                }
+            }
+            return Err(e);
+        }
         if commit {
             tx.commit().map_err(unavailable)
         } else {
