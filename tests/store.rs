@@ -526,6 +526,88 @@ fn lookups(store: &Store) {
     ));
 }
 
+/// A vCenter's subnets with their wires in one read (ordered by range, each as the one-subnet
+/// read sees it, another vCenter's left out), and the observed-address mirror built on it:
+/// added, kept, replaced and removed per subnet, through its own and its additional wires.
+fn views_and_observed(store: &Store) {
+    let a = subnet("a", "10.30.0.0/24", |_| {});
+    let b = SubnetRecord {
+        wire_id: "vc-1/dvportgroup-2".into(),
+        ..subnet("b", "10.20.0.0/24", |_| {})
+    };
+    let c = SubnetRecord {
+        vcenter: "vc-2".into(),
+        wire_id: "vc-2/dvportgroup-1".into(),
+        ..subnet("c", "10.30.0.0/24", |_| {})
+    };
+    for s in [&a, &b, &c] {
+        store.create_subnet(s, &[]).unwrap();
+    }
+    store.attach_wire("a", "vc-1/dvportgroup-8").unwrap();
+    store.attach_wire("a", "vc-1/dvportgroup-7").unwrap();
+    store.attach_wire("c", "vc-2/dvportgroup-7").unwrap();
+    let views = store.subnet_views("vc-1").unwrap();
+    let ids: Vec<&str> = views.iter().map(|v| v.subnet.id.as_str()).collect();
+    assert_eq!(ids, ["b", "a"]);
+    for view in &views {
+        assert_eq!(Some(view), store.subnet(&view.subnet.id).unwrap().as_ref());
+    }
+    assert_eq!(
+        views[1].additional_wire_ids(),
+        ["vc-1/dvportgroup-7", "vc-1/dvportgroup-8"]
+    );
+    assert!(views[0].links.is_empty());
+    let other = store.subnet_views("vc-2").unwrap();
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].additional_wire_ids(), ["vc-2/dvportgroup-7"]);
+
+    let seen = |ip_: &str, wire: &str, who: &str| Observation {
+        ip: ip(ip_),
+        wire_id: wire.into(),
+        who: who.into(),
+        vm_uuid: None,
+        mac: None,
+    };
+    let observed = |id: &str| -> Vec<(String, String)> {
+        store
+            .addresses(id)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.owner_kind == OwnerKind::Observed)
+            .map(|r| (r.ip.to_string(), r.owner_id))
+            .collect()
+    };
+    // Through a's additional wire: recorded in a; b's range seen on a's wire: in neither.
+    let first = [
+        seen("10.30.0.20", "vc-1/dvportgroup-8", "vm-x"),
+        seen("10.20.0.5", "vc-1/dvportgroup-1", "vm-y"),
+        seen("10.20.0.6", "vc-1/dvportgroup-2", "vm-z"),
+    ];
+    assert_eq!(store.sync_observed("vc-1", &first).unwrap(), (2, 0));
+    assert_eq!(observed("a"), [("10.30.0.20".into(), "vm-x".into())]);
+    assert_eq!(observed("b"), [("10.20.0.6".into(), "vm-z".into())]);
+    assert_eq!(store.sync_observed("vc-1", &first).unwrap(), (0, 0));
+    // Another VM reports a's address now; b's went away.
+    let second = [seen("10.30.0.20", "vc-1/dvportgroup-7", "vm-w")];
+    assert_eq!(store.sync_observed("vc-1", &second).unwrap(), (1, 2));
+    assert_eq!(observed("a"), [("10.30.0.20".into(), "vm-w".into())]);
+    assert!(observed("b").is_empty());
+    assert!(observed("c").is_empty(), "another vCenter's subnet");
+    assert_eq!(store.sync_observed("vc-1", &[]).unwrap(), (0, 1));
+    assert!(observed("a").is_empty());
+}
+
+#[test]
+fn sqlite_views_and_observed() {
+    let dir = tempfile::tempdir().unwrap();
+    views_and_observed(&sqlite_store(&dir));
+}
+
+#[test]
+fn postgres_views_and_observed() {
+    views_and_observed(&Store::open(&common::pg::fresh_database()).expect("open postgres store"));
+}
+
 /// `on_conflict` of `vsphereipam_ip_address`: a requested address already held is an error
 /// naming its holder, or gets the next free one; one the subnet never hands out is refused
 /// either way.

@@ -227,11 +227,12 @@ impl Resource for AdditionalWireResource {
         let session = self.shared.session(diags)?;
         let (subnet_id, wire_id) = (known(&planned.subnet_id)?, known(&planned.wire_id)?);
         let (s, w) = (subnet_id.clone(), wire_id.clone());
-        match session
+        let attached = session
             .store
             .blocking(move |st| st.attach_wire(&s, &w))
-            .await
-        {
+            .await;
+        session.forget_plan_subnets().await;
+        match attached {
             Ok(_) => Some((state(&subnet_id, &wire_id), private)),
             Err(e) => {
                 store_diag(diags, &e);
@@ -261,11 +262,12 @@ impl Resource for AdditionalWireResource {
     ) -> Option<()> {
         let session = self.shared.session(diags)?;
         let (subnet_id, wire_id) = (known(&state.subnet_id)?, known(&state.wire_id)?);
-        match session
+        let detached = session
             .store
             .blocking(move |s| s.detach_wire(&subnet_id, &wire_id))
-            .await
-        {
+            .await;
+        session.forget_plan_subnets().await;
+        match detached {
             Ok(()) => Some(()),
             Err(e) => {
                 store_diag(diags, &e);

@@ -318,7 +318,10 @@ impl Resource for IpSubnetResource {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let session = self.shared.session(diags)?;
         let id = known(&state.id)?;
-        match session.store.blocking(move |s| s.subnet(&id)).await {
+        match session
+            .subnet_for_plan(&id, known(&state.wire_id).as_deref())
+            .await
+        {
             Ok(Some(view)) => Some((state_of(&view, &state), private_state)),
             Ok(None) => None,
             Err(e) => {
@@ -361,7 +364,10 @@ impl Resource for IpSubnetResource {
             inventory.instance_uuid.clone(),
         );
         let subnets = session.subnets_for_plan(&probe.vcenter).await;
-        match subnets.as_ref().map(|all| probe.first_overlap(all.iter())) {
+        match subnets
+            .as_ref()
+            .map(|all| probe.first_overlap(all.records()))
+        {
             Ok(None) => {}
             // A replacement is planned as a create while the old object still exists: a subnet
             // of the same name on the same wire is that object. Create checks again, in the

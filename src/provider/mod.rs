@@ -51,11 +51,38 @@ pub struct Session {
     observed_synced: tokio::sync::Mutex<Weak<Inventory>>,
     /// Per-process state of VM creation (placements, abandoned creates).
     pub creates: crate::vmlife::Creates,
-    /// The vCenter's subnets as the plan-time checks of new subnets see them: read once per
-    /// process (a plan of 500 subnets is one query, not 500), dropped by this process's subnet
-    /// changes. Advisory like every plan-time check: the create checks again in its
-    /// transaction, so a subnet another process adds meanwhile is still refused there.
-    plan_subnets: tokio::sync::Mutex<Option<Arc<Vec<crate::store::SubnetRecord>>>>,
+    /// Per vCenter, its subnets with their wires as this process's plan-time work sees them
+    /// (see [`SubnetSnapshot`]), dropped by this process's changes to subnets or their wires.
+    plan_subnets: tokio::sync::Mutex<HashMap<String, Arc<SubnetSnapshot>>>,
+}
+
+/// A vCenter's subnets with their wires, read once per process in one rolled-back transaction
+/// of a few queries: a plan of 500 subnets refreshes them from it instead of opening 500
+/// transactions, and checks new ranges against it. A plan is no more atomic than that snapshot
+/// anyway, and every check made from it is advisory: create and update check again in their
+/// transaction, so a subnet another process adds meanwhile is still refused there.
+pub struct SubnetSnapshot {
+    views: Vec<crate::store::ops::SubnetView>,
+    by_id: HashMap<String, usize>,
+}
+
+impl SubnetSnapshot {
+    fn new(views: Vec<crate::store::ops::SubnetView>) -> Self {
+        let by_id = views
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.subnet.id.clone(), i))
+            .collect();
+        SubnetSnapshot { views, by_id }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&crate::store::ops::SubnetView> {
+        self.by_id.get(id).map(|&i| &self.views[i])
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = &crate::store::SubnetRecord> {
+        self.views.iter().map(|v| &v.subnet)
+    }
 }
 
 impl Session {
@@ -82,28 +109,44 @@ impl Session {
         }
     }
 
-    /// The vCenter's subnets for plan-time checks (see `plan_subnets`).
+    /// The vCenter's subnets for plan-time work (see [`SubnetSnapshot`]). The lock is held
+    /// while they load: concurrent first callers share one read, and a change's
+    /// `forget_plan_subnets` waits for a load that may predate it and then drops it.
     pub async fn subnets_for_plan(
         &self,
         vcenter: &str,
-    ) -> Result<Arc<Vec<crate::store::SubnetRecord>>, crate::store::StoreError> {
+    ) -> Result<Arc<SubnetSnapshot>, crate::store::StoreError> {
         let mut cached = self.plan_subnets.lock().await;
-        if let Some(subnets) = cached.as_ref() {
-            return Ok(subnets.clone());
+        if let Some(snapshot) = cached.get(vcenter) {
+            return Ok(snapshot.clone());
         }
-        let vcenter = vcenter.to_string();
-        let subnets = Arc::new(
-            self.store
-                .blocking(move |s| s.subnets(Some(&vcenter)))
-                .await?,
-        );
-        *cached = Some(subnets.clone());
-        Ok(subnets)
+        let owned = vcenter.to_string();
+        let views = self.store.blocking(move |s| s.subnet_views(&owned)).await?;
+        let snapshot = Arc::new(SubnetSnapshot::new(views));
+        cached.insert(vcenter.to_string(), snapshot.clone());
+        Ok(snapshot)
     }
 
-    /// After this process changed a subnet: the next plan-time check reads them again.
+    /// A subnet as a plan's refresh reads it: from the snapshot of the vCenter its wire id
+    /// names, else (a bare moref, a subnet the snapshot lacks) from the store itself.
+    pub async fn subnet_for_plan(
+        &self,
+        id: &str,
+        wire_id: Option<&str>,
+    ) -> Result<Option<crate::store::ops::SubnetView>, crate::store::StoreError> {
+        if let Some((vcenter, _)) = wire_id.and_then(|w| w.rsplit_once('/')) {
+            if let Some(view) = self.subnets_for_plan(vcenter).await?.get(id) {
+                return Ok(Some(view.clone()));
+            }
+        }
+        let id = id.to_string();
+        self.store.blocking(move |s| s.subnet(&id)).await
+    }
+
+    /// After this process changed a subnet or its wires: the next plan-time read loads them
+    /// again.
     pub async fn forget_plan_subnets(&self) {
-        *self.plan_subnets.lock().await = None;
+        self.plan_subnets.lock().await.clear();
     }
 
     /// Every subnet of the inventory's vCenter with its wire links, or an error diagnostic.
@@ -277,10 +320,13 @@ impl Provider for VsphereIpamProvider {
             user = %settings.connect.user,
             "configuring provider"
         );
-        // Both are checked, so one run reports every setting to fix.
+        // Both are checked, so one run reports every setting to fix; neither waits for the
+        // other.
         let store_url = settings.store.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&store_url)).await;
-        let client = client::connect(&settings.connect).await;
+        let (store, client) = tokio::join!(
+            tokio::task::spawn_blocking(move || Store::open(&store_url)),
+            client::connect(&settings.connect)
+        );
         let store = match store {
             Ok(Ok(store)) => Some(store),
             Ok(Err(e)) => {

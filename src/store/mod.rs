@@ -220,6 +220,8 @@ trait Tx {
     /// Removes the subnet with its wire links, addresses and runs.
     fn delete_subnet(&mut self, id: &str) -> Result<()>;
     fn wire_links(&mut self, subnet_id: &str) -> Result<Vec<WireLink>>;
+    /// The wire links of every subnet of a vCenter, with their subnet's id, in one query.
+    fn wire_links_in_vcenter(&mut self, vcenter: &str) -> Result<Vec<(String, WireLink)>>;
     fn put_wire_link(&mut self, subnet_id: &str, link: &WireLink) -> Result<()>;
     fn delete_wire_link(&mut self, subnet_id: &str, wire_id: &str) -> Result<()>;
     fn addresses(&mut self, subnet_id: &str) -> Result<Vec<AddressRecord>>;
@@ -228,6 +230,12 @@ trait Tx {
         -> Result<Vec<AddressRecord>>;
     fn addresses_of_kind(&mut self, subnet_id: &str, kind: OwnerKind)
         -> Result<Vec<AddressRecord>>;
+    /// The records of `kind` in every subnet of a vCenter, in one query.
+    fn addresses_of_kind_in_vcenter(
+        &mut self,
+        vcenter: &str,
+        kind: OwnerKind,
+    ) -> Result<Vec<AddressRecord>>;
     /// Every record naming the VM, whoever owns it.
     fn addresses_of_vm(&mut self, vm_uuid: &str) -> Result<Vec<AddressRecord>>;
     fn insert_address(&mut self, record: &AddressRecord) -> Result<()>;

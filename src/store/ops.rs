@@ -2,6 +2,7 @@
 //! same. Each public function is one transaction: it checks and writes together, so no two
 //! callers, in one process or many, can hand out the same address.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use rand::Rng;
@@ -586,19 +587,9 @@ impl Store {
         })
     }
 
+    /// Every subnet of a vCenter with its wire links (ordered by range), in one read.
     pub fn subnet_views(&self, vcenter: &str) -> Result<Vec<SubnetView>> {
-        self.transaction(|tx| {
-            let subnets = tx.subnets(Some(vcenter))?;
-            subnets
-                .into_iter()
-                .map(|subnet| {
-                    Ok(SubnetView {
-                        links: tx.wire_links(&subnet.id)?,
-                        subnet,
-                    })
-                })
-                .collect()
-        })
+        self.read(|tx| views_in(tx, vcenter))
     }
 
     /// Of `(wire, subnet)` pairs (a NIC's wire now, the subnet its address came from), the
@@ -671,9 +662,15 @@ impl Store {
     ) -> Result<(usize, usize)> {
         self.transaction(|tx| {
             let (mut added, mut removed) = (0, 0);
-            for subnet in tx.subnets(Some(vcenter))? {
+            // Three queries whatever the number of subnets; a subnet whose observed records
+            // match what vCenter reports is neither locked nor written.
+            let mut observed: HashMap<String, Vec<AddressRecord>> = HashMap::new();
+            for a in tx.addresses_of_kind_in_vcenter(vcenter, OwnerKind::Observed)? {
+                observed.entry(a.subnet_id.clone()).or_default().push(a);
+            }
+            for SubnetView { subnet, links } in views_in(tx, vcenter)? {
                 let mut wires = vec![subnet.wire_id.clone()];
-                wires.extend(tx.wire_links(&subnet.id)?.into_iter().map(|l| l.wire_id));
+                wires.extend(links.into_iter().map(|l| l.wire_id));
                 let range = subnet.spec.allocatable();
                 let mut wanted: Vec<&Observation> = observations
                     .iter()
@@ -681,7 +678,7 @@ impl Store {
                     .collect();
                 wanted.sort_by_key(|o| o.ip);
                 wanted.dedup_by_key(|o| o.ip);
-                let current = tx.addresses_of_kind(&subnet.id, OwnerKind::Observed)?;
+                let current = observed.remove(&subnet.id).unwrap_or_default();
                 let stale: Vec<&AddressRecord> = current
                     .iter()
                     .filter(|a| !wanted.iter().any(|o| o.ip == a.ip && o.who == a.owner_id))
@@ -722,6 +719,22 @@ impl Store {
             Ok((added, removed))
         })
     }
+}
+
+/// The vCenter's subnets (ordered by range) with their wire links, in two queries.
+fn views_in(tx: &mut dyn Tx, vcenter: &str) -> Result<Vec<SubnetView>> {
+    let mut links: HashMap<String, Vec<WireLink>> = HashMap::new();
+    for (subnet_id, link) in tx.wire_links_in_vcenter(vcenter)? {
+        links.entry(subnet_id).or_default().push(link);
+    }
+    Ok(tx
+        .subnets(Some(vcenter))?
+        .into_iter()
+        .map(|subnet| SubnetView {
+            links: links.remove(&subnet.id).unwrap_or_default(),
+            subnet,
+        })
+        .collect())
 }
 
 fn claim_in(

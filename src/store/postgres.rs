@@ -1062,6 +1062,28 @@ impl Tx for PgTx<'_> {
         .collect()
     }
 
+    fn wire_links_in_vcenter(&mut self, vcenter: &str) -> Result<Vec<(String, WireLink)>> {
+        Ok(self
+            .query(
+                "SELECT subnet_id, wire_id, detected, attached FROM subnet_wires
+                 WHERE subnet_id IN (SELECT id FROM subnets WHERE vcenter = $1)
+                 ORDER BY subnet_id, wire_id",
+                &[&vcenter],
+            )?
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    WireLink {
+                        wire_id: r.get(1),
+                        detected: r.get(2),
+                        attached: r.get(3),
+                    },
+                )
+            })
+            .collect())
+    }
+
     fn put_wire_link(&mut self, subnet_id: &str, link: &WireLink) -> Result<()> {
         self.execute(
             "INSERT INTO subnet_wires (subnet_id, wire_id, detected, attached) VALUES ($1, $2, $3, $4)
@@ -1114,6 +1136,21 @@ impl Tx for PgTx<'_> {
         self.address_query(
             &format!("SELECT {ADDRESS_COLUMNS} FROM addresses WHERE subnet_id = $1 AND owner_kind = $2 ORDER BY ip"),
             &[&subnet_id, &kind.as_str()],
+        )
+    }
+
+    fn addresses_of_kind_in_vcenter(
+        &mut self,
+        vcenter: &str,
+        kind: OwnerKind,
+    ) -> Result<Vec<AddressRecord>> {
+        self.address_query(
+            &format!(
+                "SELECT {ADDRESS_COLUMNS} FROM addresses
+                 WHERE subnet_id IN (SELECT id FROM subnets WHERE vcenter = $1) AND owner_kind = $2
+                 ORDER BY subnet_id, ip"
+            ),
+            &[&vcenter, &kind.as_str()],
         )
     }
 

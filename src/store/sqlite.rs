@@ -512,6 +512,30 @@ impl Tx for SqliteTx<'_> {
         rows.map(|r| r.map_err(db)).collect()
     }
 
+    fn wire_links_in_vcenter(&mut self, vcenter: &str) -> Result<Vec<(String, WireLink)>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT subnet_id, wire_id, detected, attached FROM subnet_wires
+                 WHERE subnet_id IN (SELECT id FROM subnets WHERE vcenter = ?1)
+                 ORDER BY subnet_id, wire_id",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([vcenter], |r| {
+                Ok((
+                    r.get(0)?,
+                    WireLink {
+                        wire_id: r.get(1)?,
+                        detected: r.get::<_, i64>(2)? != 0,
+                        attached: r.get::<_, i64>(3)? != 0,
+                    },
+                ))
+            })
+            .map_err(db)?;
+        rows.map(|r| r.map_err(db)).collect()
+    }
+
     fn put_wire_link(&mut self, subnet_id: &str, link: &WireLink) -> Result<()> {
         self.tx
             .execute(
@@ -569,6 +593,21 @@ impl Tx for SqliteTx<'_> {
         self.address_query(
             &format!("SELECT {ADDRESS_COLUMNS} FROM addresses WHERE subnet_id = ?1 AND owner_kind = ?2 ORDER BY ip"),
             [subnet_id, kind.as_str()],
+        )
+    }
+
+    fn addresses_of_kind_in_vcenter(
+        &mut self,
+        vcenter: &str,
+        kind: OwnerKind,
+    ) -> Result<Vec<AddressRecord>> {
+        self.address_query(
+            &format!(
+                "SELECT {ADDRESS_COLUMNS} FROM addresses
+                 WHERE subnet_id IN (SELECT id FROM subnets WHERE vcenter = ?1) AND owner_kind = ?2
+                 ORDER BY subnet_id, ip"
+            ),
+            [vcenter, kind.as_str()],
         )
     }
 
