@@ -1,6 +1,7 @@
 //! Where a new VM may run: a host is a candidate when, for every NIC, it carries a port group
-//! of the NIC's subnet wire or one of its additional wires. Among candidates the least loaded
-//! wins. Plain functions over an inventory snapshot and the store's subnets.
+//! of the NIC's subnet wire or one of its additional wires (a dual-stack NIC: one port group
+//! that is a wire of both its subnets). Among candidates the least loaded wins. Plain
+//! functions over an inventory snapshot and the store's subnets.
 
 use std::collections::HashMap;
 
@@ -97,11 +98,35 @@ pub fn place(
     wanted: Option<&str>,
     extra_load: &HashMap<String, usize>,
 ) -> Result<Placement, PlacementError> {
+    let nics: Vec<Vec<&SubnetView>> = subnets.iter().map(|s| vec![*s]).collect();
+    place_nics(inventory, datacenter, &nics, wanted, extra_load)
+}
+
+/// [`place`] for NICs that may take addresses from several subnets (a dual-stack NIC: an IPv4
+/// and an IPv6 one): a NIC's port group must be a wire (own or additional) of each of them.
+pub fn place_nics(
+    inventory: &Inventory,
+    datacenter: &str,
+    nics: &[Vec<&SubnetView>],
+    wanted: Option<&str>,
+    extra_load: &HashMap<String, usize>,
+) -> Result<Placement, PlacementError> {
     require_datacenter(inventory, datacenter)?;
-    let per_nic: Vec<Vec<&PortGroup>> = subnets
+    let per_nic: Vec<Vec<&PortGroup>> = nics
         .iter()
-        .map(|s| portgroups_of(inventory, datacenter, s))
+        .map(|subnets| {
+            let mut each = subnets
+                .iter()
+                .map(|s| portgroups_of(inventory, datacenter, s));
+            let first = each.next().unwrap_or_default();
+            let rest: Vec<Vec<&PortGroup>> = each.collect();
+            first
+                .into_iter()
+                .filter(|pg| rest.iter().all(|r| r.iter().any(|o| o.moref == pg.moref)))
+                .collect()
+        })
         .collect();
+    let labels: Vec<String> = nics.iter().map(|s| nic_label(s)).collect();
     // Per NIC, the first port group of its subnet the host carries.
     let fit = |host: &Host| -> Vec<Option<String>> {
         per_nic
@@ -124,14 +149,14 @@ pub fn place(
             .find(|h| h.name == wanted || h.moref == wanted)
             .ok_or_else(|| PlacementError::NoHost(wanted.to_string(), datacenter.to_string()))?;
         let fits = fit(host);
-        let missing: Vec<usize> = (0..subnets.len()).filter(|i| fits[*i].is_none()).collect();
+        let missing: Vec<usize> = (0..nics.len()).filter(|i| fits[*i].is_none()).collect();
         if !missing.is_empty() {
             return Err(PlacementError::Unreachable {
                 host: host.name.clone(),
-                subnets: missing.iter().map(|i| subnet_label(subnets[*i])).collect(),
+                subnets: missing.iter().map(|i| labels[*i].clone()).collect(),
                 wires: missing
                     .iter()
-                    .flat_map(|i| wire_labels(&per_nic[*i], subnets[*i]))
+                    .flat_map(|i| wire_labels(&per_nic[*i], &nics[*i]))
                     .collect(),
             });
         }
@@ -163,11 +188,11 @@ pub fn place(
         }),
         None => Err(PlacementError::NoCandidate {
             datacenter: datacenter.to_string(),
-            subnets: subnets.iter().map(|s| subnet_label(s)).collect(),
-            carriers: subnets
+            subnets: labels.clone(),
+            carriers: labels
                 .iter()
                 .zip(&per_nic)
-                .map(|(s, pgs)| {
+                .map(|(label, pgs)| {
                     let mut names: Vec<String> = hosts
                         .iter()
                         .filter(|h| pgs.iter().any(|pg| pg.host_ids.contains(&h.moref)))
@@ -185,7 +210,7 @@ pub fn place(
                     } else {
                         names.join(", ")
                     };
-                    format!("{}: {names}", subnet_label(s))
+                    format!("{label}: {names}")
                 })
                 .collect(),
         }),
@@ -204,9 +229,26 @@ fn subnet_label(s: &SubnetView) -> String {
     format!("{:?} ({})", s.subnet.name, s.subnet.spec.cidr)
 }
 
-fn wire_labels(pgs: &[&PortGroup], s: &SubnetView) -> Vec<String> {
-    if pgs.is_empty() {
-        vec![format!("{} (not in this datacenter)", s.subnet.wire_id)]
+/// A NIC's subnets: "\"app\" (10.20.0.0/24)", or both of a dual-stack NIC joined by "and".
+fn nic_label(subnets: &[&SubnetView]) -> String {
+    subnets
+        .iter()
+        .map(|s| subnet_label(s))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+fn wire_labels(pgs: &[&PortGroup], subnets: &[&SubnetView]) -> Vec<String> {
+    if pgs.is_empty() && subnets.len() > 1 {
+        vec![format!(
+            "no port group is a wire of all of {}",
+            nic_label(subnets)
+        )]
+    } else if pgs.is_empty() {
+        subnets
+            .iter()
+            .map(|s| format!("{} (not in this datacenter)", s.subnet.wire_id))
+            .collect()
     } else {
         pgs.iter().map(|pg| format!("{:?}", pg.name)).collect()
     }
@@ -324,6 +366,51 @@ mod tests {
         assert_eq!(
             place(&inv, "DC0", &[&app], None, &extra).unwrap().host,
             "h3"
+        );
+    }
+
+    #[test]
+    fn a_dual_stack_nic_needs_a_port_group_of_both_subnets() {
+        let inv = inventory();
+        let none = HashMap::new();
+        // app (h1-h3) with an IPv6 subnet on app too: any host; the least loaded is h1.
+        let v4 = subnet("app4", "10.0.0.0/24", "app", &[]);
+        let v6 = subnet("app6", "2001:db8::/64", "app", &[]);
+        let p = place_nics(&inv, "DC0", &[vec![&v4, &v6]], None, &none).unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.portgroups.as_slice()),
+            ("h1", &["app".to_string()][..])
+        );
+        // The IPv6 subnet on db (h2, h3) and legacy: the port group must carry both subnets,
+        // app does not, so no port group fits.
+        let db6 = subnet("db6", "2001:db8:1::/64", "db", &["legacy"]);
+        let err = place_nics(&inv, "DC0", &[vec![&v4, &db6]], None, &none).unwrap_err();
+        assert!(
+            matches!(&err, PlacementError::NoCandidate { subnets, .. }
+            if subnets[0].contains("\"app4\"") && subnets[0].contains("\"db6\"")),
+            "{err}"
+        );
+        // An IPv4 subnet reaching legacy as an additional wire: legacy carries both (h1 only).
+        let v4_legacy = subnet("app4", "10.0.0.0/24", "app", &["legacy"]);
+        let p = place_nics(&inv, "DC0", &[vec![&v4_legacy, &db6]], None, &none).unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.portgroups[0].as_str()),
+            ("h1", "legacy")
+        );
+        let err = place_nics(
+            &inv,
+            "DC0",
+            &[vec![&v4_legacy, &db6]],
+            Some("esx-h2"),
+            &none,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("\"pg-legacy\""), "{err}");
+        let err = place_nics(&inv, "DC0", &[vec![&v4, &db6]], Some("esx-h2"), &none).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no port group is a wire of all of"),
+            "{err}"
         );
     }
 

@@ -225,6 +225,27 @@ fn quickstart_applies() {
             "{}",
             tf.version
         );
+        // The app VMs are dual stack: the next free IPv6 addresses below the IPv6 VIP.
+        let mut ipv6: Vec<&str> = vms[..2]
+            .iter()
+            .map(|vm| vm["nics"][0]["ipv6_address"].as_str().unwrap_or_default())
+            .collect();
+        ipv6.sort();
+        assert_eq!(
+            ipv6,
+            [
+                "2001:db8:0:20:ffff:ffff:ffff:fffd",
+                "2001:db8:0:20:ffff:ffff:ffff:fffe"
+            ],
+            "{}",
+            tf.version
+        );
+        assert_eq!(
+            vms[2]["nics"][0]["ipv6_address"],
+            serde_json::Value::Null,
+            "{}",
+            tf.version
+        );
         // The wires output was read before the VMs existed; the next apply shows their
         // addresses in it, and then nothing changes.
         wd.apply_ok();

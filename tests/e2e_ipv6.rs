@@ -5,7 +5,9 @@
 //! the subnet data source counting a /64, an empty second plan; and each bad IPv6 input the
 //! contract names a diagnostic on its attribute at plan time: IPv4-mapped addresses, zone ids,
 //! prefixes outside /48 to /127, an IPv4 address asked from an IPv6 subnet, an address of the
-//! other family, a VM NIC on an IPv6 subnet.
+//! other family. And `vsphereipam_vm` with a dual-stack NIC and an IPv6-only one: what the
+//! customization carried, the records, an empty second plan, the release at destroy, and the
+//! bad inputs of a NIC's IPv6 side.
 
 mod common;
 
@@ -194,12 +196,6 @@ fn dual_stack_subnets_and_ipv6_addresses() {
   gateway = "10.20.0.1""#,
                 "gateway of the wrong family",
             ),
-            (
-                "dns4",
-                r#"cidr = "10.30.0.0/24"
-  dns_servers = ["2001:db8::53"]"#,
-                "IPv6 DNS server on an IPv4 subnet",
-            ),
         ];
         let bad_addresses = [
             ("mapped_ip", "::ffff:10.20.0.60", "Invalid IP address"),
@@ -227,10 +223,6 @@ fn dual_stack_subnets_and_ipv6_addresses() {
         let mut body = DUAL_STACK.to_string();
         body.push_str(&address("v4_from_v6", "10.20.0.60"));
         body.push_str(&address("reported", "2001:db8:0:20::21"));
-        body.push_str(&format!(
-            "resource \"vsphereipam_vm\" \"v6nic\" {{\n  datacenter = \"DC0\"\n  template   = \"tmpl-linux\"\n  name       = \"v6nic-{}\"\n  network_interface {{\n    subnet_id = vsphereipam_ipsubnet.app6.id\n  }}\n}}\n",
-            v.replace('.', "")
-        ));
         wd.write("main.tf", &env.config(&body));
         let run = wd.plan_err();
         expect_error(
@@ -252,12 +244,6 @@ fn dual_stack_subnets_and_ipv6_addresses() {
             "{v}: {}",
             run.flat()
         );
-        expect_error(
-            &run,
-            v,
-            "IPv6 subnet on a VM NIC",
-            "subnet_id = vsphereipam_ipsubnet.app6.id",
-        );
         assert!(
             env.store().subnets(None).unwrap().len() == 2,
             "{v}: nothing written"
@@ -266,5 +252,329 @@ fn dual_stack_subnets_and_ipv6_addresses() {
         wd.write("main.tf", &env.config(DUAL_STACK));
         wd.destroy_ok();
         assert!(env.store().subnets(None).unwrap().is_empty(), "{v}");
+    }
+}
+
+const VM_SUBNETS: &str = r#"
+data "vsphereipam_wire" "app" {
+  name = "pg-app"
+}
+resource "vsphereipam_ipsubnet" "app4" {
+  name        = "app4"
+  wire_id     = data.vsphereipam_wire.app.id
+  cidr        = "10.20.0.0/24"
+  start_ip    = "10.20.0.100"
+  gateway     = "10.20.0.1"
+  dns_servers = ["10.20.0.2", "2001:db8:0:20::2"]
+  domain      = "app.example.com"
+}
+resource "vsphereipam_ipsubnet" "app6" {
+  name         = "app6"
+  wire_id      = data.vsphereipam_wire.app.id
+  cidr         = "2001:db8:0:20::/64"
+  gateway      = "2001:db8:0:20::1"
+  dns_servers  = ["2001:db8:0:20::2"]
+  alloc_policy = "stepup"
+}
+"#;
+
+fn vm(label: &str, name: &str, nic: &str) -> String {
+    format!(
+        "resource \"vsphereipam_vm\" \"{label}\" {{\n  datacenter = \"DC0\"\n  template   = \"tmpl-linux\"\n  name       = \"{name}\"\n  network_interface {{\n{nic}\n  }}\n}}\noutput \"{label}\" {{\n  value = vsphereipam_vm.{label}\n}}\n"
+    )
+}
+
+/// A VM with a dual-stack NIC (IPv4 subnet + `ipv6_subnet_id`, both next free) and an
+/// IPv6-only VM (an IPv6 `subnet_id`, a requested address), on every Terraform version.
+#[test]
+fn dual_stack_and_ipv6_only_vms() {
+    let sim = Sim::start("test");
+    for tf in versions() {
+        let v = tf.version;
+        let tag = v.replace('.', "");
+        let env = Env::new(&sim, "");
+        let (dual, only6) = (format!("dual-{tag}"), format!("only6-{tag}"));
+        let body = format!(
+            "{VM_SUBNETS}{}{}",
+            vm(
+                "dual",
+                &dual,
+                "    subnet_id      = vsphereipam_ipsubnet.app4.id\n    ipv6_subnet_id = vsphereipam_ipsubnet.app6.id"
+            ),
+            vm(
+                "only6",
+                &only6,
+                "    subnet_id  = vsphereipam_ipsubnet.app6.id\n    ip_address = \"2001:db8:0:20::66\""
+            )
+        );
+        let wd = env.workdir(&tf, &body);
+        wd.apply_ok();
+        let outs = wd.outputs();
+        let nic = &outs["dual"]["network_interface"][0];
+        assert_eq!(nic["ip_address"], "10.20.0.254", "{v}: {nic}");
+        // stepup: ::1 is the gateway, ::2 (a DNS server) is not reserved: the first free.
+        let v6 = nic["ipv6_address"]
+            .as_str()
+            .expect("ipv6_address")
+            .to_string();
+        assert_eq!(v6, "2001:db8:0:20::2", "{v}: {nic}");
+        let app6_id = env
+            .store()
+            .subnets(None)
+            .unwrap()
+            .into_iter()
+            .find(|s| s.name == "app6")
+            .expect("app6")
+            .id;
+        assert_eq!(nic["ipv6_subnet_id"], app6_id.as_str(), "{v}: {nic}");
+        let only = &outs["only6"]["network_interface"][0];
+        assert_eq!(only["ip_address"], "2001:db8:0:20::66", "{v}: {only}");
+        assert_eq!(only["ipv6_address"], serde_json::Value::Null, "{v}: {only}");
+        assert_eq!(
+            only["ipv6_subnet_id"],
+            serde_json::Value::Null,
+            "{v}: {only}"
+        );
+
+        // What vCenter was asked to do.
+        let seen = sim.customization(&dual).expect("dual customized");
+        let a = &seen["adapters"][0];
+        assert_eq!(a["ip"], "10.20.0.254", "{v}: {seen}");
+        assert_eq!(a["subnet_mask"], "255.255.255.0", "{v}: {seen}");
+        assert_eq!(
+            a["gateways"],
+            serde_json::json!(["10.20.0.1"]),
+            "{v}: {seen}"
+        );
+        assert_eq!(
+            a["ipv6"],
+            serde_json::json!([format!("{v6}/64")]),
+            "{v}: {seen}"
+        );
+        assert_eq!(
+            a["ipv6_gateways"],
+            serde_json::json!(["2001:db8:0:20::1"]),
+            "{v}: {seen}"
+        );
+        assert_eq!(
+            a["dns_servers"],
+            serde_json::json!(["10.20.0.2", "2001:db8:0:20::2"]),
+            "{v}: {seen}"
+        );
+        let seen = sim.customization(&only6).expect("only6 customized");
+        let a = &seen["adapters"][0];
+        assert_eq!(a["dhcp"], true, "{v}: {seen}");
+        assert_eq!(a["ip"], "", "{v}: {seen}");
+        assert_eq!(
+            a["ipv6"],
+            serde_json::json!(["2001:db8:0:20::66/64"]),
+            "{v}: {seen}"
+        );
+        assert_eq!(
+            a["dns_servers"],
+            serde_json::json!(["2001:db8:0:20::2"]),
+            "{v}: {seen}"
+        );
+
+        // The store: both addresses of the dual-stack NIC and the IPv6-only one, each the
+        // VM's own record with its MAC, none pending.
+        let store = env.store();
+        let vm_records = || -> Vec<(String, String, String)> {
+            let mut out: Vec<(String, String, String)> = store
+                .subnets(None)
+                .unwrap()
+                .iter()
+                .flat_map(|s| store.addresses(&s.id).unwrap())
+                .filter(|a| a.owner_kind == OwnerKind::Vm)
+                .map(|a| {
+                    assert!(!a.pending, "{v}: {a:?}");
+                    (
+                        a.owner_id.clone(),
+                        a.ip.to_string(),
+                        a.mac.clone().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        let records = vm_records();
+        let dual_id = outs["dual"]["id"].as_str().unwrap();
+        let only_id = outs["only6"]["id"].as_str().unwrap();
+        let dual_mac = nic["mac"].as_str().unwrap();
+        let mut want = vec![
+            (
+                dual_id.to_string(),
+                "10.20.0.254".to_string(),
+                dual_mac.to_string(),
+            ),
+            (dual_id.to_string(), v6.clone(), dual_mac.to_string()),
+            (
+                only_id.to_string(),
+                "2001:db8:0:20::66".to_string(),
+                only["mac"].as_str().unwrap().to_string(),
+            ),
+        ];
+        want.sort();
+        assert_eq!(records, want, "{v}");
+        wd.plan_no_changes();
+
+        // Import: both VMs forgotten by the state and their records released (VMs nobody
+        // recorded). The import finds the Tools-reported addresses (the dual-stack NIC's IPv6
+        // one in the IPv6 subnet of its port group) and writes nothing; the apply records them.
+        for (label, id) in [("dual", dual_id), ("only6", only_id)] {
+            let rm = wd.run(&["state", "rm", &format!("vsphereipam_vm.{label}")]);
+            assert!(rm.success, "{v}: {}", rm.all());
+            store.release_owner(OwnerKind::Vm, id).unwrap();
+            let run = wd.run(&[
+                "import",
+                "-no-color",
+                "-input=false",
+                &format!("vsphereipam_vm.{label}"),
+                id,
+            ]);
+            assert!(run.success, "{v}: {}", run.all());
+        }
+        assert!(vm_records().is_empty(), "{v}: the import wrote");
+        let applied = wd.apply_ok();
+        assert!(
+            applied.stdout.contains("0 added, 2 changed, 0 destroyed"),
+            "{v}: {}",
+            applied.stdout
+        );
+        assert_eq!(vm_records(), want, "{v}: recorded by the apply");
+        let outs = wd.outputs();
+        let nic = &outs["dual"]["network_interface"][0];
+        assert_eq!(nic["ipv6_address"], v6.as_str(), "{v}: {nic}");
+        assert_eq!(nic["ipv6_subnet_id"], app6_id.as_str(), "{v}: {nic}");
+        let only = &outs["only6"]["network_interface"][0];
+        assert_eq!(only["ip_address"], "2001:db8:0:20::66", "{v}: {only}");
+        wd.plan_no_changes();
+
+        // Bad inputs known from the configuration alone.
+        let bad_config = [
+            (
+                "no_subnet",
+                "    subnet_id    = vsphereipam_ipsubnet.app4.id\n    ipv6_address = \"2001:db8:0:20::70\"",
+                "ipv6_address without ipv6_subnet_id",
+                "ipv6_address = \"2001:db8:0:20::70\"",
+            ),
+            (
+                "v4_in_v6",
+                "    subnet_id      = vsphereipam_ipsubnet.app4.id\n    ipv6_subnet_id = vsphereipam_ipsubnet.app6.id\n    ipv6_address   = \"10.20.0.150\"",
+                "IPv4 address in ipv6_address",
+                "ipv6_address   = \"10.20.0.150\"",
+            ),
+            (
+                "mapped",
+                "    subnet_id      = vsphereipam_ipsubnet.app4.id\n    ipv6_subnet_id = vsphereipam_ipsubnet.app6.id\n    ipv6_address   = \"::ffff:10.20.0.151\"",
+                "Invalid IPv6 address",
+                "ipv6_address   = \"::ffff:10.20.0.151\"",
+            ),
+            (
+                "zone",
+                "    subnet_id      = vsphereipam_ipsubnet.app4.id\n    ipv6_subnet_id = vsphereipam_ipsubnet.app6.id\n    ipv6_address   = \"2001:db8:0:20::72%eth0\"",
+                "Invalid IPv6 address",
+                "ipv6_address   = \"2001:db8:0:20::72%eth0\"",
+            ),
+        ];
+        let mut bad = body.clone();
+        for (label, nic, _, _) in bad_config {
+            bad.push_str(&vm(label, &format!("{label}-{tag}"), nic));
+        }
+        wd.write("main.tf", &env.config(&bad));
+        let run = wd.plan_err();
+        for (_, _, summary, line) in bad_config {
+            expect_error(&run, v, summary, line);
+        }
+        // Bad inputs the store decides, at plan time.
+        let bad_store = [
+            (
+                "v4_as_v6",
+                "    subnet_id      = vsphereipam_ipsubnet.app4.id\n    ipv6_subnet_id = vsphereipam_ipsubnet.app4.id",
+                "IPv4 subnet in ipv6_subnet_id",
+                "ipv6_subnet_id = vsphereipam_ipsubnet.app4.id",
+            ),
+            (
+                "two_v6",
+                "    subnet_id       = vsphereipam_ipsubnet.app6.id\n    ipv6_subnet_id  = vsphereipam_ipsubnet.app6.id",
+                "Two subnets of one family on one NIC",
+                "ipv6_subnet_id  = vsphereipam_ipsubnet.app6.id",
+            ),
+            (
+                "outside",
+                "    subnet_id      = vsphereipam_ipsubnet.app4.id\n    ipv6_subnet_id = vsphereipam_ipsubnet.app6.id\n    ipv6_address   = \"2001:db8:0:21::5\"",
+                "Refused by the IPAM",
+                "ipv6_address   = \"2001:db8:0:21::5\"",
+            ),
+            (
+                "taken",
+                "    subnet_id      = vsphereipam_ipsubnet.app4.id\n    ipv6_subnet_id = vsphereipam_ipsubnet.app6.id\n    ipv6_address   = \"2001:db8:0:20::66\"",
+                "Address already taken",
+                "ipv6_address   = \"2001:db8:0:20::66\"",
+            ),
+        ];
+        let mut bad = body.clone();
+        for (label, nic, _, _) in bad_store {
+            bad.push_str(&vm(label, &format!("{label}-{tag}"), nic));
+        }
+        wd.write("main.tf", &env.config(&bad));
+        let before = vm_records();
+        let run = wd.plan_err();
+        for (_, _, summary, line) in bad_store {
+            expect_error(&run, v, summary, line);
+        }
+        assert_eq!(vm_records(), before, "{v}: a plan wrote");
+
+        // Destroy releases every address of both VMs.
+        wd.write("main.tf", &env.config(&body));
+        wd.destroy_ok();
+        assert!(vm_records().is_empty(), "{v}: {:?}", vm_records());
+    }
+}
+
+/// A `vsphereipam_vm` state written before NICs had `ipv6_subnet_id`/`ipv6_address` (here: the
+/// attributes taken out of the state file) is read by the current schema and plans empty with
+/// its unchanged configuration.
+#[test]
+fn a_vm_state_without_the_ipv6_attributes_plans_empty() {
+    let sim = Sim::start("test");
+    for tf in versions() {
+        let v = tf.version;
+        let env = Env::new(&sim, "");
+        let body = format!(
+            "{VM_SUBNETS}{}",
+            vm(
+                "v4",
+                &format!("v4-{}", v.replace('.', "")),
+                "    subnet_id = vsphereipam_ipsubnet.app4.id"
+            )
+        );
+        let wd = env.workdir(&tf, &body);
+        wd.apply_ok();
+        let path = wd.path().join("terraform.tfstate");
+        let mut state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut stripped = 0;
+        for resource in state["resources"].as_array_mut().unwrap() {
+            if resource["type"] != "vsphereipam_vm" {
+                continue;
+            }
+            for instance in resource["instances"].as_array_mut().unwrap() {
+                for nic in instance["attributes"]["network_interface"]
+                    .as_array_mut()
+                    .unwrap()
+                {
+                    let nic = nic.as_object_mut().unwrap();
+                    assert!(nic.remove("ipv6_subnet_id").is_some(), "{v}: {nic:?}");
+                    assert!(nic.remove("ipv6_address").is_some(), "{v}: {nic:?}");
+                    stripped += 1;
+                }
+            }
+        }
+        assert_eq!(stripped, 1, "{v}");
+        std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+        wd.plan_no_changes();
+        wd.destroy_ok();
     }
 }

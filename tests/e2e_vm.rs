@@ -381,7 +381,7 @@ fn every_refusal_is_a_diagnostic_on_its_attribute() {
                     "  name = \"x\"",
                     &["subnet_id = vsphereipam_ipsubnet.app.id\n    ip_address = \"10.20.0.300\""],
                 ),
-                "Invalid IPv4 address",
+                "Invalid IP address",
                 "ip_address = \"10.20.0.300\"",
             ),
             (

@@ -2,7 +2,7 @@
 //! provider and the simulator, with real Terraform: every vCenter call whose answer is lost
 //! (clone, reconfigure, relocate, customize, power on, power off, destroy) is found out and the
 //! operation goes on; an outcome that cannot be found out (vCenter unreachable) keeps the
-//! addresses pending, and the next apply converges. Each case ends with the same checks: no
+//! addresses pending (both addresses of a dual-stack NIC), and the next apply converges. Each case ends with the same checks: no
 //! orphan VM, no address held twice or by nobody, nothing pending.
 //!
 //! Also here: a plan (and a refresh) after a VM was deleted outside Terraform leaves the store
@@ -49,6 +49,24 @@ resource "vsphereipam_ipsubnet" "app" {
   domain   = "app.example.com"
 }
 "#;
+
+/// An IPv6 subnet on the same wire, for dual-stack NICs.
+const SUBNET6: &str = r#"
+resource "vsphereipam_ipsubnet" "app6" {
+  name    = "app6"
+  wire_id = data.vsphereipam_wire.app.id
+  cidr    = "2001:db8:0:20::/64"
+  gateway = "2001:db8:0:20::1"
+}
+"#;
+
+/// [`vm`] with a dual-stack NIC (the IPv4 subnet and [`SUBNET6`]).
+fn dual_vm(name: &str) -> String {
+    vm(name, "").replace(
+        "subnet_id = vsphereipam_ipsubnet.app.id",
+        "subnet_id      = vsphereipam_ipsubnet.app.id\n    ipv6_subnet_id = vsphereipam_ipsubnet.app6.id",
+    )
+}
 
 fn vm(name: &str, extra: &str) -> String {
     format!(
@@ -127,6 +145,13 @@ fn vm_records(env: &Env) -> Vec<AddressRecord> {
 /// one address that Tools report for it, nothing is pending, no record belongs to a VM that is
 /// gone, and no VM made by a ticket of this store is left over.
 fn assert_converged(env: &Env, names: &[&str], what: &str) {
+    assert_converged_dual(env, names, false, what)
+}
+
+/// [`assert_converged`]; with `dual`, each VM holds an IPv4 and an IPv6 address, each reported
+/// by Tools.
+fn assert_converged_dual(env: &Env, names: &[&str], dual: bool, what: &str) {
+    let per_vm = if dual { 2 } else { 1 };
     let inv = inventory();
     let records = vm_records(env);
     assert!(
@@ -138,12 +163,28 @@ fn assert_converged(env: &Env, names: &[&str], what: &str) {
         assert_eq!(same.len(), 1, "{what}: {} VMs named {name}", same.len());
         let uuid = same[0].uuid.to_ascii_lowercase();
         let held: Vec<_> = records.iter().filter(|r| r.owner_id == uuid).collect();
-        assert_eq!(held.len(), 1, "{what}: {name} holds {held:?}");
+        assert_eq!(held.len(), per_vm, "{what}: {name} holds {held:?}");
+        let v4: Vec<_> = held
+            .iter()
+            .map(|r| r.ip)
+            .filter(|ip| ip.is_ipv4())
+            .collect();
         assert_eq!(
             same[0].all_guest_ips(),
-            vec![held[0].ip],
+            v4,
             "{what}: {name} reports other addresses than it holds"
         );
+        for r in held.iter().filter(|r| r.ip.is_ipv6()) {
+            assert!(
+                same[0]
+                    .guest_ipv6
+                    .values()
+                    .flatten()
+                    .any(|ip| std::net::IpAddr::V6(*ip) == r.ip),
+                "{what}: {name} does not report {}",
+                r.ip
+            );
+        }
     }
     for r in &records {
         assert!(
@@ -155,7 +196,7 @@ fn assert_converged(env: &Env, names: &[&str], what: &str) {
     }
     assert_eq!(
         records.len(),
-        names.len(),
+        names.len() * per_vm,
         "{what}: records {records:?} for {names:?}"
     );
 }
@@ -333,38 +374,76 @@ fn lost_answers_are_found_out_and_the_operation_goes_on() {
 }
 
 /// vCenter stays unreachable after a call went through: the create cannot find out what the
-/// clone did, so the address stays pending; the next apply removes the orphan, releases the
-/// address and creates the VM. The same for a destroy: the records stay until a destroy knows.
+/// clone (or the customization) did, so the addresses stay pending (both of a dual-stack NIC);
+/// the next apply removes the orphan, releases them and creates the VM. The same for a destroy:
+/// the records stay until a destroy knows.
 #[test]
 fn an_outcome_that_cannot_be_found_out_keeps_the_addresses_until_it_is() {
+    for (dual, method) in [
+        (false, "CloneVM_Task"),
+        (true, "CloneVM_Task"),
+        (true, "CustomizeVM_Task"),
+    ] {
+        unknown_outcome(dual, method);
+    }
+}
+
+fn unknown_outcome(dual: bool, method: &str) {
     let tf = terraform_115();
     let env = Env::new(sim(), "");
     let proxy = FaultProxy::https(&sim().info.url);
     let wd = workdir(&env, &tf, &proxy);
-    let name = "unknown-outcome";
-    wd.write("main.tf", &env.config(&format!("{SUBNET}{}", vm(name, ""))));
+    let name = format!(
+        "unknown-{}-{}",
+        if dual { "dual" } else { "v4" },
+        method.trim_end_matches("VM_Task").to_ascii_lowercase()
+    );
+    let name = name.as_str();
+    let what = format!("{name} ({method})");
+    let body = if dual {
+        format!("{SUBNET}{SUBNET6}{}", dual_vm(name))
+    } else {
+        format!("{SUBNET}{}", vm(name, ""))
+    };
+    wd.write("main.tf", &env.config(&body));
     let unreachable = Duration::from_secs(5);
-    proxy.drop_answer_then_refuse("CloneVM_Task", 1, unreachable);
+    proxy.drop_answer_then_refuse(method, 1, unreachable);
     let run = apply(&wd);
-    assert!(!run.success, "{}", run.all());
+    assert!(!run.success, "{what}: {}", run.all());
+    // After the clone, vCenter cannot say what the call did (or the partial VM cannot be
+    // removed after the customization's rerun failed): either way nothing is released.
     let flat = run.flat();
     assert!(
-        flat.contains("The outcome of creating the VM is unknown")
+        (flat.contains("The outcome of creating the VM is unknown")
+            || (method == "CustomizeVM_Task"
+                && flat.contains("Removing the partially created VM")))
             && flat.contains("stay held as pending"),
-        "{}",
+        "{what}: {}",
         run.all()
     );
     assert!(!flat.contains("panicked"), "{}", run.all());
-    // The clone happened: its VM carries the ticket, and the ticket still holds the address.
+    // The clone happened: its VM carries the ticket, and the ticket still holds the
+    // addresses (both of a dual-stack NIC).
     let tickets = pending(&env);
-    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    assert_eq!(tickets.len(), 1, "{what}: {tickets:?}");
+    assert_eq!(
+        tickets[0].addresses.len(),
+        if dual { 2 } else { 1 },
+        "{what}: {tickets:?}"
+    );
+    if dual {
+        assert!(
+            tickets[0].addresses.iter().any(|ip| ip.is_ipv6()),
+            "{what}: {tickets:?}"
+        );
+    }
     let ticket = vsphereipam::pending::Ticket::parse(&tickets[0].owner_id).unwrap();
     assert!(
         inventory()
             .vms
             .iter()
             .any(|v| v.instance_uuid.as_deref() == Some(ticket.instance_uuid.as_str())),
-        "the clone did not happen"
+        "{what}: the clone did not happen"
     );
 
     // Reachable again: the next apply sweeps the orphan and converges.
@@ -374,35 +453,35 @@ fn an_outcome_that_cannot_be_found_out_keeps_the_addresses_until_it_is() {
         || (!proxy.refusing()).then_some(()),
     );
     wd.apply_ok();
-    assert!(pending(&env).is_empty());
+    assert!(pending(&env).is_empty(), "{what}");
     assert!(
         !inventory()
             .vms
             .iter()
             .any(|v| v.instance_uuid.as_deref() == Some(ticket.instance_uuid.as_str())),
-        "the orphan survived"
+        "{what}: the orphan survived"
     );
-    assert_converged(&env, &[name], "after the unknown clone");
+    assert_converged_dual(&env, &[name], dual, &what);
     wd.plan_no_changes();
 
     // The destroy went through but vCenter is gone before the provider learns it.
     let held = vm_records(&env);
     proxy.drop_answer_then_refuse("Destroy_Task", 1, unreachable);
     let run = wd.run(&["destroy", "-auto-approve", "-input=false", "-no-color"]);
-    assert!(!run.success, "{}", run.all());
+    assert!(!run.success, "{what}: {}", run.all());
     assert!(
         run.flat().contains("Its addresses stay held"),
-        "{}",
+        "{what}: {}",
         run.all()
     );
-    assert_eq!(vm_records(&env), held, "released without knowing");
+    assert_eq!(vm_records(&env), held, "{what}: released without knowing");
     wait_for(
         "vCenter reachable again",
         Duration::from_millis(200),
         || (!proxy.refusing()).then_some(()),
     );
     wd.destroy_ok();
-    assert!(!inventory().vms.iter().any(|v| v.name == name));
+    assert!(!inventory().vms.iter().any(|v| v.name == name), "{what}");
     assert!(vm_records(&env).is_empty(), "{:?}", vm_records(&env));
 }
 

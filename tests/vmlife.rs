@@ -64,7 +64,7 @@ fn request(name: &str, subnet: &str) -> VmRequest {
         guest: Arc::new(GuestInput::Default),
         nics: vec![NicInput {
             subnet_id: subnet.into(),
-            ip: None,
+            ..Default::default()
         }],
     }
 }

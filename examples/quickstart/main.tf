@@ -82,8 +82,10 @@ resource "vsphereipam_ipsubnet" "web" {
 
 # Two app VMs and a web VM cloned from the template: each NIC gets the next free address of
 # its subnet, the VM lands on the least loaded host that carries the port group, and the apply
-# waits until VMware Tools reports exactly that address. They come after the VIP only so the
-# demo's VIP address stays the same.
+# waits until VMware Tools reports exactly that address. The app VMs are dual stack: their NIC
+# also takes the next free address of the IPv6 subnet on the same wire, and the guest is
+# customized with both (address, prefix and gateway of each family). They come after the VIPs
+# only so the demo's VIP addresses stay the same.
 resource "vsphereipam_vm" "app" {
   count      = 2
   name       = "app-${count.index}"
@@ -91,10 +93,11 @@ resource "vsphereipam_vm" "app" {
   template   = "tmpl-linux"
   num_cpus   = 2
   memory_mb  = 2048
-  depends_on = [vsphereipam_ip_address.vip]
+  depends_on = [vsphereipam_ip_address.vip, vsphereipam_ip_address.vip6]
 
   network_interface {
-    subnet_id = vsphereipam_ipsubnet.app.id
+    subnet_id      = vsphereipam_ipsubnet.app.id
+    ipv6_subnet_id = vsphereipam_ipsubnet.app6.id
   }
 }
 
@@ -115,9 +118,10 @@ output "vms" {
       host      = vm.host_id
       guest_ips = vm.guest_ip_addresses
       nics = [for n in vm.network_interface : {
-        port_group = n.port_group
-        ip_address = n.ip_address
-        mac        = n.mac
+        port_group   = n.port_group
+        ip_address   = n.ip_address
+        ipv6_address = n.ipv6_address
+        mac          = n.mac
       }]
     }
   ]

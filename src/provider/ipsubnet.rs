@@ -81,8 +81,8 @@ pub fn schema() -> Schema {
                 "gateway" => optional(AttributeType::String,
                     "Default gateway, inside `cidr` (so of its family); reserved automatically when it falls in the allocatable range."),
                 "dns_servers" => optional(string_list(),
-                    "DNS servers handed to guests: IPv4 for an IPv4 subnet, either family for an \
-                     IPv6 subnet."),
+                    "DNS servers handed to guests, of either family (a VM NIC's customization \
+                     carries both)."),
                 "domain" => optional(AttributeType::String,
                     "DNS domain handed to guests, such as `corp.example` (RFC 1123 labels, no \
                      trailing dot)."),
@@ -131,13 +131,6 @@ fn checked_spec(diags: &mut Diagnostics, state: &IpSubnetState<'_>) -> Option<Su
         values::violation(diags, v);
     }
     let input = input_of(state);
-    let v6 = ipv6_dns_not_yet(&input);
-    for v in &v6 {
-        values::violation(diags, v);
-    }
-    if !v6.is_empty() {
-        return None;
-    }
     match subnet::validate(&input) {
         Ok(spec) => spec.filter(|_| domain.is_none()),
         Err(violations) => {
@@ -147,32 +140,6 @@ fn checked_spec(diags: &mut Diagnostics, state: &IpSubnetState<'_>) -> Option<Su
             None
         }
     }
-}
-
-/// IPv6 DNS servers of an IPv4 subnet: the VMs on it get their DNS servers from the IPv4
-/// customization, which carries IPv4 servers only so far (an IPv6 subnet may list either).
-fn ipv6_dns_not_yet(input: &SubnetInput) -> Vec<subnet::Violation> {
-    let v6 = |text: &str| text.contains(':');
-    let mut out = Vec::new();
-    if input.cidr.value().is_none_or(|c| v6(c)) {
-        return out;
-    }
-    if let Some(servers) = input.dns_servers.value() {
-        for (i, server) in servers.iter().enumerate() {
-            if server.value().is_some_and(|s| v6(s)) {
-                out.push(subnet::Violation {
-                    attribute: "dns_servers",
-                    index: Some(i),
-                    summary: "IPv6 DNS server on an IPv4 subnet".into(),
-                    detail: "VMs take an IPv4 subnet's DNS servers through their IPv4 \
-                             customization, which carries IPv4 servers only; write an IPv4 \
-                             address here (an IPv6 subnet may list IPv6 servers)."
-                        .into(),
-                });
-            }
-        }
-    }
-    out
 }
 
 /// Fills what the plan can know from a valid spec.

@@ -370,9 +370,22 @@ fn vm_state<'a>(inventory: &Inventory, vm: &Vm, subnets: &[SubnetView]) -> VmSta
                         .pop()
                 })
             });
+            // Beside an IPv4 address, the first global IPv6 one in a subnet of the port group
+            // (what an import adopts as the NIC's ipv6_address).
+            let claim6 = claim
+                .as_ref()
+                .filter(|c| c.ip.is_ipv4())
+                .and_then(|_| vm.guest_ipv6.get(&nic.mac))
+                .and_then(|ips| {
+                    ips.iter().find_map(|ip| {
+                        nics::resolve_address(inventory, vm, nic, (*ip).into(), subnets).ok()
+                    })
+                });
             Value::Value(NicState {
                 subnet_id: opt_string(claim.as_ref().map(|c| c.subnet_id.clone())),
                 ip_address: opt_string(claim.as_ref().map(|c| c.ip)),
+                ipv6_subnet_id: opt_string(claim6.as_ref().map(|c| c.subnet_id.clone())),
+                ipv6_address: opt_string(claim6.as_ref().map(|c| c.ip)),
                 mac: string(nic.mac.clone()),
                 wire_id: opt_string(pg.map(|p| wire::wire_id(inventory, &p.moref))),
                 port_group: opt_string(pg.map(|p| p.name.clone())),

@@ -4,7 +4,7 @@
 //! This is the Terraform edge only: schema, values in and out, plan decisions, diagnostics. The
 //! create sequence, the destroy and the sweep of abandoned creates are in [`crate::vmlife`].
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use super::schema::{
 use super::values::{self, known, opt_string, string, strings};
 use super::vm_adopt;
 use super::{Session, Shared};
+use crate::ipam::ranges::parse_ip;
 use crate::nics::{self, NicRequest};
 use crate::placement::{self, PlacementError};
 use crate::store::ops::{ClaimError, NicClaim};
@@ -52,6 +53,8 @@ impl VmResource {
 pub struct NicState<'a> {
     pub subnet_id: ValueString<'a>,
     pub ip_address: ValueString<'a>,
+    pub ipv6_subnet_id: ValueString<'a>,
+    pub ipv6_address: ValueString<'a>,
     pub mac: ValueString<'a>,
     pub wire_id: ValueString<'a>,
     pub port_group: ValueString<'a>,
@@ -93,7 +96,9 @@ pub fn schema() -> Schema {
                  next free one under the subnet's `alloc_policy`), is connected to a port group \
                  of its subnet's wire (or an additional wire) that the chosen host carries, and \
                  the guest is customized with the address, netmask, gateway, DNS servers and \
-                 domain of its subnet, and with the `linux` or `windows` block (after the \
+                 domain of its subnet (IPv4 or IPv6; a dual-stack NIC takes an IPv6 subnet in \
+                 `ipv6_subnet_id` beside its IPv4 one and gets both addresses, prefixes and \
+                 gateways), and with the `linux` or `windows` block (after the \
                  template's guest family; Windows templates need a `windows` block with an \
                  `admin_password`). Without `host`, the least loaded host that carries a port \
                  group for every NIC is chosen. Any failure after an address was taken removes \
@@ -157,8 +162,9 @@ pub fn schema() -> Schema {
                      `linux.host_name` or `windows.computer_name` when set, else `name` reduced \
                      to a valid host name. Changing it replaces the VM.")),
                 "wait_for_guest_ip" => defaults_to(json!(true), optional_computed(AttributeType::Bool,
-                    "Wait until VMware Tools reports exactly the assigned address on every NIC \
-                     (default `true`). When it does not within `guest_ip_timeout`, the VM is \
+                    "Wait until VMware Tools reports the assigned addresses on every NIC \
+                     (default `true`): the IPv4 one exactly, each IPv6 one among the NIC's \
+                     global IPv6 addresses (guests may add SLAAC or privacy addresses). When it does not within `guest_ip_timeout`, the VM is \
                      removed and its addresses are released.")),
                 "guest_ip_timeout" => defaults_to(json!(DEFAULT_TIMEOUT), optional_computed(AttributeType::String,
                     "How long to wait for VMware Tools, as a duration such as `10m`, `90s` or \
@@ -166,7 +172,9 @@ pub fn schema() -> Schema {
                 "power_state" => computed(AttributeType::String,
                     "`poweredOn`, `poweredOff` or `suspended`, as vCenter reports it."),
                 "guest_ip_addresses" => computed(string_list(),
-                    "IPv4 addresses VMware Tools reports for the VM, sorted.")
+                    "IPv4 addresses VMware Tools reports for the VM, sorted (a NIC's IPv6 \
+                     address is in its `ipv6_address`, or its `ip_address` on an IPv6 \
+                     subnet).")
             },
             blocks: map! {
                 "network_interface" => NestedBlock::List(Block {
@@ -176,11 +184,22 @@ pub fn schema() -> Schema {
                          are reused in order, extra ones added, surplus ones removed."),
                     attributes: map! {
                         "subnet_id" => replaces(required(AttributeType::String,
-                            "Subnet the NIC takes its address from (`vsphereipam_ipsubnet.x.id`). \
-                             Changing it replaces the VM.")),
+                            "Subnet the NIC takes its address from (`vsphereipam_ipsubnet.x.id`), \
+                             IPv4 or IPv6; a NIC whose subnet is IPv6 is IPv6-only (its IPv4 \
+                             side is left to DHCP, since vCenter's customization always sets \
+                             one). Changing it replaces the VM.")),
                         "ip_address" => replaces(optional_computed(AttributeType::String,
-                            "Ask for this address; unset: the next free one. Changing it \
-                             replaces the VM.")),
+                            "Ask for this address (of `subnet_id`'s family); unset: the next \
+                             free one. Changing it replaces the VM.")),
+                        "ipv6_subnet_id" => replaces(optional(AttributeType::String,
+                            "For a dual-stack NIC: the IPv6 subnet of its second address, \
+                             beside the IPv4 `subnet_id`. The NIC's port group must be a wire \
+                             of both subnets. The guest gets the fixed IPv6 address, prefix \
+                             and gateway too. Changing it replaces the VM.")),
+                        "ipv6_address" => replaces(optional_computed(AttributeType::String,
+                            "Ask for this IPv6 address of `ipv6_subnet_id` (canonical form, \
+                             e.g. `2001:db8:0:20::50`); unset: the next free one. Null on a \
+                             NIC without `ipv6_subnet_id`. Changing it replaces the VM.")),
                         "mac" => computed(AttributeType::String, "MAC address of the NIC."),
                         "wire_id" => computed(AttributeType::String,
                             "Wire of the port group the NIC is connected to."),
@@ -296,26 +315,60 @@ fn validate_config(diags: &mut Diagnostics, config: &VmState<'_>) {
             AttributePath::new("network_interface"),
         );
     }
-    let mut asked: Vec<(Ipv4Addr, usize)> = Vec::new();
+    let mut asked: Vec<(IpAddr, usize)> = Vec::new();
     for (i, nic) in nic_list(config).into_iter().enumerate() {
+        let mut ips: Vec<(IpAddr, &'static str)> = Vec::new();
         if let Value::Value(ip) = &nic.ip_address {
-            let Ok(ip) = ip.parse::<Ipv4Addr>() else {
-                diags.error(
-                    "Invalid IPv4 address",
-                    format!("{ip:?} is not an IPv4 address such as 10.20.0.50."),
+            match parse_ip(ip) {
+                Ok(ip) => ips.push((ip, "ip_address")),
+                Err(why) => diags.error(
+                    "Invalid IP address",
+                    format!(
+                        "{why}. Write an address of the subnet's family, such as 10.20.0.50 \
+                         or 2001:db8:0:20::50."
+                    ),
                     nic_path(i, "ip_address"),
+                ),
+            }
+        }
+        if let Value::Value(ip) = &nic.ipv6_address {
+            if nic.ipv6_subnet_id.is_null() {
+                diags.error(
+                    "ipv6_address without ipv6_subnet_id",
+                    "An IPv6 address is taken from the NIC's IPv6 subnet: set ipv6_subnet_id to \
+                     it, or remove ipv6_address (on an IPv6 subnet in subnet_id, ask with \
+                     ip_address).",
+                    nic_path(i, "ipv6_address"),
                 );
-                continue;
-            };
+            }
+            match parse_ip(ip) {
+                Ok(IpAddr::V6(v6)) => ips.push((IpAddr::V6(v6), "ipv6_address")),
+                Ok(IpAddr::V4(v4)) => diags.error(
+                    "IPv4 address in ipv6_address",
+                    format!(
+                        "{v4} is an IPv4 address; ipv6_address takes an IPv6 address of \
+                         ipv6_subnet_id, such as 2001:db8:0:20::50. Ask for an IPv4 address \
+                         with ip_address."
+                    ),
+                    nic_path(i, "ipv6_address"),
+                ),
+                Err(why) => diags.error(
+                    "Invalid IPv6 address",
+                    format!("{why}. Write an IPv6 address such as 2001:db8:0:20::50."),
+                    nic_path(i, "ipv6_address"),
+                ),
+            }
+        }
+        for (ip, attribute) in ips {
             match asked.iter().find(|(other, _)| *other == ip) {
                 Some((_, first)) => diags.error(
                     "Two NICs ask for one address",
                     format!(
                         "network_interface[{first}] and network_interface[{i}] both ask for {ip}; \
-                         an address belongs to one NIC. Give each NIC its own ip_address, or \
+                         an address belongs to one NIC. Give each NIC its own {attribute}, or \
                          leave it unset on one of them to get the next free address."
                     ),
-                    nic_path(i, "ip_address"),
+                    nic_path(i, attribute),
                 ),
                 None => asked.push((ip, i)),
             }
@@ -337,7 +390,15 @@ fn input_of(config: &VmState<'_>) -> Option<(VmRequest, GuestInput)> {
         nics.push(NicInput {
             subnet_id: known(&nic.subnet_id)?,
             ip: match text(&nic.ip_address)? {
-                Some(ip) => Some(ip.parse().ok()?),
+                Some(ip) => Some(parse_ip(&ip).ok()?),
+                None => None,
+            },
+            ipv6_subnet_id: text(&nic.ipv6_subnet_id)?,
+            ipv6: match text(&nic.ipv6_address)? {
+                Some(ip) => match parse_ip(&ip).ok()? {
+                    IpAddr::V6(v6) => Some(v6),
+                    IpAddr::V4(_) => return None,
+                },
                 None => None,
             },
         });
@@ -398,13 +459,28 @@ fn plan_new_vm(planned: &mut VmState<'_>, config: &VmState<'_>) {
     if config.hostname.is_null() {
         planned.hostname = Value::Unknown;
     }
-    let asked: Vec<bool> = nic_list(config)
+    let asked: Vec<(bool, bool, bool)> = nic_list(config)
         .iter()
-        .map(|n| n.ip_address.is_value())
+        .map(|n| {
+            (
+                n.ip_address.is_value(),
+                n.ipv6_address.is_value(),
+                n.ipv6_subnet_id.is_null(),
+            )
+        })
         .collect();
     for (i, nic) in nic_list_mut(planned).into_iter().enumerate() {
-        if !asked.get(i).copied().unwrap_or(false) {
+        let (ip, ipv6, no_ipv6_subnet) = asked.get(i).copied().unwrap_or_default();
+        if !ip {
             nic.ip_address = Value::Unknown;
+        }
+        if !ipv6 {
+            // A NIC without an IPv6 subnet has no IPv6 address to take.
+            nic.ipv6_address = if no_ipv6_subnet {
+                Value::Null
+            } else {
+                Value::Unknown
+            };
         }
         nic.mac = Value::Unknown;
         nic.wire_id = Value::Unknown;
@@ -443,10 +519,15 @@ fn placement_error(diags: &mut Diagnostics, e: &PlacementError) {
     diags.error(summary, format!("{e}.{advice}"), path);
 }
 
-fn allocation_error(diags: &mut Diagnostics, e: &ClaimError) {
+fn allocation_error(diags: &mut Diagnostics, e: &ClaimError, ipv6: bool) {
+    let (address, subnet) = if ipv6 {
+        ("ipv6_address", "ipv6_subnet_id")
+    } else {
+        ("ip_address", "subnet_id")
+    };
     let path = e.index.map(|i| match e.error {
-        StoreError::AddressTaken { .. } | StoreError::Refused(_) => nic_path(i, "ip_address"),
-        _ => nic_path(i, "subnet_id"),
+        StoreError::AddressTaken { .. } | StoreError::Refused(_) => nic_path(i, address),
+        _ => nic_path(i, subnet),
     });
     values::store_error_at(diags, &e.error, path);
 }
@@ -494,15 +575,20 @@ fn create_error(diags: &mut Diagnostics, e: &CreateError, input: &VmRequest, gue
             detail.clone(),
             AttributePath::new("template"),
         ),
-        CreateError::SubnetMissing { index, .. } => diags.error(
+        CreateError::SubnetMissing { index, ipv6, .. } => diags.error(
             "Subnet not found",
             e.to_string(),
-            nic_path(*index, "subnet_id"),
+            nic_path(*index, if *ipv6 { "ipv6_subnet_id" } else { "subnet_id" }),
         ),
-        CreateError::SubnetFamily { index, .. } => diags.error(
-            "IPv6 subnet on a VM NIC",
+        CreateError::Ipv6SubnetIsIpv4 { index, .. } => diags.error(
+            "IPv4 subnet in ipv6_subnet_id",
             e.to_string(),
-            nic_path(*index, "subnet_id"),
+            nic_path(*index, "ipv6_subnet_id"),
+        ),
+        CreateError::TwoIpv6Subnets { index, .. } => diags.error(
+            "Two subnets of one family on one NIC",
+            e.to_string(),
+            nic_path(*index, "ipv6_subnet_id"),
         ),
         CreateError::Placement(p) => placement_error(diags, p),
         CreateError::PathNotFound {
@@ -521,7 +607,7 @@ fn create_error(diags: &mut Diagnostics, e: &CreateError, input: &VmRequest, gue
             format!("{reason}."),
             AttributePath::new(*attribute),
         ),
-        CreateError::Allocation(c) => allocation_error(diags, c),
+        CreateError::Allocation { claim, ipv6 } => allocation_error(diags, claim, *ipv6),
         CreateError::PortGroup(detail) => diags.root_error("Port group not usable", detail.clone()),
         CreateError::VCenter { error, held } => vm_op_error(diags, error, *held),
         CreateError::GuestIps { error, held } => {
@@ -605,23 +691,54 @@ fn refresh(state: &mut VmState<'_>, inventory: &Inventory, vm: &Vm, records: &[A
             // The NIC is gone: plan_update sees no MAC and replaces the VM.
             nic.mac = Value::Null;
         }
-        if let Some(r) = records
+        let mine: Vec<&AddressRecord> = records
             .iter()
-            .find(|r| same_mac(r.mac.as_deref().unwrap_or_default(), &mac))
-        {
+            .filter(|r| same_mac(r.mac.as_deref().unwrap_or_default(), &mac))
+            .collect();
+        let (first, second) = nic_records(&mine, known(&nic.subnet_id).as_deref());
+        if let Some(r) = first {
             nic.subnet_id = string(r.subnet_id.clone());
             nic.ip_address = string(r.ip.to_string());
+        }
+        match second {
+            Some(r) => {
+                nic.ipv6_subnet_id = string(r.subnet_id.clone());
+                nic.ipv6_address = string(r.ip.to_string());
+            }
+            // An IPv4-only or IPv6-only NIC: no second address.
+            None if first.is_some() => nic.ipv6_address = Value::Null,
+            None => {}
         }
     }
 }
 
 use nics::same_mac;
 
+/// A NIC's records split into its `subnet_id` address and its dual-stack IPv6 one: the record
+/// in `subnet_id` (else the IPv4 one, else the only one) first, an IPv6 record beside an IPv4
+/// one second.
+fn nic_records<'r>(
+    mine: &[&'r AddressRecord],
+    subnet_id: Option<&str>,
+) -> (Option<&'r AddressRecord>, Option<&'r AddressRecord>) {
+    let first = mine
+        .iter()
+        .find(|r| Some(r.subnet_id.as_str()) == subnet_id)
+        .or_else(|| mine.iter().find(|r| r.ip.is_ipv4()))
+        .or_else(|| mine.first())
+        .copied();
+    let second = first
+        .filter(|f| f.ip.is_ipv4())
+        .and_then(|f| mine.iter().find(|r| r.ip.is_ipv6() && r.ip != f.ip))
+        .copied();
+    (first, second)
+}
+
 /// The state of a VM adopted by import or by a move, before `refresh`: what vCenter knows, each
 /// NIC's claim, and the guest IP wait's defaults. Inputs only a create uses (`template`,
 /// `datastore`, `hostname`, the `linux`/`windows` blocks) stay unset: the first apply records
 /// them from the configuration without changing the VM.
-fn adopted_state<'a>(inventory: &Inventory, vm: &Vm, claims: &[NicClaim]) -> VmState<'a> {
+fn adopted_state<'a>(inventory: &Inventory, vm: &Vm, adoption: &vm_adopt::Adoption) -> VmState<'a> {
     let datacenter = vmlife::vm_datacenter(inventory, vm).map(str::to_string);
     VmState {
         id: string(vm.uuid.to_ascii_lowercase()),
@@ -632,22 +749,33 @@ fn adopted_state<'a>(inventory: &Inventory, vm: &Vm, claims: &[NicClaim]) -> VmS
         hostname: Value::Null,
         wait_for_guest_ip: Value::Value(true),
         guest_ip_timeout: string(DEFAULT_TIMEOUT),
-        network_interface: Value::Value(
-            claims
-                .iter()
-                .map(|c| {
-                    Value::Value(NicState {
-                        subnet_id: string(c.subnet_id.clone()),
-                        ip_address: string(c.ip.to_string()),
-                        mac: string(c.mac.clone()),
-                        wire_id: string(c.wire_id.clone()),
-                        port_group: Value::Null,
-                    })
-                })
-                .collect(),
-        ),
+        network_interface: Value::Value(adopted_nics(&adoption.claims, &adoption.second)),
         ..Default::default()
     }
+}
+
+/// One NIC state per first claim, with the second claim that follows it (a dual-stack NIC's
+/// IPv6 address) as its `ipv6_*`.
+fn adopted_nics<'a>(claims: &[NicClaim], second: &[bool]) -> Vec<Value<NicState<'a>>> {
+    let mut out: Vec<NicState<'a>> = Vec::new();
+    for (c, is_second) in claims.iter().zip(second) {
+        match (is_second, out.last_mut()) {
+            (true, Some(nic)) => {
+                nic.ipv6_subnet_id = string(c.subnet_id.clone());
+                nic.ipv6_address = string(c.ip.to_string());
+            }
+            _ => out.push(NicState {
+                subnet_id: string(c.subnet_id.clone()),
+                ip_address: string(c.ip.to_string()),
+                ipv6_subnet_id: Value::Null,
+                ipv6_address: Value::Null,
+                mac: string(c.mac.clone()),
+                wire_id: string(c.wire_id.clone()),
+                port_group: Value::Null,
+            }),
+        }
+    }
+    out.into_iter().map(Value::Value).collect()
 }
 
 /// The first apply after an import or a move (no `template` in the state yet): records the
@@ -663,7 +791,7 @@ async fn record_adopted(
     if values::or_diag(diags, adopted_recorded(session, planned).await)? {
         return Some(());
     }
-    let wanted = nic_requests(planned);
+    let wanted = (nic_requests(planned), ipv6_requests(planned));
     let inventory = session.inventory_or_diag(diags).await?;
     let Some(vm) = nics::find_vm(&inventory, &vm_uuid) else {
         diags.root_error(
@@ -693,7 +821,20 @@ fn nic_requests(state: &VmState<'_>) -> Vec<NicRequest> {
         .filter_map(|n| {
             Some(NicRequest {
                 mac: known(&n.mac),
-                ip: known(&n.ip_address)?.parse::<Ipv4Addr>().ok()?.into(),
+                ip: parse_ip(&known(&n.ip_address)?).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Each dual-stack NIC's MAC and IPv6 address as the state has them.
+fn ipv6_requests(state: &VmState<'_>) -> Vec<NicRequest> {
+    nic_list(state)
+        .iter()
+        .filter_map(|n| {
+            Some(NicRequest {
+                mac: known(&n.mac),
+                ip: parse_ip(&known(&n.ipv6_address)?).ok()?,
             })
         })
         .collect()
@@ -706,7 +847,9 @@ async fn adopted_recorded(session: &Session, state: &VmState<'_>) -> Result<bool
     };
     let wanted = nic_requests(state);
     let records = vm_adopt::records_of(session, &vm_uuid).await?;
-    Ok(wanted.len() == nic_list(state).len() && vm_adopt::all_recorded(&records, &wanted))
+    Ok(wanted.len() == nic_list(state).len()
+        && vm_adopt::all_recorded(&records, &wanted)
+        && vm_adopt::all_recorded(&records, &ipv6_requests(state)))
 }
 
 /// A `vsphere_virtual_machine`'s state as ours, before the refresh: what the source knows
@@ -808,7 +951,7 @@ async fn adopt<'a>(
     )
     .await?;
     vm_adopt::record(diags, session, vm, &adoption, false).await?;
-    Some(adopted_state(inventory, vm, &adoption.claims))
+    Some(adopted_state(inventory, vm, &adoption))
 }
 
 /// A warning when VMware Tools reports addresses on the VM's NICs other than those assigned.
@@ -821,6 +964,22 @@ fn guest_drift(diags: &mut Diagnostics, vm: &Vm, records: &[AddressRecord]) {
         let Some(mac) = r.mac.as_deref() else {
             continue;
         };
+        if let IpAddr::V6(v6) = r.ip {
+            // Guests may add SLAAC or privacy addresses: only a missing one is drift.
+            if let Some(reported) = vm.guest_ipv6.get(&mac.to_ascii_lowercase()) {
+                if !reported.contains(&v6) {
+                    odd.push(format!(
+                        "NIC {mac} has {v6} assigned but VMware Tools report {}",
+                        reported
+                            .iter()
+                            .map(|ip| ip.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+            continue;
+        }
         if let Some(reported) = vm.guest_ips.get(&mac.to_ascii_lowercase()) {
             if reported.as_slice() != [r.ip] {
                 odd.push(format!(
@@ -1020,12 +1179,21 @@ impl Resource for VmResource {
         if before.len() != after.len() {
             replace.push(AttributePath::new("network_interface"));
         }
-        let subnet_ids: Vec<Option<String>> = after.iter().map(|n| known(&n.subnet_id)).collect();
+        let subnet_ids: Vec<(Option<String>, Option<String>)> = after
+            .iter()
+            .map(|n| (known(&n.subnet_id), known(&n.ipv6_subnet_id)))
+            .collect();
         let mut drifted = Vec::new();
         for (i, b) in before.iter().take(after.len()).enumerate() {
             // A NIC gone or moved off its subnet's wires outside Terraform.
             match (known(&b.mac), known(&b.wire_id), known(&b.subnet_id)) {
-                (Some(_), Some(wire), Some(subnet)) => drifted.push((i, wire, subnet)),
+                (Some(_), Some(wire), Some(subnet)) => {
+                    // A dual-stack NIC's port group must stay a wire of both subnets.
+                    if let Some(v6) = known(&b.ipv6_subnet_id) {
+                        drifted.push((i, wire.clone(), v6));
+                    }
+                    drifted.push((i, wire, subnet));
+                }
                 _ => replace.push(nic_path(i, "mac")),
             }
         }
@@ -1072,19 +1240,21 @@ impl Resource for VmResource {
             let views = session.subnet_views_or_diag(diags, &inventory).await?;
             let nics: Vec<NicInput> = subnet_ids
                 .into_iter()
-                .flatten()
-                .map(|subnet_id| NicInput {
-                    subnet_id,
-                    ip: None,
+                .filter_map(|(subnet_id, ipv6_subnet_id)| {
+                    Some(NicInput {
+                        subnet_id: subnet_id?,
+                        ipv6_subnet_id,
+                        ..Default::default()
+                    })
                 })
                 .collect();
             let subnets = match vmlife::subnets_of(&views, &nics, &session.store.describe()) {
                 Ok(s) => s,
-                Err(CreateError::SubnetMissing { index, .. }) => {
+                Err(CreateError::SubnetMissing { index, ipv6, .. }) => {
                     diags.error(
                         "Subnet not found",
                         "The subnet is not in the IPAM store any more.",
-                        nic_path(index, "subnet_id"),
+                        nic_path(index, if ipv6 { "ipv6_subnet_id" } else { "subnet_id" }),
                     );
                     return None;
                 }
@@ -1094,10 +1264,11 @@ impl Resource for VmResource {
                 }
             };
             let datacenter = known(&planned.datacenter).unwrap_or_default();
-            match placement::place(
+            let per_nic: Vec<_> = subnets.iter().map(vmlife::NicSubnets::all).collect();
+            match placement::place_nics(
                 &inventory,
                 &datacenter,
-                &subnets,
+                &per_nic,
                 Some(&wanted),
                 &Default::default(),
             ) {
@@ -1164,6 +1335,7 @@ impl Resource for VmResource {
         }
         for (nic, made) in nic_list_mut(&mut state).into_iter().zip(created.nics) {
             nic.ip_address = string(made.ip.to_string());
+            nic.ipv6_address = opt_string(made.ipv6.map(|ip| ip.to_string()));
             nic.mac = string(made.mac);
             nic.wire_id = string(made.wire_id);
             nic.port_group = opt_string(made.port_group);

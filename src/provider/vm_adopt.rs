@@ -27,6 +27,8 @@
 //! writes the state without an apply: its records are written by the next apply too. Until
 //! then the VM's Tools-reported addresses are observed ones, which no allocation hands out.
 
+use std::net::IpAddr;
+
 use serde::Deserialize;
 use tfplugin::{Diagnostics, MoveSource};
 
@@ -35,7 +37,7 @@ use super::Session;
 use crate::nics::{self, same_mac, NicRequest};
 use crate::store::ops::{ClaimError, NicClaim, Observation, SubnetView};
 use crate::store::{AddressRecord, OwnerKind, StoreError};
-use crate::vsphere::model::{Inventory, Vm};
+use crate::vsphere::model::{Inventory, Vm, VmNic};
 
 /// The provider a `moved` block may come from (any registry host), and its resource type.
 pub const SOURCE_PROVIDER: &str = "hashicorp/vsphere";
@@ -130,78 +132,138 @@ pub fn read_source(diags: &mut Diagnostics, source: &MoveSource) -> Option<Sourc
 
 /// The VM's NICs matched to their subnets, and what the store checks them against.
 pub struct Adoption {
+    /// One claim per address, a NIC's first address before its second.
     pub claims: Vec<NicClaim>,
+    /// Per claim: whether it is its NIC's second address (a dual-stack NIC's IPv6 one).
+    pub second: Vec<bool>,
     views: Vec<SubnetView>,
     observations: Vec<Observation>,
 }
 
-/// Which address each NIC of `vm` is recorded with: `wanted` (by MAC) when given, else the
-/// VM's own record (a re-import), else the one address VMware Tools report on it; and the
-/// subnet each falls in. Errors name the VM, the NIC and the address, under `summary`.
+/// Which addresses each NIC of `vm` is recorded with: `wanted` (by MAC: first addresses, then
+/// dual-stack IPv6 ones) when given, else the VM's own records (a re-import), else what VMware
+/// Tools report: the one IPv4 address of the NIC (an IPv6 one in a subnet of its port group
+/// when it has no IPv4 address), and beside an IPv4 address the first global IPv6 address in
+/// an IPv6 subnet of its port group; and the subnet each falls in. Errors name the VM, the NIC
+/// and the address, under `summary`.
 pub async fn claims(
     diags: &mut Diagnostics,
     session: &Session,
     inventory: &Inventory,
     vm: &Vm,
-    wanted: Option<Vec<NicRequest>>,
+    wanted: Option<(Vec<NicRequest>, Vec<NicRequest>)>,
     summary: &str,
 ) -> Option<Adoption> {
-    let requests = match wanted {
-        Some(r) => r,
+    let views = session.subnet_views_or_diag(diags, inventory).await?;
+    let existing = match &wanted {
+        Some(_) => Vec::new(),
+        None => values::or_diag(diags, records_of(session, &vm.uuid).await)?,
+    };
+    let own = |mac: &str, v6: bool| {
+        existing
+            .iter()
+            .filter(|r| same_mac(r.mac.as_deref().unwrap_or_default(), mac))
+            .find(|r| r.ip.is_ipv6() == v6)
+            .map(|r| r.ip)
+    };
+    // The first Tools-reported global IPv6 address of the NIC that lies in a subnet of its
+    // port group (guests add SLAAC and privacy addresses beside the assigned one).
+    let reported_v6 = |nic: &VmNic| {
+        vm.guest_ipv6
+            .get(&nic.mac)
+            .into_iter()
+            .flatten()
+            .find(|ip| nics::resolve_address(inventory, vm, nic, IpAddr::V6(**ip), &views).is_ok())
+    };
+    let (requests, seconds) = match wanted {
+        Some(w) => w,
         None => {
-            let existing = values::or_diag(diags, records_of(session, &vm.uuid).await)?;
             let mut requests = Vec::new();
+            let mut seconds = Vec::new();
             for nic in &vm.nics {
-                let recorded = existing
-                    .iter()
-                    .find(|r| same_mac(r.mac.as_deref().unwrap_or_default(), &nic.mac))
-                    .and_then(|r| match r.ip {
-                        std::net::IpAddr::V4(v4) => Some(v4),
-                        std::net::IpAddr::V6(_) => None,
-                    });
-                let reported = vm
+                let reported_v4 = vm
                     .guest_ips
                     .get(&nic.mac)
                     .and_then(|ips| match ips.as_slice() {
-                        [one] => Some(*one),
+                        [one] => Some(IpAddr::V4(*one)),
                         _ => None,
                     });
-                match recorded.or(reported) {
-                    Some(ip) => requests.push(NicRequest {
-                        mac: Some(nic.mac.clone()),
-                        ip: ip.into(),
-                    }),
-                    None => {
-                        diags.root_error(
-                            summary,
-                            format!(
-                                "NIC {} of VM {:?} ({}) has no single IPv4 address reported by \
-                                 VMware Tools, so its address is unknown. Power the VM on with \
-                                 Tools running, or record it with vsphereipam_vm_nic_fix instead.",
-                                nic.mac, vm.name, vm.uuid
-                            ),
-                        );
-                        return None;
+                let first = own(&nic.mac, false)
+                    .or(reported_v4)
+                    .or_else(|| own(&nic.mac, true))
+                    .or_else(|| reported_v6(nic).map(|ip| IpAddr::V6(*ip)));
+                let Some(ip) = first else {
+                    diags.root_error(
+                        summary,
+                        format!(
+                            "NIC {} of VM {:?} ({}) has no single IPv4 address reported by \
+                             VMware Tools (nor a global IPv6 address in a subnet of its port \
+                             group), so its address is unknown. Power the VM on with Tools \
+                             running, or record it with vsphereipam_vm_nic_fix instead.",
+                            nic.mac, vm.name, vm.uuid
+                        ),
+                    );
+                    return None;
+                };
+                requests.push(NicRequest {
+                    mac: Some(nic.mac.clone()),
+                    ip,
+                });
+                if ip.is_ipv4() {
+                    let second =
+                        own(&nic.mac, true).or_else(|| reported_v6(nic).map(|ip| IpAddr::V6(*ip)));
+                    if let Some(ip) = second {
+                        seconds.push(NicRequest {
+                            mac: Some(nic.mac.clone()),
+                            ip,
+                        });
                     }
                 }
             }
-            requests
+            (requests, seconds)
         }
     };
-    let views = session.subnet_views_or_diag(diags, inventory).await?;
-    match nics::resolve(inventory, vm, &requests, &views) {
-        Ok(claims) => Some(Adoption {
-            claims,
-            views,
-            observations: nics::observations(inventory),
-        }),
+    let firsts = match nics::resolve(inventory, vm, &requests, &views) {
+        Ok(claims) => claims,
         Err(problems) => {
             for p in problems {
                 diags.root_error(p.summary, p.detail);
             }
-            None
+            return None;
+        }
+    };
+    let mut claims = Vec::new();
+    let mut second = Vec::new();
+    for claim in firsts {
+        let mac = claim.mac.clone();
+        claims.push(claim);
+        second.push(false);
+        let Some(request) = seconds
+            .iter()
+            .find(|r| r.mac.as_deref().is_some_and(|m| same_mac(m, &mac)))
+        else {
+            continue;
+        };
+        let Some(nic) = vm.nics.iter().find(|n| same_mac(&n.mac, &mac)) else {
+            continue;
+        };
+        match nics::resolve_address(inventory, vm, nic, request.ip, &views) {
+            Ok(claim) => {
+                claims.push(claim);
+                second.push(true);
+            }
+            Err(p) => {
+                diags.root_error(p.summary, p.detail);
+                return None;
+            }
         }
     }
+    Some(Adoption {
+        claims,
+        second,
+        views,
+        observations: nics::observations(inventory),
+    })
 }
 
 /// Records the adoption's addresses as the VM's own (`write`), replacing what the VM held, or

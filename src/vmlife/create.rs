@@ -1,7 +1,8 @@
 //! Checking a new VM at plan time, creating it, destroying it.
 //!
 //! Create order, each step undone when a later one fails: place (in memory) → allocate every
-//! address in one store transaction, as pending records owned by a creation ticket
+//! address (a NIC's `subnet_id` one, then its `ipv6_subnet_id` one on a dual-stack NIC) in one
+//! store transaction, as pending records owned by a creation ticket
 //! ([`crate::pending`]) → clone, customize, power on (`vm_ops::create_vm`, which finds out the
 //! outcome of a call whose answer was lost) → wait for VMware Tools → hand the records to the
 //! VM's UUID. Undoing releases the addresses only once no VM of the ticket exists ([`settle`]).
@@ -19,7 +20,9 @@ use crate::store::ops::{AllocRequest, ClaimError, NicAddress, SubnetView};
 use crate::store::{OwnerKind, StoreError};
 use crate::vsphere::client::VsphereClient;
 use crate::vsphere::model::{Inventory, PortGroupKind, Vm};
-use crate::vsphere::vm_ops::{self, CreateVm, Ipv4Settings, NicBacking, NicSpec, VmOpError};
+use crate::vsphere::vm_ops::{
+    self, CreateVm, Ipv4Settings, Ipv6Settings, NicBacking, NicSpec, VmOpError,
+};
 use crate::vsphere::wire;
 
 /// What the plan of a new VM can already tell.
@@ -44,7 +47,7 @@ pub struct Created {
     pub moref: String,
     pub host: String,
     pub hostname: String,
-    /// What VMware Tools reported, sorted (empty when the create did not wait).
+    /// The IPv4 addresses VMware Tools reported, sorted (empty when the create did not wait).
     pub guest_ips: Vec<Ipv4Addr>,
     /// In the order of the request's NICs.
     pub nics: Vec<CreatedNic>,
@@ -56,6 +59,9 @@ pub struct Created {
 pub struct CreatedNic {
     pub subnet_id: String,
     pub ip: IpAddr,
+    /// A dual-stack NIC's IPv6 subnet and address.
+    pub ipv6_subnet_id: Option<String>,
+    pub ipv6: Option<IpAddr>,
     pub mac: String,
     pub wire_id: String,
     pub port_group: Option<String>,
@@ -120,69 +126,118 @@ pub fn is_windows(template: &Vm) -> bool {
     template.guest_family.as_deref() == Some("windowsGuest")
 }
 
-/// The subnet view of each NIC, in order.
+/// The subnets of one NIC: its `subnet_id`'s and, on a dual-stack NIC, its IPv6 one.
+#[derive(Debug, Clone, Copy)]
+pub struct NicSubnets<'s> {
+    pub subnet: &'s SubnetView,
+    pub ipv6: Option<&'s SubnetView>,
+}
+
+impl<'s> NicSubnets<'s> {
+    /// Both subnets, `subnet_id`'s first.
+    pub fn all(&self) -> Vec<&'s SubnetView> {
+        std::iter::once(self.subnet).chain(self.ipv6).collect()
+    }
+}
+
+/// The subnet views of each NIC, in order: `subnet_id` of either family, `ipv6_subnet_id` an
+/// IPv6 subnet beside an IPv4 one.
 pub fn subnets_of<'s>(
     views: &'s [SubnetView],
     nics: &[NicInput],
     store: &str,
-) -> Result<Vec<&'s SubnetView>, CreateError> {
+) -> Result<Vec<NicSubnets<'s>>, CreateError> {
+    let find = |index: usize, id: &str, ipv6: bool| {
+        views
+            .iter()
+            .find(|v| v.subnet.id == id)
+            .ok_or_else(|| CreateError::SubnetMissing {
+                index,
+                subnet_id: id.to_string(),
+                store: store.to_string(),
+                ipv6,
+            })
+    };
     nics.iter()
         .enumerate()
         .map(|(index, nic)| {
-            views
-                .iter()
-                .find(|v| v.subnet.id == nic.subnet_id)
-                .ok_or_else(|| CreateError::SubnetMissing {
-                    index,
-                    subnet_id: nic.subnet_id.clone(),
-                    store: store.to_string(),
-                })
-                .and_then(|v| {
-                    // Guest customization sets IPv4 only so far: a NIC on an IPv6 subnet
-                    // would come up without its address.
-                    if v.subnet.spec.is_v4() {
-                        Ok(v)
-                    } else {
-                        Err(CreateError::SubnetFamily {
+            let subnet = find(index, &nic.subnet_id, false)?;
+            let ipv6 = match &nic.ipv6_subnet_id {
+                None => None,
+                Some(id) => {
+                    let v6 = find(index, id, true)?;
+                    if v6.subnet.spec.is_v4() {
+                        return Err(CreateError::Ipv6SubnetIsIpv4 {
                             index,
-                            name: v.subnet.name.clone(),
-                            cidr: v.subnet.spec.cidr.to_string(),
-                        })
+                            name: v6.subnet.name.clone(),
+                            cidr: v6.subnet.spec.cidr.to_string(),
+                        });
                     }
-                })
+                    if !subnet.subnet.spec.is_v4() {
+                        return Err(CreateError::TwoIpv6Subnets {
+                            index,
+                            name: subnet.subnet.name.clone(),
+                            cidr: subnet.subnet.spec.cidr.to_string(),
+                        });
+                    }
+                    Some(v6)
+                }
+            };
+            Ok(NicSubnets { subnet, ipv6 })
         })
         .collect()
 }
 
+/// Which NIC each allocation request is for, and whether it is the NIC's `ipv6_*` address:
+/// one request per address, a NIC's `subnet_id` address first.
+fn slots(subnets: &[NicSubnets<'_>]) -> Vec<(usize, bool)> {
+    subnets
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| std::iter::once((i, false)).chain(s.ipv6.map(|_| (i, true))))
+        .collect()
+}
+
+/// A failed allocation, pointed at the NIC and address it was for.
+fn allocation_error(subnets: &[NicSubnets<'_>], mut claim: ClaimError) -> CreateError {
+    let slot = claim.index.and_then(|k| slots(subnets).get(k).copied());
+    claim.index = slot.map(|(nic, _)| nic);
+    CreateError::Allocation {
+        claim,
+        ipv6: slot.is_some_and(|(_, v6)| v6),
+    }
+}
+
 fn requests(
     req: &VmRequest,
-    subnets: &[&SubnetView],
+    subnets: &[NicSubnets<'_>],
     inventory: &Inventory,
     owner: &str,
     portgroups: Option<&[String]>,
 ) -> (Vec<AllocRequest>, Vec<RangeSet>) {
-    let reqs = req
-        .nics
-        .iter()
-        .enumerate()
-        .map(|(i, nic)| AllocRequest {
-            subnet_id: nic.subnet_id.clone(),
-            ip: nic.ip.map(IpAddr::V4),
-            owner_kind: OwnerKind::Vm,
-            owner_id: owner.to_string(),
-            vm_uuid: None,
-            mac: None,
-            wire_id: portgroups
-                .and_then(|p| p.get(i))
-                .map(|pg| wire::wire_id(inventory, pg)),
-            pending: true,
-            description: Some(format!("VM {:?}", req.name)),
-        })
-        .collect();
-    let observed = subnets
-        .iter()
-        .map(|s| nics::observed_in(inventory, s))
-        .collect();
+    let mut reqs = Vec::new();
+    let mut observed = Vec::new();
+    for (i, s) in subnets.iter().enumerate() {
+        let nic = &req.nics[i];
+        let asked = std::iter::once((s.subnet, nic.ip))
+            .chain(s.ipv6.map(|v6| (v6, nic.ipv6.map(IpAddr::V6))));
+        for (subnet, ip) in asked {
+            reqs.push(AllocRequest {
+                subnet_id: subnet.subnet.id.clone(),
+                ip,
+                owner_kind: OwnerKind::Vm,
+                owner_id: owner.to_string(),
+                vm_uuid: None,
+                mac: None,
+                wire_id: portgroups
+                    .and_then(|p| p.get(i))
+                    .map(|pg| wire::wire_id(inventory, pg)),
+                pending: true,
+                description: Some(format!("VM {:?}", req.name)),
+            });
+            observed.push(nics::observed_in(inventory, subnet));
+        }
+    }
     (reqs, observed)
 }
 
@@ -206,10 +261,10 @@ pub async fn check_new(
     find_path(client, &req.datacenter, "datastore", &req.datastore).await?;
     let views = subnet_views(ctx, inventory).await?;
     let subnets = subnets_of(&views, &req.nics, &ctx.store.describe())?;
-    let placed = placement::place(
+    let placed = placement::place_nics(
         inventory,
         &req.datacenter,
-        &subnets,
+        &per_nic(&subnets),
         req.host.as_deref(),
         &Default::default(),
     )
@@ -249,7 +304,11 @@ pub async fn check_new(
         .iter()
         .map(|vm| vm.uuid.to_ascii_lowercase())
         .collect();
-    let subnet_ids: Vec<String> = subnets.iter().map(|s| s.subnet.id.clone()).collect();
+    let subnet_ids: Vec<String> = subnets
+        .iter()
+        .flat_map(|s| s.all())
+        .map(|s| s.subnet.id.clone())
+        .collect();
     ctx.store
         .blocking(move |s| {
             for id in &subnet_ids {
@@ -263,7 +322,7 @@ pub async fn check_new(
         })
         .await
         .unwrap_or_else(|e| Err(ClaimError::from(e)))
-        .map_err(CreateError::Allocation)?;
+        .map_err(|c| allocation_error(&subnets, c))?;
     Ok(PlanView {
         hostname,
         template_cpus: template.num_cpus,
@@ -334,29 +393,65 @@ fn backing(inventory: &Inventory, portgroup: &str) -> Result<NicBacking, CreateE
     })
 }
 
-/// The customization of a NIC on an IPv4 subnet (`subnets_of` refuses the others).
-fn nic_spec(backing: NicBacking, subnet: &SubnetView, ip: IpAddr) -> NicSpec {
-    let spec = &subnet.subnet.spec;
-    let v4 = |ip: &IpAddr| match ip {
-        IpAddr::V4(v4) => Some(*v4),
-        IpAddr::V6(_) => None,
-    };
-    NicSpec {
+/// Every subnet of each NIC, for [`placement::place_nics`].
+fn per_nic<'s>(subnets: &[NicSubnets<'s>]) -> Vec<Vec<&'s SubnetView>> {
+    subnets.iter().map(NicSubnets::all).collect()
+}
+
+/// The customization of a NIC: its addresses (`ips`, one per subnet of `subnets.all()`) with
+/// their subnets' prefix and gateway, and the DNS servers and domain of its subnets (the
+/// `subnet_id` subnet's first).
+fn nic_spec(backing: NicBacking, subnets: &NicSubnets<'_>, ips: &[IpAddr]) -> NicSpec {
+    let mut nic = NicSpec {
         backing,
-        ipv4: Some(Ipv4Settings {
-            ip: v4(&ip).unwrap_or(Ipv4Addr::UNSPECIFIED),
-            prefix_len: spec.cidr.prefix_len(),
-            gateways: spec.gateway.iter().filter_map(v4).collect(),
-        }),
+        ipv4: None,
         ipv6: None,
-        dns_servers: spec
-            .dns_servers
-            .iter()
-            .filter(|s| s.is_ipv4())
-            .copied()
-            .collect(),
-        dns_domain: subnet.subnet.domain.clone(),
+        dns_servers: Vec::new(),
+        dns_domain: None,
+    };
+    for (view, ip) in subnets.all().into_iter().zip(ips) {
+        let spec = &view.subnet.spec;
+        let prefix_len = spec.cidr.prefix_len();
+        match ip {
+            IpAddr::V4(ip) => {
+                nic.ipv4 = Some(Ipv4Settings {
+                    ip: *ip,
+                    prefix_len,
+                    gateways: spec
+                        .gateway
+                        .iter()
+                        .filter_map(|g| match g {
+                            IpAddr::V4(g) => Some(*g),
+                            IpAddr::V6(_) => None,
+                        })
+                        .collect(),
+                })
+            }
+            IpAddr::V6(ip) => {
+                nic.ipv6 = Some(Ipv6Settings {
+                    ip: *ip,
+                    prefix_len,
+                    gateways: spec
+                        .gateway
+                        .iter()
+                        .filter_map(|g| match g {
+                            IpAddr::V6(g) => Some(*g),
+                            IpAddr::V4(_) => None,
+                        })
+                        .collect(),
+                })
+            }
+        }
+        for server in &spec.dns_servers {
+            if !nic.dns_servers.contains(server) {
+                nic.dns_servers.push(*server);
+            }
+        }
+        if nic.dns_domain.is_none() {
+            nic.dns_domain = view.subnet.domain.clone();
+        }
     }
+    nic
 }
 
 /// Creates the VM the request describes. Before its first create, a process sweeps the
@@ -383,10 +478,10 @@ pub async fn create(ctx: Ctx<'_>, req: &VmRequest) -> Result<Created, CreateErro
     let placed = ctx
         .creates
         .place(&inventory, |extra| {
-            placement::place(
+            placement::place_nics(
                 &inventory,
                 &req.datacenter,
-                &subnets,
+                &per_nic(&subnets),
                 req.host.as_deref(),
                 extra,
             )
@@ -409,14 +504,16 @@ async fn create_placed(
     req: &VmRequest,
     inventory: &Inventory,
     template: &Vm,
-    subnets: &[&SubnetView],
+    subnets: &[NicSubnets<'_>],
     folder: Option<String>,
     datastore: Option<String>,
     placed: &Placement,
 ) -> Result<Created, CreateError> {
     let client = ctx.cache.client();
     let windows = is_windows(template);
-    let first_domain = subnets.first().and_then(|s| s.subnet.domain.as_deref());
+    let first_domain = subnets
+        .first()
+        .and_then(|s| s.subnet.subnet.domain.as_deref());
     let guest = req
         .guest
         .family(windows, first_domain)
@@ -436,7 +533,12 @@ async fn create_placed(
         .blocking(move |s| Ok(s.allocate_all(&reqs, &observed)))
         .await
         .unwrap_or_else(|e| Err(ClaimError::from(e)))
-        .map_err(CreateError::Allocation)?;
+        .map_err(|c| allocation_error(subnets, c))?;
+    // The records of each NIC, in the order of `slots`.
+    let mut per_nic_ips: Vec<Vec<IpAddr>> = vec![Vec::new(); subnets.len()];
+    for ((nic, _), record) in slots(subnets).into_iter().zip(&records) {
+        per_nic_ips[nic].push(record.ip);
+    }
     let hostname = req
         .hostname
         .clone()
@@ -453,9 +555,9 @@ async fn create_placed(
         guest,
         nics: backings
             .into_iter()
-            .zip(&records)
             .zip(subnets)
-            .map(|((backing, record), subnet)| nic_spec(backing, subnet, record.ip))
+            .zip(&per_nic_ips)
+            .map(|((backing, subnets), ips)| nic_spec(backing, subnets, ips))
             .collect(),
         instance_uuid: Some(ticket.instance_uuid.clone()),
     };
@@ -476,8 +578,8 @@ async fn create_placed(
         let expected: Vec<(String, IpAddr)> = created
             .macs
             .iter()
-            .cloned()
-            .zip(records.iter().map(|r| r.ip))
+            .zip(&per_nic_ips)
+            .flat_map(|(mac, ips)| ips.iter().map(move |ip| (mac.clone(), *ip)))
             .collect();
         match vm_ops::wait_for_guest_ips(client, &created.moref, &expected, req.timeout).await {
             Ok(reported) => {
@@ -501,13 +603,16 @@ async fn create_placed(
     }
     guest_ips.sort();
     guest_ips.dedup();
-    let nics: Vec<CreatedNic> = records
+    let nics: Vec<CreatedNic> = per_nic_ips
         .iter()
+        .zip(subnets)
         .zip(&created.macs)
         .zip(&placed.portgroups)
-        .map(|((r, mac), pg)| CreatedNic {
-            subnet_id: r.subnet_id.clone(),
-            ip: r.ip,
+        .map(|(((ips, s), mac), pg)| CreatedNic {
+            subnet_id: s.subnet.subnet.id.clone(),
+            ip: ips[0],
+            ipv6_subnet_id: s.ipv6.map(|v6| v6.subnet.id.clone()),
+            ipv6: ips.get(1).copied(),
             mac: mac.clone(),
             wire_id: wire::wire_id(inventory, pg),
             port_group: inventory
@@ -519,11 +624,16 @@ async fn create_placed(
         .collect();
     let nic_addresses: Vec<NicAddress> = nics
         .iter()
-        .map(|n| NicAddress {
-            subnet_id: n.subnet_id.clone(),
-            ip: n.ip,
-            mac: n.mac.clone(),
-            wire_id: n.wire_id.clone(),
+        .flat_map(|n| {
+            let v6 = n.ipv6_subnet_id.clone().zip(n.ipv6);
+            std::iter::once((n.subnet_id.clone(), n.ip))
+                .chain(v6)
+                .map(|(subnet_id, ip)| NicAddress {
+                    subnet_id,
+                    ip,
+                    mac: n.mac.clone(),
+                    wire_id: n.wire_id.clone(),
+                })
         })
         .collect();
     let uuid = created.uuid.to_ascii_lowercase();

@@ -13,13 +13,13 @@ mod create;
 mod sweep;
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 pub use create::{
     check_new, create, destroy, find_template, inventory_path, is_windows, subnets_of,
-    vm_datacenter, Created, CreatedNic, PlanView,
+    vm_datacenter, Created, CreatedNic, NicSubnets, PlanView,
 };
 pub use sweep::{abandoned, sweep_pending};
 
@@ -89,12 +89,16 @@ impl Creates {
     }
 }
 
-/// One NIC as asked for.
+/// One NIC as asked for: an address from `subnet_id` (either family) and, for a dual-stack
+/// NIC whose first subnet is IPv4, one from the IPv6 subnet `ipv6_subnet_id`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NicInput {
     pub subnet_id: String,
     /// The address asked for; `None`: the next free one.
-    pub ip: Option<Ipv4Addr>,
+    pub ip: Option<IpAddr>,
+    pub ipv6_subnet_id: Option<String>,
+    /// The IPv6 address asked for; `None`: the next free one of `ipv6_subnet_id`.
+    pub ipv6: Option<Ipv6Addr>,
 }
 
 /// The guest customization a create asks for, as the edge parsed it.
@@ -122,7 +126,8 @@ pub struct VmRequest {
     pub hostname: Option<String>,
     /// Linux or Windows customization, chosen by the template's guest family.
     pub guest: Arc<dyn Guest>,
-    /// Wait until VMware Tools report exactly the assigned addresses, at most `timeout`.
+    /// Wait until VMware Tools report every assigned address (IPv4: exactly that one on the
+    /// NIC; IPv6: among the NIC's), at most `timeout`.
     pub wait: bool,
     pub timeout: Duration,
     pub nics: Vec<NicInput>,
@@ -151,7 +156,8 @@ pub enum CreateError {
     /// The template is missing or ambiguous (attribute `template`).
     #[error("{0}")]
     Template(String),
-    /// NIC `index` names a subnet the store does not have (its `subnet_id`).
+    /// NIC `index` names a subnet the store does not have (its `subnet_id`, or with `ipv6`
+    /// its `ipv6_subnet_id`).
     #[error(
         "No subnet {subnet_id:?} of this vCenter in the IPAM store {store}. Use the id of a \
          vsphereipam_ipsubnet."
@@ -160,13 +166,25 @@ pub enum CreateError {
         index: usize,
         subnet_id: String,
         store: String,
+        ipv6: bool,
     },
-    /// NIC `index` names an IPv6 subnet: guest customization sets IPv4 only so far.
+    /// NIC `index`'s `ipv6_subnet_id` names an IPv4 subnet.
     #[error(
-        "Subnet {name:?} ({cidr}) is IPv6; a vsphereipam_vm network_interface takes an IPv4 \
-         subnet. Use an IPv4 subnet for the NIC, or vsphereipam_ip_address for an IPv6 address."
+        "Subnet {name:?} ({cidr}) is IPv4; ipv6_subnet_id takes an IPv6 subnet. Put the IPv4 \
+         subnet in subnet_id and an IPv6 subnet of the same wire in ipv6_subnet_id."
     )]
-    SubnetFamily {
+    Ipv6SubnetIsIpv4 {
+        index: usize,
+        name: String,
+        cidr: String,
+    },
+    /// NIC `index` has `ipv6_subnet_id` while its `subnet_id` is IPv6 already.
+    #[error(
+        "subnet_id names the IPv6 subnet {name:?} ({cidr}), so ipv6_subnet_id would give the \
+         NIC two subnets of one family. For a dual-stack NIC put an IPv4 subnet in subnet_id; \
+         for an IPv6-only NIC remove ipv6_subnet_id."
+    )]
+    TwoIpv6Subnets {
         index: usize,
         name: String,
         cidr: String,
@@ -186,9 +204,10 @@ pub enum CreateError {
         what: &'static str,
         reason: String,
     },
-    /// No address for a NIC (taken, outside the range, subnet full).
-    #[error("{}", .0.error)]
-    Allocation(ClaimError),
+    /// No address for a NIC (taken, outside the range, subnet full). The claim's index is the
+    /// NIC's; `ipv6`: its `ipv6_subnet_id`/`ipv6_address` address.
+    #[error("{}", .claim.error)]
+    Allocation { claim: ClaimError, ipv6: bool },
     #[error("{0}")]
     PortGroup(String),
     /// The customization does not fit the template's family (`windows`: a Windows template).

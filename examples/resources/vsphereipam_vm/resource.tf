@@ -16,6 +16,15 @@ resource "vsphereipam_ipsubnet" "app" {
   domain      = "app.example.com"
 }
 
+# An IPv6 subnet on the same wire as app: pg-app is dual stack.
+resource "vsphereipam_ipsubnet" "app6" {
+  name        = "app6"
+  wire_id     = data.vsphereipam_wire.app.id
+  cidr        = "2001:db8:0:20::/64"
+  gateway     = "2001:db8:0:20::1"
+  dns_servers = ["2001:db8:0:20::2"]
+}
+
 resource "vsphereipam_ipsubnet" "db" {
   name    = "db"
   wire_id = data.vsphereipam_wire.db.id
@@ -107,6 +116,29 @@ resource "vsphereipam_vm" "router" {
   }
 }
 
+# A dual-stack VM: its NIC takes the next free address of the IPv4 subnet and a chosen one of
+# the IPv6 subnet; the guest is customized with both (address, prefix, gateway) and the DNS
+# servers of both subnets, and the apply waits until VMware Tools report both. A NIC whose
+# subnet_id is an IPv6 subnet is IPv6-only (its IPv4 side is left to DHCP).
+resource "vsphereipam_vm" "dual" {
+  name       = "dual-0"
+  datacenter = "DC0"
+  template   = "tmpl-linux"
+
+  network_interface {
+    subnet_id      = vsphereipam_ipsubnet.app.id
+    ipv6_subnet_id = vsphereipam_ipsubnet.app6.id
+    ipv6_address   = "2001:db8:0:20::100"
+  }
+}
+
 output "web_addresses" {
   value = vsphereipam_vm.web[*].network_interface[0].ip_address
+}
+
+output "dual_addresses" {
+  value = [
+    vsphereipam_vm.dual.network_interface[0].ip_address,
+    vsphereipam_vm.dual.network_interface[0].ipv6_address,
+  ]
 }
