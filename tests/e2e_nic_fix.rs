@@ -632,6 +632,8 @@ fn every_ipv6_refusal_names_ipv6_address() {
             ("::ffff:10.20.0.71", "IPv4-mapped"),
             ("2001:db8:0:20::71%eth0", "zone id"),
             ("2001:DB8:0:20::71", "canonical form"),
+            // Copied from `ip addr`: every interface has one, no subnet can hold it.
+            ("fe80::250:56ff:fe00:71", "link-local"),
         ] {
             let run = plan_err(&one(&noip.uuid, "10.20.0.70", bad));
             expect_error(
@@ -642,6 +644,19 @@ fn every_ipv6_refusal_names_ipv6_address() {
             );
             assert!(run.flat().contains(why), "{v}: {bad}: {}", run.flat());
         }
+        // On an IPv6-only NIC, the link-local address in ip_address: refused the same way.
+        let run = plan_err(&fix6(
+            "x",
+            &noip.uuid,
+            &[(None, "fe80::250:56ff:fe00:70", None)],
+        ));
+        expect_error(
+            &run,
+            v,
+            "Invalid IP address",
+            "ip_address   = \"fe80::250:56ff:fe00:70\"",
+        );
+        assert!(run.flat().contains("link-local"), "{v}: {}", run.flat());
         let run = plan_err(&one(&noip.uuid, "2001:db8:0:20::70", "2001:db8:0:20::71"));
         expect_error(
             &run,

@@ -3,7 +3,7 @@
 //! still be unknown, and the rules that need them wait for apply.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
 use ipnet::{IpNet, Ipv6Net};
@@ -541,6 +541,12 @@ fn special_v6(net: Ipv6Net) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Why an IPv6 address can never be a VM's recorded address ([`special_v6`] of it alone): no
+/// subnet can hold it.
+pub fn special_v6_address(ip: Ipv6Addr) -> Option<&'static str> {
+    special_v6(Ipv6Net::from(ip))
 }
 
 /// The first address a subnet hands out by default: the one after the network address (IPv4)

@@ -15,6 +15,7 @@ use super::schema::{computed, identity, optional, optional_computed, replaces, r
 use super::values::{self, known, string};
 use super::{Session, Shared};
 use crate::ipam::ranges::parse_ip;
+use crate::ipam::subnet::special_v6_address;
 use crate::nics::{self, NicProblem, NicRequest};
 use crate::store::ops::{ClaimError, NicClaim, Observation, SubnetView};
 use crate::store::{AddressRecord, OwnerKind, StoreError};
@@ -246,7 +247,7 @@ fn requests_of(state: &NicFixState<'_>) -> Result<Option<Vec<FixRequest>>, Vec<N
             }
         };
         let ip = match &nic.ip_address {
-            Value::Value(s) => match parse_ip(s) {
+            Value::Value(s) => match parse_nic_ip(s) {
                 Ok(ip) => Some(ip),
                 Err(why) => {
                     problems.push(NicProblem {
@@ -278,7 +279,7 @@ fn requests_of(state: &NicFixState<'_>) -> Result<Option<Vec<FixRequest>>, Vec<N
                     summary: summary.into(),
                     detail,
                 };
-                match parse_ip(s) {
+                match parse_nic_ip(s) {
                     Err(why) => {
                         problems.push(problem(
                             "Invalid IPv6 address",
@@ -323,6 +324,22 @@ fn requests_of(state: &NicFixState<'_>) -> Result<Option<Vec<FixRequest>>, Vec<N
         Ok(requests)
     } else {
         Err(problems)
+    }
+}
+
+/// A `nic` block's address: [`parse_ip`], and an IPv6 address no subnet can hold (link-local,
+/// as `ip addr` lists first, multicast, loopback) is refused here, at plan time, rather than
+/// as "in no subnet" at apply time.
+fn parse_nic_ip(text: &str) -> Result<IpAddr, String> {
+    match parse_ip(text)? {
+        IpAddr::V6(v6) => match special_v6_address(v6) {
+            Some(why) => Err(format!(
+                "{text:?} {why}, so it is no address to record; give the NIC's global address \
+                 (the one in an IPv6 subnet of its port group)"
+            )),
+            None => Ok(IpAddr::V6(v6)),
+        },
+        ip => Ok(ip),
     }
 }
 
