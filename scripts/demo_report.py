@@ -50,7 +50,8 @@ if "fixed" in outputs:
 if "vms" in outputs:
     table(
         "VMs created (vsphereipam_vm)",
-        ["vm", "host", "port group", "address", "guest reports"],
-        [[v["name"], v["host"], n["port_group"], n["ip_address"], ", ".join(v["guest_ips"]) or "-"]
+        ["vm", "host", "port group", "address", "ipv6 address", "guest reports"],
+        [[v["name"], v["host"], n["port_group"], n["ip_address"], n.get("ipv6_address") or "-",
+          ", ".join(v["guest_ips"]) or "-"]
          for v in outputs["vms"] for n in v["nics"]],
     )

@@ -1557,6 +1557,37 @@ mod tests {
     }
 
     #[test]
+    fn a_nics_records_split_into_its_subnet_id_address_and_its_ipv6_one() {
+        let record = |subnet: &str, ip: &str| AddressRecord {
+            subnet_id: subnet.into(),
+            ip: ip.parse().unwrap(),
+            owner_kind: OwnerKind::Vm,
+            owner_id: "u".into(),
+            vm_uuid: Some("u".into()),
+            mac: Some("00:50:56:aa:bb:cc".into()),
+            wire_id: None,
+            pending: false,
+            description: None,
+            created_at: 0,
+        };
+        let (v4, v6) = (record("s4", "10.0.0.5"), record("s6", "2001:db8::5"));
+        // Dual stack, whatever the order of the records.
+        for mine in [vec![&v4, &v6], vec![&v6, &v4]] {
+            let (first, second) = nic_records(&mine, Some("s4"));
+            assert_eq!(first.map(|r| r.ip), Some(v4.ip));
+            assert_eq!(second.map(|r| r.ip), Some(v6.ip));
+            // Not known yet (an import): the IPv4 one is subnet_id's.
+            let (first, second) = nic_records(&mine, None);
+            assert_eq!((first.unwrap().ip, second.unwrap().ip), (v4.ip, v6.ip));
+        }
+        // IPv6-only: one address, no second.
+        let (first, second) = nic_records(&[&v6], Some("s6"));
+        assert_eq!((first.map(|r| r.ip), second), (Some(v6.ip), None));
+        let (first, second) = nic_records(&[], Some("s4"));
+        assert!(first.is_none() && second.is_none());
+    }
+
+    #[test]
     fn host_names() {
         assert!(valid_host_name("web-1"));
         assert!(!valid_host_name("web_1"));
