@@ -626,3 +626,51 @@ resource \"vsphereipam_ipsubnet\" \"app\" {{
     assert!(run.success, "{}", run.all());
     wd.destroy_ok();
 }
+
+/// The `vsphereipam_vm` list shows a NIC's address where Tools report one in a subnet of the
+/// store, of either family: vm-app-1's IPv4 address is in no subnet, its IPv6 one is in app6,
+/// so its NIC lists the IPv6 address as `ip_address` (as the nic_fix list and an import of an
+/// IPv6-only NIC do), not nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vm_list_shows_a_nics_ipv6_address_without_an_ipv4_subnet() {
+    let sim = Sim::start("test");
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}", dir.path().join("ipam.db").display());
+    let client = sim.client().await;
+    let inventory = vsphereipam::vsphere::inventory::load_inventory(&client)
+        .await
+        .expect("inventory");
+    let moref = &inventory
+        .portgroups
+        .iter()
+        .find(|p| p.name == "pg-app")
+        .unwrap()
+        .moref;
+    let wire = format!("{}/{moref}", inventory.instance_uuid);
+    let store = vsphereipam::store::Store::open(&store_url).unwrap();
+    let record = common::subnet_record(
+        &inventory.instance_uuid,
+        &wire,
+        "app6",
+        "2001:db8:0:20::/64",
+    );
+    store.create_subnet(&record, &[]).expect("subnet");
+
+    let mut plugin = configured(&sim, &store_url).await;
+    let events = list(
+        &mut plugin,
+        "vsphereipam_vm",
+        json!({"name_regex": "^vm-app-1$", "datacenter": null, "subnet_id": null}),
+        true,
+        10,
+    )
+    .await;
+    let errors: Vec<_> = events.iter().flat_map(|e| errors(&e.diagnostic)).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let vm = common::plugin::decode(&events[0].resource_object);
+    let nic = &vm["network_interface"][0];
+    assert_eq!(nic["ip_address"], "2001:db8:0:20::21", "{vm:#}");
+    assert_eq!(nic["subnet_id"], "app6", "{vm:#}");
+    assert!(nic["ipv6_address"].is_null(), "{vm:#}");
+}

@@ -22,7 +22,7 @@ use super::values::{known, opt_string, string, strings};
 use super::vm::{NicState, VmState};
 use super::vm_nic_fix::{self, NicFixState};
 use super::{Session, Shared};
-use crate::nics::{self, NicRequest};
+use crate::nics;
 use crate::store::ops::{NicClaim, Observation, SubnetView};
 use crate::store::{OwnerKind, StoreError};
 use crate::vsphere::model::{Inventory, Vm};
@@ -359,28 +359,18 @@ fn vm_state<'a>(inventory: &Inventory, vm: &Vm, subnets: &[SubnetView]) -> VmSta
                 .portgroup
                 .as_deref()
                 .and_then(|m| inventory.portgroups.iter().find(|p| p.moref == m));
-            let claim = vm.guest_ips.get(&nic.mac).and_then(|ips| {
-                ips.iter().find_map(|ip| {
-                    let request = NicRequest {
-                        mac: Some(nic.mac.clone()),
-                        ip: (*ip).into(),
-                    };
-                    nics::resolve(inventory, vm, &[request], subnets)
-                        .ok()?
-                        .pop()
-                })
-            });
-            // Beside an IPv4 address, the first global IPv6 one in a subnet of the port group
-            // (what an import adopts as the NIC's ipv6_address).
-            let claim6 = claim
-                .as_ref()
-                .filter(|c| c.ip.is_ipv4())
-                .and_then(|_| vm.guest_ipv6.get(&nic.mac))
-                .and_then(|ips| {
-                    ips.iter().find_map(|ip| {
-                        nics::resolve_address(inventory, vm, nic, (*ip).into(), subnets).ok()
-                    })
-                });
+            // The first Tools-reported address of a family in a subnet of the port group.
+            let in_subnet = |v6: bool| {
+                wire::nic_ips(vm, &nic.mac)
+                    .filter(|ip| ip.is_ipv6() == v6)
+                    .find_map(|ip| nics::resolve_address(inventory, vm, nic, ip, subnets).ok())
+            };
+            // The IPv4 address, with the IPv6 one beside it as ipv6_address (what an import
+            // adopts); without an IPv4 address in a known subnet, the IPv6 one is ip_address.
+            let (claim, claim6) = match in_subnet(false) {
+                Some(v4) => (Some(v4), in_subnet(true)),
+                None => (in_subnet(true), None),
+            };
             Value::Value(NicState {
                 subnet_id: opt_string(claim.as_ref().map(|c| c.subnet_id.clone())),
                 ip_address: opt_string(claim.as_ref().map(|c| c.ip)),
