@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::nics;
 use crate::store::{OwnerKind, Result, Store};
 use crate::vsphere::model::Inventory;
+use crate::vsphere::wire;
 
 /// Pending records older than this belong to an operation that did not finish.
 const PENDING_MAX_AGE_SECS: i64 = crate::pending::PENDING_TTL.as_secs() as i64;
@@ -106,20 +107,10 @@ pub fn audit_at(store: &Store, inventory: &Inventory, now: i64) -> Result<Vec<Pr
             }
             let on_this_vcenter = a.wire_id.as_deref().is_some_and(|w| w.starts_with(&ours));
             if let (Some(uuid), Some(mac)) = (&a.vm_uuid, &a.mac) {
-                // Per family: Tools' IPv4 addresses say nothing about an IPv6 record, nor
-                // their global IPv6 ones about an IPv4 record.
                 let mac = mac.to_ascii_lowercase();
                 let reported: Option<Vec<IpAddr>> = nics::find_vm(inventory, uuid)
                     .filter(|vm| vm.power_state == "poweredOn")
-                    .map(|vm| {
-                        if a.ip.is_ipv4() {
-                            let v4 = vm.guest_ips.get(&mac).into_iter().flatten();
-                            v4.map(|ip| IpAddr::V4(*ip)).collect()
-                        } else {
-                            let v6 = vm.guest_ipv6.get(&mac).into_iter().flatten();
-                            v6.map(|ip| IpAddr::V6(*ip)).collect()
-                        }
-                    })
+                    .map(|vm| wire::nic_ips_like(vm, &mac, a.ip).collect())
                     .filter(|ips: &Vec<IpAddr>| !ips.is_empty() && !ips.contains(&a.ip));
                 if let Some(ips) = reported {
                     let ips: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();

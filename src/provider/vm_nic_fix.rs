@@ -20,6 +20,7 @@ use crate::nics::{self, NicProblem, NicRequest};
 use crate::store::ops::{ClaimError, NicClaim, Observation, SubnetView};
 use crate::store::{AddressRecord, OwnerKind, StoreError};
 use crate::vsphere::model::{Inventory, Vm};
+use crate::vsphere::wire;
 
 pub struct NicFixResource {
     shared: Arc<Shared>,
@@ -407,13 +408,7 @@ fn tools_contradictions(vm: &Vm, requests: &[FixRequest]) -> Vec<NicProblem> {
         let asked = std::iter::once((request.nic.ip, "ip_address"))
             .chain(request.ipv6.map(|ip| (ip, "ipv6_address")));
         for (ip, attribute) in asked {
-            let reported: Vec<IpAddr> = if ip.is_ipv4() {
-                let v4 = vm.guest_ips.get(&nic.mac).into_iter().flatten();
-                v4.map(|&a| a.into()).collect()
-            } else {
-                let v6 = vm.guest_ipv6.get(&nic.mac).into_iter().flatten();
-                v6.map(|&a| a.into()).collect()
-            };
+            let reported: Vec<IpAddr> = wire::nic_ips_like(vm, &nic.mac, ip).collect();
             if reported.is_empty() || reported.contains(&ip) {
                 continue;
             }
@@ -707,7 +702,7 @@ impl Resource for NicFixResource {
             nic.wire_id = values::opt_string(
                 current
                     .and_then(|n| n.portgroup.as_deref())
-                    .map(|pg| crate::vsphere::wire::wire_id(&inventory, pg)),
+                    .map(|pg| wire::wire_id(&inventory, pg)),
             );
             nic.subnet_id = values::opt_string(record.map(|r| r.subnet_id.clone()));
             nic.ipv6_subnet_id = values::opt_string(second.map(|r| r.subnet_id.clone()));

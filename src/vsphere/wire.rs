@@ -136,6 +136,13 @@ pub fn nic_ips<'v>(vm: &'v Vm, mac: &str) -> impl Iterator<Item = IpAddr> + 'v {
         .chain(v6.map(|ip| IpAddr::V6(*ip)))
 }
 
+/// The NIC's [`nic_ips`] of `like`'s family: what Tools say about an address of that family
+/// (their IPv4 addresses say nothing about an IPv6 one, nor their global IPv6 ones about an
+/// IPv4 one).
+pub fn nic_ips_like<'v>(vm: &'v Vm, mac: &str, like: IpAddr) -> impl Iterator<Item = IpAddr> + 'v {
+    nic_ips(vm, mac).filter(move |ip| ip.is_ipv4() == like.is_ipv4())
+}
+
 /// Addresses of both families VMware Tools reports for VM NICs backed by the port group,
 /// sorted (IPv4 first), unique.
 pub fn vm_ips_on(inventory: &Inventory, moref: &str) -> Vec<IpAddr> {
