@@ -257,10 +257,21 @@ fn moved_vms_are_adopted_without_a_change_and_recorded_by_the_first_apply() {
     }
 }
 
+/// pg-app is dual stack here: vm-app-1's guest reports 2001:db8:0:20::21 beside its IPv4
+/// address, so its move adopts a dual-stack NIC (the configuration leaves ipv6_subnet_id unset).
+const APP6: &str = r#"
+resource "vsphereipam_ipsubnet" "app6" {
+  name    = "app6"
+  wire_id = data.vsphereipam_wire.app.id
+  cidr    = "2001:db8:0:20::/64"
+}
+"#;
+
 fn adopt_on(sim: &Sim, tf: &Terraform) {
     let env = Env::new(sim, "");
     let plugin = standin::plugin_dir();
-    let wd = workdir(&env, tf, SUBNETS, plugin.path());
+    let subnets = format!("{SUBNETS}{APP6}");
+    let wd = workdir(&env, tf, &subnets, plugin.path());
     wd.apply_ok();
     let app1 = vm(sim, "vm-app-1").clone();
     let multi = vm(sim, "vm-multi").clone();
@@ -274,7 +285,7 @@ fn adopt_on(sim: &Sim, tf: &Terraform) {
     wd.write(
         "main.tf",
         &env.config(&format!(
-            "{SUBNETS}\n{}\n{}",
+            "{subnets}\n{}\n{}",
             vsphereipam_vm("app1", "vm-app-1", &["app"]),
             vsphereipam_vm("multi", "vm-multi", &["app", "db"])
         )),
@@ -327,7 +338,10 @@ fn adopt_on(sim: &Sim, tf: &Terraform) {
         tasks(sim)
     );
     assert_eq!(vms_in_vcenter(sim), before, "a VM changed");
-    assert_eq!(own_records(&env, &app1.uuid), ["10.20.0.21@app"]);
+    assert_eq!(
+        own_records(&env, &app1.uuid),
+        ["10.20.0.21@app", "2001:db8:0:20::21@app6"]
+    );
     assert_eq!(
         own_records(&env, &multi.uuid),
         ["10.20.0.23@app", "10.30.0.41@db"]
@@ -399,6 +413,16 @@ fn adopt_on(sim: &Sim, tf: &Terraform) {
     assert_eq!(
         instance["attributes"]["network_interface"][1]["ip_address"],
         json!("10.30.0.41")
+    );
+    let app1_state = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "vsphereipam_vm" && r["name"] == "app1")
+        .expect("vsphereipam_vm.app1");
+    assert_eq!(
+        app1_state["instances"][0]["attributes"]["network_interface"][0]["ipv6_address"],
+        json!("2001:db8:0:20::21")
     );
 
     // Forget them without deleting the scenario's VMs.

@@ -191,11 +191,15 @@ pub fn schema() -> Schema {
                         "ip_address" => replaces(optional_computed(AttributeType::String,
                             "Ask for this address (of `subnet_id`'s family); unset: the next \
                              free one. Changing it replaces the VM.")),
-                        "ipv6_subnet_id" => replaces(optional(AttributeType::String,
+                        "ipv6_subnet_id" => replaces(optional_computed(AttributeType::String,
                             "For a dual-stack NIC: the IPv6 subnet of its second address, \
                              beside the IPv4 `subnet_id`. The NIC's port group must be a wire \
                              of both subnets. The guest gets the fixed IPv6 address, prefix \
-                             and gateway too. Changing it replaces the VM.")),
+                             and gateway too. Setting or changing it replaces the VM. An \
+                             adopted VM (import, `moved`) whose NIC reports a global IPv6 \
+                             address in an IPv6 subnet of its port group records that address \
+                             and subnet even where the configuration leaves this unset, \
+                             without replacing the VM.")),
                         "ipv6_address" => replaces(optional_computed(AttributeType::String,
                             "Ask for this IPv6 address of `ipv6_subnet_id` (canonical form, \
                              e.g. `2001:db8:0:20::50`); unset: the next free one. Null on a \
@@ -473,6 +477,10 @@ fn plan_new_vm(planned: &mut VmState<'_>, config: &VmState<'_>) {
         let (ip, ipv6, no_ipv6_subnet) = asked.get(i).copied().unwrap_or_default();
         if !ip {
             nic.ip_address = Value::Unknown;
+        }
+        if no_ipv6_subnet {
+            // A new VM's NIC has the IPv6 subnet the configuration gives, or none.
+            nic.ipv6_subnet_id = Value::Null;
         }
         if !ipv6 {
             // A NIC without an IPv6 subnet has no IPv6 address to take.
