@@ -657,6 +657,27 @@ fn every_ipv6_refusal_names_ipv6_address() {
             "ip_address   = \"fe80::250:56ff:fe00:70\"",
         );
         assert!(run.flat().contains("link-local"), "{v}: {}", run.flat());
+        // One address in two blocks (one NIC's IPv6-only address, the other's ipv6_address):
+        // refused at plan time, not as "already taken" by this very resource at apply time.
+        let run = plan_err(&fix6(
+            "x",
+            &db.uuid,
+            &[
+                (None, "2001:db8:0:20::72", None),
+                (None, "10.30.0.72", Some("2001:db8:0:20::72")),
+            ],
+        ));
+        expect_error(
+            &run,
+            v,
+            "One address in two nic blocks",
+            "ipv6_address = \"2001:db8:0:20::72\"",
+        );
+        assert!(
+            run.flat().contains("nic[0].ip_address"),
+            "{v}: {}",
+            run.flat()
+        );
         let run = plan_err(&one(&noip.uuid, "2001:db8:0:20::70", "2001:db8:0:20::71"));
         expect_error(
             &run,

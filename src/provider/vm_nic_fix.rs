@@ -220,6 +220,8 @@ fn requests_of(state: &NicFixState<'_>) -> Result<Option<Vec<FixRequest>>, Vec<N
     }
     let mut requests = Some(Vec::new());
     let mut problems = Vec::new();
+    // Every known address with its block and attribute: one address is one NIC's.
+    let mut seen: Vec<(IpAddr, usize, &'static str)> = Vec::new();
     for (i, block) in list.iter().enumerate() {
         let Value::Value(nic) = block else {
             requests = None;
@@ -313,6 +315,23 @@ fn requests_of(state: &NicFixState<'_>) -> Result<Option<Vec<FixRequest>>, Vec<N
                 }
             }
         };
+        let addresses = [(ip, "ip_address"), (ipv6, "ipv6_address")];
+        for (address, attribute) in addresses {
+            let Some(address) = address else { continue };
+            match seen.iter().find(|(other, _, _)| *other == address) {
+                Some(&(_, first, other)) => problems.push(NicProblem {
+                    no_subnet: false,
+                    index: Some(i),
+                    attribute,
+                    summary: "One address in two nic blocks".into(),
+                    detail: format!(
+                        "nic[{first}].{other} is {address} already; an address belongs to one \
+                         NIC. Give this NIC the address its guest uses, or remove the block."
+                    ),
+                }),
+                None => seen.push((address, i, attribute)),
+            }
+        }
         match (ip, requests.as_mut()) {
             (Some(ip), Some(r)) => r.push(FixRequest {
                 nic: NicRequest { mac, ip },
