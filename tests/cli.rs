@@ -286,6 +286,30 @@ fn inventory_subnets_addresses_and_audit() {
             &none,
         )
         .unwrap();
+    // vm-app-2's Tools report IPv4 only: they say nothing of its recorded IPv6 address.
+    let app2 = sim
+        .manifest()
+        .vms
+        .iter()
+        .find(|v| v.name == "vm-app-2")
+        .unwrap()
+        .clone();
+    store
+        .allocate(
+            &AllocRequest {
+                subnet_id: "app6".into(),
+                mac: Some(app2.nics[0].mac.clone()),
+                ..request(
+                    OwnerKind::NicFix,
+                    &app2.uuid,
+                    "2001:db8:0:20::98",
+                    Some(&app2.uuid),
+                    &wire,
+                )
+            },
+            &none,
+        )
+        .unwrap();
     let problems = json(&cli(&sim, &url, &["ipam", "audit", "--json", unverified]));
     let differs: Vec<&Value> = problems
         .as_array()
