@@ -835,3 +835,33 @@ fn a_state_from_before_ipv6_plans_no_changes() {
         assert!(fix_records(&env, &db.uuid).is_empty(), "{v}");
     }
 }
+
+/// Tools are checked per family: vm-app-2's report IPv4 only (10.20.0.22), so they say nothing
+/// of the IPv6 address recorded beside it, which is recorded.
+#[test]
+fn tools_reporting_ipv4_only_say_nothing_of_the_ipv6_address() {
+    let sim = Sim::start("test");
+    let app2 = vm(&sim, "vm-app-2").clone();
+    let tf = versions().into_iter().next().expect("a Terraform");
+    let env = Env::new(&sim, "");
+    let wd = env.workdir(
+        &tf,
+        &with_subnets6(&fix6(
+            "app2",
+            &app2.uuid,
+            &[(None, "10.20.0.22", Some("2001:db8:0:20::22"))],
+        )),
+    );
+    wd.apply_ok();
+    let mac = app2.nics[0].mac.clone();
+    assert_eq!(
+        fix_records(&env, &app2.uuid),
+        vec![
+            ("10.20.0.22".to_string(), mac.clone()),
+            ("2001:db8:0:20::22".to_string(), mac)
+        ],
+        "{}",
+        tf.version
+    );
+    wd.destroy_ok();
+}
