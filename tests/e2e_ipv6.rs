@@ -6,8 +6,8 @@
 //! contract names a diagnostic on its attribute at plan time: IPv4-mapped addresses, zone ids,
 //! prefixes outside /48 to /127, an IPv4 address asked from an IPv6 subnet, an address of the
 //! other family. And `vsphereipam_vm` with a dual-stack NIC and an IPv6-only one: what the
-//! customization carried, the records, an empty second plan, the release at destroy, and the
-//! bad inputs of a NIC's IPv6 side.
+//! customization carried, the records, an empty second plan, import, a failed create releasing
+//! both addresses, the release at destroy, and the bad inputs of a NIC's IPv6 side.
 
 mod common;
 
@@ -456,6 +456,30 @@ fn dual_stack_and_ipv6_only_vms() {
         let only = &outs["only6"]["network_interface"][0];
         assert_eq!(only["ip_address"], "2001:db8:0:20::66", "{v}: {only}");
         wd.plan_no_changes();
+        wd.write("main.tf", &env.config(&body));
+        wd.plan_no_changes();
+
+        // A create that fails after the clone (vCenter refuses the power-on): the partial VM
+        // is removed and both addresses of its dual-stack NIC are released, none left pending.
+        let mut failing = body.clone();
+        failing.push_str(&vm(
+            "failing",
+            &format!("failing-{tag}"),
+            "    subnet_id      = vsphereipam_ipsubnet.app4.id\n    ipv6_subnet_id = vsphereipam_ipsubnet.app6.id",
+        ));
+        wd.write("main.tf", &env.config(&failing));
+        sim.control("fail", &[("method", "PowerOnVM_Task"), ("count", "1")]);
+        let run = wd.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+        assert!(!run.success, "{v}: {}", run.all());
+        let flat = run.flat();
+        assert!(
+            flat.contains("Creating the VM failed")
+                && flat.contains("was removed")
+                && flat.contains("Its addresses were released"),
+            "{v}: {}",
+            run.all()
+        );
+        assert_eq!(vm_records(), want, "{v}: the failed create left records");
         wd.write("main.tf", &env.config(&body));
         wd.plan_no_changes();
 
