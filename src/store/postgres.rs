@@ -746,7 +746,7 @@ impl PostgresBackend {
             )
             .ok()?;
         let version: i32 = row.try_get(0).ok()?;
-        (version as usize > MIGRATIONS.len())
+        (usize::try_from(version).is_ok_and(|v| v > MIGRATIONS.len()))
             .then(|| super::upgraded_meanwhile(version.into(), MIGRATIONS.len()))
     }
 
@@ -882,8 +882,10 @@ fn join<T: ToString>(items: &[T]) -> String {
 /// Column `i` of `row`: a column of another type than this code reads (a newer release changed
 /// it) is an error, never a panic.
 fn col<'r, T: tokio_postgres::types::FromSql<'r>>(row: &'r Row, i: usize) -> Result<T> {
-    row.try_get(i)
-        .map_err(|e| StoreError::Corrupt(format!("column {:?}: {e}", row.columns()[i].name())))
+    row.try_get(i).map_err(|e| {
+        let name = row.columns().get(i).map_or("?", |c| c.name());
+        StoreError::Corrupt(format!("column {name:?}: {e}"))
+    })
 }
 
 fn subnet_from_row(row: &Row) -> Result<SubnetRecord> {
