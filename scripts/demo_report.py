@@ -24,12 +24,12 @@ table(
     ],
 )
 
-if "subnet" in outputs:
-    s = outputs["subnet"]
+if "subnets" in outputs:
     table(
-        "subnet in the IPAM store",
-        ["id", "cidr", "range", "additional wires"],
-        [[s["id"], s["cidr"], s["range"], ", ".join(s["additional_wire_ids"]) or "none"]],
+        "subnets in the IPAM store",
+        ["name", "cidr", "range", "additional wires", "id"],
+        [[s["name"], s["cidr"], s["range"], ", ".join(s["additional_wire_ids"]) or "none", s["id"]]
+         for s in outputs["subnets"]],
     )
 
 if "allocated" in outputs:

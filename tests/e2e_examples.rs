@@ -185,7 +185,23 @@ fn quickstart_applies() {
         let wires = &outs["wires"];
         assert_eq!(wires["pg-db"]["vlan_id"], 130, "{}: {wires}", tf.version);
         assert_eq!(wires["pg-std-web"]["type"], "standard", "{}", tf.version);
-        assert_eq!(outs["subnet"]["cidr"], "10.20.0.0/24", "{}", tf.version);
+        let cidrs: Vec<&str> = outs["subnets"]
+            .as_array()
+            .expect("subnets output is a list")
+            .iter()
+            .map(|s| s["cidr"].as_str().expect("cidr"))
+            .collect();
+        assert_eq!(
+            cidrs,
+            ["10.20.0.0/24", "2001:db8:0:20::/64", "10.50.0.0/24"],
+            "{}",
+            tf.version
+        );
+        assert_eq!(
+            outs["subnets"][1]["range"], "2001:db8:0:20::1-2001:db8:0:20:ffff:ffff:ffff:ffff",
+            "{}",
+            tf.version
+        );
         assert_eq!(
             outs["fixed"][0]["nics"][0]["ip_address"], "10.20.0.50",
             "{}",

@@ -149,13 +149,17 @@ output "fixed" {
   }]
 }
 
-output "subnet" {
-  value = {
-    id                  = vsphereipam_ipsubnet.app.id
-    cidr                = vsphereipam_ipsubnet.app.cidr
-    range               = "${vsphereipam_ipsubnet.app.start_ip}-${vsphereipam_ipsubnet.app.end_ip}"
-    additional_wire_ids = vsphereipam_ipsubnet.app.additional_wire_ids
-  }
+output "subnets" {
+  description = "The subnets the quickstart keeps in the IPAM store, both families."
+  value = [
+    for s in [vsphereipam_ipsubnet.app, vsphereipam_ipsubnet.app6, vsphereipam_ipsubnet.web] : {
+      id                  = s.id
+      name                = s.name
+      cidr                = s.cidr
+      range               = "${s.start_ip}-${s.end_ip}"
+      additional_wire_ids = s.additional_wire_ids
+    }
+  ]
 }
 
 output "wires" {
