@@ -398,6 +398,13 @@ fn per_nic<'s>(subnets: &[NicSubnets<'s>]) -> Vec<Vec<&'s SubnetView>> {
     subnets.iter().map(NicSubnets::all).collect()
 }
 
+/// The subnet's gateway as the customization of an address of one family lists it: `pick`
+/// keeps a gateway of that family (a subnet's gateway is of its own family; the filter keeps
+/// a mismatched one out of the spec).
+fn gateways_of<T>(gateway: Option<IpAddr>, pick: impl FnOnce(IpAddr) -> Option<T>) -> Vec<T> {
+    gateway.and_then(pick).into_iter().collect()
+}
+
 /// The customization of a NIC: its addresses (`ips`, one per subnet of `subnets.all()`) with
 /// their subnets' prefix and gateway, and the DNS servers and domain of its subnets (the
 /// `subnet_id` subnet's first).
@@ -417,28 +424,20 @@ fn nic_spec(backing: NicBacking, subnets: &NicSubnets<'_>, ips: &[IpAddr]) -> Ni
                 nic.ipv4 = Some(Ipv4Settings {
                     ip: *ip,
                     prefix_len,
-                    gateways: spec
-                        .gateway
-                        .iter()
-                        .filter_map(|g| match g {
-                            IpAddr::V4(g) => Some(*g),
-                            IpAddr::V6(_) => None,
-                        })
-                        .collect(),
+                    gateways: gateways_of(spec.gateway, |g| match g {
+                        IpAddr::V4(g) => Some(g),
+                        IpAddr::V6(_) => None,
+                    }),
                 })
             }
             IpAddr::V6(ip) => {
                 nic.ipv6 = Some(Ipv6Settings {
                     ip: *ip,
                     prefix_len,
-                    gateways: spec
-                        .gateway
-                        .iter()
-                        .filter_map(|g| match g {
-                            IpAddr::V6(g) => Some(*g),
-                            IpAddr::V4(_) => None,
-                        })
-                        .collect(),
+                    gateways: gateways_of(spec.gateway, |g| match g {
+                        IpAddr::V6(g) => Some(g),
+                        IpAddr::V4(_) => None,
+                    }),
                 })
             }
         }
