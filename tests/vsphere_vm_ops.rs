@@ -409,6 +409,58 @@ async fn creates_a_vm_with_a_dual_stack_and_an_ipv6_only_nic() {
     assert!(matches!(err, VmOpError::Invalid(_)), "{err:?}");
 }
 
+/// The EUI-64 (SLAAC) address of `mac` in the /64 of `ip`, as the simulator's `slaac` mode
+/// adds it.
+fn slaac(ip: Ipv6Addr, mac: &str) -> Ipv6Addr {
+    let hw: Vec<u8> = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).expect("MAC byte"))
+        .collect();
+    let mut o = ip.octets();
+    o[8..].copy_from_slice(&[hw[0] ^ 2, hw[1], hw[2], 0xff, 0xfe, hw[3], hw[4], hw[5]]);
+    Ipv6Addr::from(o)
+}
+
+/// A guest that adds a SLAAC address beside the assigned IPv6 one (here the lower, so first in
+/// order): the wait takes the assigned one among the NIC's global IPv6 addresses and returns
+/// both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_takes_the_assigned_ipv6_address_beside_a_slaac_one() {
+    let sim = Sim::start("test");
+    tokio::task::block_in_place(|| sim.control("guest_ipv6", &[("mode", "slaac")]));
+    let client = connected(&sim).await;
+    let before = inventory(&client).await;
+    let app = portgroup(&before, "pg-app");
+    let mut dual = nic(app, [10, 20, 0, 57], [10, 20, 0, 1]);
+    dual.ipv6 = ipv6("2001:db8:20:0:ff00::57", "2001:db8:20::1");
+    let spec = linux_vm(&before, "vm-slaac", "DC0_C0_H1", vec![dual]);
+    let created = create_vm(&client, &spec).await.expect("create_vm");
+    let mac = created.macs[0].clone();
+    let extra = slaac(v6("2001:db8:20:0:ff00::57"), &mac);
+    assert_ne!(extra, v6("2001:db8:20:0:ff00::57"));
+    let after = inventory(&client).await;
+    assert_eq!(
+        vm_moref(&after, &created.moref).guest_ipv6.get(&mac),
+        Some(&vec![extra, v6("2001:db8:20:0:ff00::57")]),
+        "Tools report the SLAAC address, first in order, beside the assigned one"
+    );
+    let expected: Vec<(String, IpAddr)> = vec![
+        (mac.clone(), IpAddr::V4(Ipv4Addr::new(10, 20, 0, 57))),
+        (mac.clone(), IpAddr::V6(v6("2001:db8:20:0:ff00::57"))),
+    ];
+    let reported = wait_for_guest_ips(&client, &created.moref, &expected, Duration::from_secs(10))
+        .await
+        .expect("the assigned addresses are reported, beside a SLAAC one");
+    assert_eq!(
+        reported.get(&mac),
+        Some(&vec![
+            IpAddr::V4(Ipv4Addr::new(10, 20, 0, 57)),
+            IpAddr::V6(extra),
+            IpAddr::V6(v6("2001:db8:20:0:ff00::57")),
+        ])
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creates_a_windows_vm_with_sysprep() {
     let sim = Sim::start("test");

@@ -5,6 +5,7 @@ package main
 //   /_control/move_nic?vm=NAME&nic=INDEX&pg=PORTGROUP  edit a NIC's backing
 //   /_control/destroy_vm?vm=NAME                        power off and delete
 //   /_control/power_off?vm=NAME                         power off
+//   /_control/guest_ips?vm=NAME&mac=MAC&ips=A,B         what Tools report on a NIC
 // They go through the vSphere API (ReconfigVM_Task, Destroy_Task, PowerOffVM_Task).
 // front.go adds /_control/delay and /_control/fail, which act on SOAP calls in flight.
 
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
@@ -43,6 +45,14 @@ func (b *builder) controlHandler() http.Handler {
 		}
 		_, err = taskResult(res.Returnval)
 		return err
+	}))
+	mux.HandleFunc("/_control/guest_ips", b.post(func(r *http.Request) error {
+		q := r.URL.Query()
+		var ips []string
+		if q.Get("ips") != "" {
+			ips = strings.Split(q.Get("ips"), ",")
+		}
+		return setGuestIPs(q.Get("vm"), q.Get("mac"), ips)
 	}))
 	return mux
 }
@@ -148,4 +158,40 @@ func (b *builder) destroyVM(vmName string) error {
 	}
 	_, err = taskResult(res.Returnval)
 	return err
+}
+
+// setGuestIPs makes VMware Tools report exactly ips (either family; empty:
+// none) on the VM's NIC with this MAC, as a guest whose network configuration
+// was changed inside it would.
+func setGuestIPs(vmName, mac string, ips []string) error {
+	vm, err := vmByName(vmName)
+	if err != nil {
+		return err
+	}
+	found := false
+	simulator.Map.WithLock(vm, func() {
+		for i := range vm.Guest.Net {
+			nic := &vm.Guest.Net[i]
+			if !strings.EqualFold(nic.MacAddress, mac) {
+				continue
+			}
+			found = true
+			nic.IpAddress = append([]string(nil), ips...)
+			nic.IpConfig = new(types.NetIpConfigInfo)
+			for _, ip := range ips {
+				prefix := int32(64)
+				if strings.Contains(ip, ".") {
+					prefix = 24
+				}
+				nic.IpConfig.IpAddress = append(nic.IpConfig.IpAddress, types.NetIpConfigInfoIpAddress{
+					IpAddress: ip, PrefixLength: prefix,
+					State: string(types.NetIpConfigInfoIpAddressStatusPreferred),
+				})
+			}
+		}
+	})
+	if !found {
+		return fmt.Errorf("vm %s reports no NIC with MAC %s", vmName, mac)
+	}
+	return nil
 }

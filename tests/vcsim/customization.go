@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"log"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -283,13 +284,71 @@ func powerOnTarget(body []byte) (string, bool) {
 	return req.This.Value, pending
 }
 
+// guestIPv6 is how guests treat the fixed IPv6 addresses of a customization
+// (POST /_control/guest_ipv6?mode=...): "apply" (the default) configures them;
+// "slaac" also configures, before each, a SLAAC address of the same /64 (its
+// interface id from the MAC, EUI-64), as a guest with router advertisements
+// does; "ignore" never configures them (a guest whose IPv6 setup fails).
+var guestIPv6 = struct {
+	sync.Mutex
+	mode string
+}{mode: "apply"}
+
+func serveGuestIPv6(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	mode := r.URL.Query().Get("mode")
+	switch mode {
+	case "apply", "slaac", "ignore":
+	default:
+		http.Error(w, "mode: apply, slaac or ignore", http.StatusBadRequest)
+		return
+	}
+	guestIPv6.Lock()
+	guestIPv6.mode = mode
+	guestIPv6.Unlock()
+	writeJSON(w, map[string]bool{"ok": true})
+}
+
+// slaacAddress is the EUI-64 address of mac in ip's /64, or "" when either
+// does not parse.
+func slaacAddress(ip, mac string) string {
+	addr := net.ParseIP(ip)
+	hw, err := net.ParseMAC(mac)
+	if addr == nil || addr.To4() != nil || err != nil || len(hw) != 6 {
+		return ""
+	}
+	out := make(net.IP, net.IPv6len)
+	copy(out, addr.To16()[:8])
+	out[8] = hw[0] ^ 0x02
+	out[9], out[10], out[11], out[12] = hw[1], hw[2], 0xff, 0xfe
+	out[13], out[14], out[15] = hw[3], hw[4], hw[5]
+	return out.String()
+}
+
 // applyIPv6AfterPowerOn adds the fixed IPv6 addresses of the VM's applied
 // customization to its guest.net, on the NIC with each address's MAC, as
-// VMware Tools would report them once the guest configured them.
+// VMware Tools would report them once the guest configured them (as
+// guestIPv6's mode says).
 func applyIPv6AfterPowerOn(vmRef string) {
 	addrs := v6Pending.take(vmRef)
-	if len(addrs) == 0 {
+	guestIPv6.Lock()
+	mode := guestIPv6.mode
+	guestIPv6.Unlock()
+	if len(addrs) == 0 || mode == "ignore" {
 		return
+	}
+	if mode == "slaac" {
+		var with []v6Address
+		for _, a := range addrs {
+			if extra := slaacAddress(a.ip, a.mac); extra != "" && extra != a.ip {
+				with = append(with, v6Address{mac: a.mac, ip: extra, prefix: 64})
+			}
+			with = append(with, a)
+		}
+		addrs = with
 	}
 	ref := types.ManagedObjectReference{Type: "VirtualMachine", Value: vmRef}
 	vm, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine)

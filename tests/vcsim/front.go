@@ -128,6 +128,7 @@ func (f *front) handler(backend *url.URL, control http.Handler) http.Handler {
 	mux.HandleFunc("/_control/delay", f.serveDelay)
 	mux.HandleFunc("/_control/fail", f.serveFail)
 	mux.HandleFunc("/_control/customization", serveCustomization)
+	mux.HandleFunc("/_control/guest_ipv6", serveGuestIPv6)
 	mux.Handle("/_control/", control)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/sdk" || strings.HasPrefix(r.URL.Path, "/sdk/") {
