@@ -627,12 +627,15 @@ resource \"vsphereipam_ipsubnet\" \"app\" {{
     wd.destroy_ok();
 }
 
-/// The `vsphereipam_vm` list shows a NIC's address where Tools report one in a subnet of the
-/// store, of either family: vm-app-1's IPv4 address is in no subnet, its IPv6 one is in app6,
-/// so its NIC lists the IPv6 address as `ip_address` (as the nic_fix list and an import of an
-/// IPv6-only NIC do), not nothing.
+/// The `vsphereipam_vm` list shows a NIC's addresses as an import adopts them from VMware
+/// Tools (`vm_adopt::sole_reported_ipv4`, `reported_ipv6`): the NIC's one IPv4 address with
+/// its IPv6 one beside it; without a single IPv4 address, the IPv6 one as `ip_address` (as the
+/// nic_fix list does); an IPv4 address in no subnet of the store lists none (an import refuses
+/// it). vm-app-1's NIC reports, in turn: its scenario addresses with only app6 in the store;
+/// an IPv6 address only; then, with app4 too, two IPv4 addresses (the list took the first in
+/// a subnet, which an import does not), and one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_vm_list_shows_a_nics_ipv6_address_without_an_ipv4_subnet() {
+async fn the_vm_list_shows_a_nics_addresses_as_an_import_adopts_them() {
     let sim = Sim::start("test");
     let dir = tempfile::tempdir().unwrap();
     let store_url = format!("sqlite://{}", dir.path().join("ipam.db").display());
@@ -646,6 +649,14 @@ async fn the_vm_list_shows_a_nics_ipv6_address_without_an_ipv4_subnet() {
         .find(|p| p.name == "pg-app")
         .unwrap()
         .moref;
+    let mac = inventory
+        .vms
+        .iter()
+        .find(|vm| vm.name == "vm-app-1")
+        .expect("vm-app-1")
+        .nics[0]
+        .mac
+        .clone();
     let wire = format!("{}/{moref}", inventory.instance_uuid);
     let store = vsphereipam::store::Store::open(&store_url).unwrap();
     let record = common::subnet_record(
@@ -656,21 +667,65 @@ async fn the_vm_list_shows_a_nics_ipv6_address_without_an_ipv4_subnet() {
     );
     store.create_subnet(&record, &[]).expect("subnet");
 
-    let mut plugin = configured(&sim, &store_url).await;
-    let events = list(
-        &mut plugin,
-        "vsphereipam_vm",
-        json!({"name_regex": "^vm-app-1$", "datacenter": null, "subnet_id": null}),
-        true,
-        10,
-    )
-    .await;
-    let errors: Vec<_> = events.iter().flat_map(|e| errors(&e.diagnostic)).collect();
-    assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(events.len(), 1, "{events:?}");
-    let vm = common::plugin::decode(&events[0].resource_object);
-    let nic = &vm["network_interface"][0];
-    assert_eq!(nic["ip_address"], "2001:db8:0:20::21", "{vm:#}");
-    assert_eq!(nic["subnet_id"], "app6", "{vm:#}");
-    assert!(nic["ipv6_address"].is_null(), "{vm:#}");
+    // (what Tools report, whether app4 is added first, the NIC's ip_address, subnet_id,
+    // ipv6_address, ipv6_subnet_id)
+    type Case<'a> = (Option<&'a str>, bool, [Option<&'a str>; 4]);
+    let cases: [Case; 4] = [
+        // 10.20.0.21 (in no subnet) and 2001:db8:0:20::21.
+        (None, false, [None, None, None, None]),
+        (
+            Some("2001:db8:0:20::21"),
+            false,
+            [Some("2001:db8:0:20::21"), Some("app6"), None, None],
+        ),
+        (
+            Some("10.20.0.21,10.20.0.99,2001:db8:0:20::21"),
+            true,
+            [Some("2001:db8:0:20::21"), Some("app6"), None, None],
+        ),
+        (
+            Some("10.20.0.21,2001:db8:0:20::21"),
+            false,
+            [
+                Some("10.20.0.21"),
+                Some("app4"),
+                Some("2001:db8:0:20::21"),
+                Some("app6"),
+            ],
+        ),
+    ];
+    for (ips, add_app4, want) in cases {
+        if let Some(ips) = ips {
+            tokio::task::block_in_place(|| {
+                sim.control(
+                    "guest_ips",
+                    &[("vm", "vm-app-1"), ("mac", &mac), ("ips", ips)],
+                )
+            });
+        }
+        if add_app4 {
+            let app4 =
+                common::subnet_record(&inventory.instance_uuid, &wire, "app4", "10.20.0.0/24");
+            store.create_subnet(&app4, &[]).expect("subnet");
+        }
+        let mut plugin = configured(&sim, &store_url).await;
+        let events = list(
+            &mut plugin,
+            "vsphereipam_vm",
+            json!({"name_regex": "^vm-app-1$", "datacenter": null, "subnet_id": null}),
+            true,
+            10,
+        )
+        .await;
+        let errors: Vec<_> = events.iter().flat_map(|e| errors(&e.diagnostic)).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(events.len(), 1, "{events:?}");
+        let vm = common::plugin::decode(&events[0].resource_object);
+        let nic = &vm["network_interface"][0];
+        let got: Vec<Option<&str>> = ["ip_address", "subnet_id", "ipv6_address", "ipv6_subnet_id"]
+            .iter()
+            .map(|k| nic[*k].as_str())
+            .collect();
+        assert_eq!(got, want, "{ips:?}: {vm:#}");
+    }
 }

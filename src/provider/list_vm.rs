@@ -20,6 +20,7 @@ use tfplugin::{map, AttributePath, Diagnostics, ListResource, Results};
 use super::schema::optional;
 use super::values::{known, opt_string, string, strings};
 use super::vm::{NicState, VmState};
+use super::vm_adopt;
 use super::vm_nic_fix::{self, NicFixState};
 use super::{Session, Shared};
 use crate::nics;
@@ -359,17 +360,17 @@ fn vm_state<'a>(inventory: &Inventory, vm: &Vm, subnets: &[SubnetView]) -> VmSta
                 .portgroup
                 .as_deref()
                 .and_then(|m| inventory.portgroups.iter().find(|p| p.moref == m));
-            // The first Tools-reported address of a family in a subnet of the port group.
-            let in_subnet = |v6: bool| {
-                wire::nic_ips(vm, &nic.mac)
-                    .filter(|ip| ip.is_ipv6() == v6)
-                    .find_map(|ip| nics::resolve_address(inventory, vm, nic, ip, subnets).ok())
-            };
-            // The IPv4 address, with the IPv6 one beside it as ipv6_address (what an import
-            // adopts); without an IPv4 address in a known subnet, the IPv6 one is ip_address.
-            let (claim, claim6) = match in_subnet(false) {
-                Some(v4) => (Some(v4), in_subnet(true)),
-                None => (in_subnet(true), None),
+            // What an import adopts from Tools: the NIC's one IPv4 address, with the IPv6 one
+            // beside it as ipv6_address; without a single IPv4 address, the IPv6 one as
+            // ip_address. An IPv4 address in no known subnet lists none (the import refuses it).
+            let resolve = |ip: IpAddr| nics::resolve_address(inventory, vm, nic, ip, subnets).ok();
+            let v6 = vm_adopt::reported_ipv6(inventory, vm, nic, subnets).map(IpAddr::V6);
+            let (claim, claim6) = match vm_adopt::sole_reported_ipv4(vm, nic) {
+                Some(v4) => match resolve(IpAddr::V4(v4)) {
+                    Some(claim) => (Some(claim), v6.and_then(resolve)),
+                    None => (None, None),
+                },
+                None => (v6.and_then(resolve), None),
             };
             Value::Value(NicState {
                 subnet_id: opt_string(claim.as_ref().map(|c| c.subnet_id.clone())),

@@ -27,7 +27,7 @@
 //! writes the state without an apply: its records are written by the next apply too. Until
 //! then the VM's Tools-reported addresses are observed ones, which no allocation hands out.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Deserialize;
 use tfplugin::{Diagnostics, MoveSource};
@@ -140,6 +140,31 @@ pub struct Adoption {
     observations: Vec<Observation>,
 }
 
+/// The NIC's IPv4 address as an adoption takes it from VMware Tools: the one IPv4 address they
+/// report (none when they report several: which one is the NIC's is unknown).
+pub fn sole_reported_ipv4(vm: &Vm, nic: &VmNic) -> Option<Ipv4Addr> {
+    match vm.guest_ips.get(&nic.mac)?.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+/// The NIC's IPv6 address as an adoption takes it from VMware Tools: the first global IPv6
+/// address they report that lies in a subnet of its port group (guests add SLAAC and privacy
+/// addresses beside the assigned one).
+pub fn reported_ipv6(
+    inventory: &Inventory,
+    vm: &Vm,
+    nic: &VmNic,
+    views: &[SubnetView],
+) -> Option<Ipv6Addr> {
+    vm.guest_ipv6
+        .get(&nic.mac)?
+        .iter()
+        .copied()
+        .find(|ip| nics::resolve_address(inventory, vm, nic, IpAddr::V6(*ip), views).is_ok())
+}
+
 /// Which addresses each NIC of `vm` is recorded with: `wanted` (by MAC: first addresses, then
 /// dual-stack IPv6 ones) when given, else the VM's own records (a re-import), else what VMware
 /// Tools report: the one IPv4 address of the NIC (an IPv6 one in a subnet of its port group
@@ -166,32 +191,17 @@ pub async fn claims(
             .find(|r| r.ip.is_ipv6() == v6)
             .map(|r| r.ip)
     };
-    // The first Tools-reported global IPv6 address of the NIC that lies in a subnet of its
-    // port group (guests add SLAAC and privacy addresses beside the assigned one).
-    let reported_v6 = |nic: &VmNic| {
-        vm.guest_ipv6
-            .get(&nic.mac)
-            .into_iter()
-            .flatten()
-            .find(|ip| nics::resolve_address(inventory, vm, nic, IpAddr::V6(**ip), &views).is_ok())
-    };
+    let reported_v6 = |nic: &VmNic| reported_ipv6(inventory, vm, nic, &views);
     let (requests, seconds) = match wanted {
         Some(w) => w,
         None => {
             let mut requests = Vec::new();
             let mut seconds = Vec::new();
             for nic in &vm.nics {
-                let reported_v4 = vm
-                    .guest_ips
-                    .get(&nic.mac)
-                    .and_then(|ips| match ips.as_slice() {
-                        [one] => Some(IpAddr::V4(*one)),
-                        _ => None,
-                    });
                 let first = own(&nic.mac, false)
-                    .or(reported_v4)
+                    .or_else(|| sole_reported_ipv4(vm, nic).map(IpAddr::V4))
                     .or_else(|| own(&nic.mac, true))
-                    .or_else(|| reported_v6(nic).map(|ip| IpAddr::V6(*ip)));
+                    .or_else(|| reported_v6(nic).map(IpAddr::V6));
                 let Some(ip) = first else {
                     diags.root_error(
                         summary,
@@ -210,8 +220,7 @@ pub async fn claims(
                     ip,
                 });
                 if ip.is_ipv4() {
-                    let second =
-                        own(&nic.mac, true).or_else(|| reported_v6(nic).map(|ip| IpAddr::V6(*ip)));
+                    let second = own(&nic.mac, true).or_else(|| reported_v6(nic).map(IpAddr::V6));
                     if let Some(ip) = second {
                         seconds.push(NicRequest {
                             mac: Some(nic.mac.clone()),
