@@ -565,6 +565,111 @@ fn dual_stack_and_ipv6_only_vms() {
     }
 }
 
+/// What the guest does with its IPv6 address, end to end on every Terraform version: a guest
+/// that adds a SLAAC address beside the assigned one is created and plans clean; a guest that
+/// drops its IPv6 address (Tools report the IPv4 one only, or another IPv6 one) makes the plan
+/// warn, naming the NIC and the address; a guest that never configures the assigned IPv6
+/// address makes the create time out with a diagnostic naming it, the VM removed and both
+/// addresses released.
+#[test]
+fn the_guests_ipv6_address_slaac_drift_and_timeout() {
+    let sim = Sim::start("test");
+    for tf in versions() {
+        let v = tf.version;
+        let tag = v.replace('.', "");
+        let env = Env::new(&sim, "");
+        let name = format!("slaac-{tag}");
+        sim.control("guest_ipv6", &[("mode", "slaac")]);
+        // A short wait: the guests here answer at once or never.
+        let body = format!(
+            "{VM_SUBNETS}{}",
+            vm(
+                "dual",
+                &name,
+                "    subnet_id      = vsphereipam_ipsubnet.app4.id\n    ipv6_subnet_id = vsphereipam_ipsubnet.app6.id"
+            )
+        )
+        .replacen(
+            "  name       = \"",
+            "  guest_ip_timeout = \"10s\"\n  name       = \"",
+            1,
+        );
+        assert!(body.contains("guest_ip_timeout"));
+        let wd = env.workdir(&tf, &body);
+        let applied = wd.apply_ok();
+        assert!(
+            !applied.flat().contains("differ from the IPAM"),
+            "{v}: {}",
+            applied.all()
+        );
+        let outs = wd.outputs();
+        let nic = &outs["dual"]["network_interface"][0];
+        let v4 = nic["ip_address"].as_str().expect("ip_address").to_string();
+        let v6 = nic["ipv6_address"]
+            .as_str()
+            .expect("ipv6_address")
+            .to_string();
+        let mac = nic["mac"].as_str().expect("mac").to_string();
+        let plan = wd.run(&["plan", "-detailed-exitcode", "-no-color", "-input=false"]);
+        assert!(plan.success, "{v}: {}", plan.all());
+        assert!(
+            !plan.flat().contains("differ from the IPAM"),
+            "{v}: {}",
+            plan.all()
+        );
+
+        // The guest drops its IPv6 address: Tools report the IPv4 one only, then another
+        // IPv6 one.
+        for (ips, says) in [
+            (v4.clone(), "report no global IPv6 address".to_string()),
+            (
+                format!("{v4},2001:db8:0:20::999"),
+                "report 2001:db8:0:20::999".to_string(),
+            ),
+        ] {
+            sim.control("guest_ips", &[("vm", &name), ("mac", &mac), ("ips", &ips)]);
+            let plan = wd.run(&["plan", "-no-color", "-input=false"]);
+            assert!(plan.success, "{v}: {}", plan.all());
+            let flat = plan.flat();
+            assert!(
+                flat.contains("differ from the IPAM")
+                    && flat.contains(&format!("NIC {mac} has {v6} assigned"))
+                    && flat.contains(&says),
+                "{v}: {ips}: {}",
+                plan.all()
+            );
+        }
+        wd.destroy_ok();
+
+        // The guest never configures its IPv6 address: the create times out naming it, the
+        // VM is removed and both addresses released.
+        sim.control("guest_ipv6", &[("mode", "ignore")]);
+        wd.write("main.tf", &env.config(&body));
+        let run = wd.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+        assert!(!run.success, "{v}: {}", run.all());
+        let flat = run.flat();
+        assert!(
+            flat.contains("VMware Tools did not report the assigned addresses")
+                && flat.contains(&format!(" {v6})"))
+                && flat.contains("The VM was removed"),
+            "{v}: {}",
+            run.all()
+        );
+        let store = env.store();
+        let held: Vec<_> = store
+            .subnets(None)
+            .unwrap()
+            .iter()
+            .flat_map(|s| store.addresses(&s.id).unwrap())
+            .filter(|a| a.owner_kind == OwnerKind::Vm)
+            .collect();
+        assert!(held.is_empty(), "{v}: {held:?}");
+        sim.control("guest_ipv6", &[("mode", "apply")]);
+        wd.write("main.tf", &env.config(VM_SUBNETS));
+        wd.destroy_ok();
+    }
+}
+
 /// A `vsphereipam_vm` state written before NICs had `ipv6_subnet_id`/`ipv6_address` (here: the
 /// attributes taken out of the state file) is read by the current schema and plans empty with
 /// its unchanged configuration.

@@ -973,18 +973,32 @@ fn guest_drift(diags: &mut Diagnostics, vm: &Vm, records: &[AddressRecord]) {
             continue;
         };
         if let IpAddr::V6(v6) = r.ip {
-            // Guests may add SLAAC or privacy addresses: only a missing one is drift.
-            if let Some(reported) = vm.guest_ipv6.get(&mac.to_ascii_lowercase()) {
-                if !reported.contains(&v6) {
-                    odd.push(format!(
-                        "NIC {mac} has {v6} assigned but VMware Tools report {}",
-                        reported
-                            .iter()
-                            .map(|ip| ip.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
+            // Guests may add SLAAC or privacy addresses: only a missing one is drift. Tools
+            // reporting the NIC's IPv4 address but no global IPv6 one is drift too (the guest
+            // dropped its IPv6 configuration); Tools reporting nothing on the NIC say nothing.
+            let mac = mac.to_ascii_lowercase();
+            let reported = vm
+                .guest_ipv6
+                .get(&mac)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if reported.contains(&v6) {
+                continue;
+            }
+            if !reported.is_empty() {
+                odd.push(format!(
+                    "NIC {mac} has {v6} assigned but VMware Tools report {}",
+                    reported
+                        .iter()
+                        .map(|ip| ip.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            } else if vm.guest_ips.get(&mac).is_some_and(|ips| !ips.is_empty()) {
+                odd.push(format!(
+                    "NIC {mac} has {v6} assigned but VMware Tools report no global IPv6 \
+                     address on it"
+                ));
             }
             continue;
         }
