@@ -459,6 +459,38 @@ async fn the_wait_takes_the_assigned_ipv6_address_beside_a_slaac_one() {
             IpAddr::V6(v6("2001:db8:20:0:ff00::57")),
         ])
     );
+
+    // The guest's duplicate address detection finds the assigned IPv6 address in use
+    // elsewhere: Tools list it in state duplicate, and the wait does not take it.
+    let ips = format!("10.20.0.57,{extra},2001:db8:20:0:ff00::57");
+    tokio::task::block_in_place(|| {
+        sim.control(
+            "guest_ips",
+            &[
+                ("vm", "vm-slaac"),
+                ("mac", &mac),
+                ("ips", &ips),
+                ("dup", "2001:db8:20:0:ff00::57"),
+            ],
+        )
+    });
+    let err = wait_for_guest_ips(
+        &client,
+        &created.moref,
+        &expected,
+        Duration::from_millis(1500),
+    )
+    .await
+    .expect_err("a duplicate address is not the guest's");
+    assert!(matches!(err, VmOpError::GuestIpTimeout { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("expected {mac} 2001:db8:20:0:ff00::57)"))
+            && text.contains(&format!(
+                "as duplicates (another host on the network holds them): {mac} 2001:db8:20:0:ff00::57"
+            )),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@ package main
 //   /_control/move_nic?vm=NAME&nic=INDEX&pg=PORTGROUP  edit a NIC's backing
 //   /_control/destroy_vm?vm=NAME                        power off and delete
 //   /_control/power_off?vm=NAME                         power off
-//   /_control/guest_ips?vm=NAME&mac=MAC&ips=A,B         what Tools report on a NIC
+//   /_control/guest_ips?vm=NAME&mac=MAC&ips=A,B[&dup=A] what Tools report on a NIC
 // They go through the vSphere API (ReconfigVM_Task, Destroy_Task, PowerOffVM_Task).
 // front.go adds /_control/delay and /_control/fail, which act on SOAP calls in flight.
 
@@ -52,7 +52,7 @@ func (b *builder) controlHandler() http.Handler {
 		if q.Get("ips") != "" {
 			ips = strings.Split(q.Get("ips"), ",")
 		}
-		return setGuestIPs(q.Get("vm"), q.Get("mac"), ips)
+		return setGuestIPs(q.Get("vm"), q.Get("mac"), ips, q.Get("dup"))
 	}))
 	return mux
 }
@@ -162,8 +162,9 @@ func (b *builder) destroyVM(vmName string) error {
 
 // setGuestIPs makes VMware Tools report exactly ips (either family; empty:
 // none) on the VM's NIC with this MAC, as a guest whose network configuration
-// was changed inside it would.
-func setGuestIPs(vmName, mac string, ips []string) error {
+// was changed inside it would; dup (if one of them) in state duplicate, as
+// when duplicate address detection found another host holding it.
+func setGuestIPs(vmName, mac string, ips []string, dup string) error {
 	vm, err := vmByName(vmName)
 	if err != nil {
 		return err
@@ -183,9 +184,12 @@ func setGuestIPs(vmName, mac string, ips []string) error {
 				if strings.Contains(ip, ".") {
 					prefix = 24
 				}
+				state := types.NetIpConfigInfoIpAddressStatusPreferred
+				if ip == dup {
+					state = types.NetIpConfigInfoIpAddressStatusDuplicate
+				}
 				nic.IpConfig.IpAddress = append(nic.IpConfig.IpAddress, types.NetIpConfigInfoIpAddress{
-					IpAddress: ip, PrefixLength: prefix,
-					State: string(types.NetIpConfigInfoIpAddressStatusPreferred),
+					IpAddress: ip, PrefixLength: prefix, State: string(state),
 				})
 			}
 		}

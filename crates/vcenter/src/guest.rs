@@ -8,7 +8,7 @@
 //! new VM looks for each assigned IPv6 address among them.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use vim_rs::types::structs::GuestNicInfo;
 
@@ -68,6 +68,30 @@ pub(crate) fn from_guest_net(net: &[GuestNicInfo]) -> BTreeMap<String, Vec<Ipv4A
 /// [`guest_ipv6s`] of `guest.net`.
 pub(crate) fn ipv6_from_guest_net(net: &[GuestNicInfo]) -> BTreeMap<String, Vec<Ipv6Addr>> {
     guest_ipv6s(guest_net_addresses(net))
+}
+
+/// Addresses the guest reports in state `duplicate` (per lower-case MAC): duplicate address
+/// detection found another host on the network holding them, so the guest does not use them.
+pub(crate) fn duplicates_from_guest_net(net: &[GuestNicInfo]) -> BTreeMap<String, Vec<IpAddr>> {
+    let mut out: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+    for nic in net {
+        let Some(mac) = nic.mac_address.as_deref().map(str::trim) else {
+            continue;
+        };
+        let config = nic.ip_config.as_ref().and_then(|c| c.ip_address.as_ref());
+        for a in config.into_iter().flatten() {
+            if a.state.as_deref() != Some("duplicate") {
+                continue;
+            }
+            let ip = usable_ipv4(&a.ip_address)
+                .map(IpAddr::V4)
+                .or_else(|| usable_ipv6(&a.ip_address).map(IpAddr::V6));
+            if let Some(ip) = ip {
+                out.entry(mac.to_ascii_lowercase()).or_default().push(ip);
+            }
+        }
+    }
+    out
 }
 
 /// `(mac, addresses)` of each reported NIC: its `ipConfig` addresses and its flat list.

@@ -27,7 +27,7 @@ use vim_rs::types::struct_enum::StructType;
 
 use crate::client::VsphereClient;
 use crate::fault::{retry_lost, Fault, StepError};
-use crate::guest::{from_guest_net, ipv6_from_guest_net};
+use crate::guest::{duplicates_from_guest_net, from_guest_net, ipv6_from_guest_net};
 use crate::pc::{moref, read_one};
 use crate::rows::VmRow;
 use crate::spec::{empty_config_spec, empty_relocate_spec};
@@ -424,7 +424,8 @@ pub fn find_by_path<'a>(
 /// Reads `guest.net` about once a second until every `(mac, ip)` of `expected` holds. An IPv4
 /// address: VMware Tools reports that MAC with exactly that one IPv4 address (link-local ones
 /// ignored). An IPv6 address: it is among the MAC's global IPv6 addresses (a guest may add
-/// SLAAC or privacy addresses beside it; link-local ones are ignored). A MAC has at most one
+/// SLAAC or privacy addresses beside it; link-local ones are ignored). An address the guest
+/// reports in state `duplicate` (another host holds it) does not count. A MAC has at most one
 /// expected address per family. Returns what Tools reported at that point: per lower-case MAC
 /// its IPv4 addresses, then its global IPv6 addresses. On timeout the error names each
 /// address not reported and lists what Tools reported last.
@@ -450,7 +451,7 @@ pub fn wait_for_guest_ips<'a>(
         let started = Instant::now();
         let deadline = started + timeout;
         loop {
-            let reported = read_guest_ips(client, moref).await?;
+            let (reported, duplicates) = read_guest_ips(client, moref).await?;
             let missing: Vec<String> = want
                 .iter()
                 .filter(|((mac, _), ip)| !reported_as_expected(&reported, mac, **ip))
@@ -470,7 +471,15 @@ pub fn wait_for_guest_ips<'a>(
                     moref: moref.to_string(),
                     waited_secs: started.elapsed().as_secs(),
                     missing: missing.join(", "),
-                    reported: describe_reported(&reported),
+                    reported: if duplicates.is_empty() {
+                        describe_reported(&reported)
+                    } else {
+                        format!(
+                            "{}; and as duplicates (another host on the network holds them): {}",
+                            describe_reported(&reported),
+                            describe_reported(&duplicates)
+                        )
+                    },
                 });
             }
             tokio::time::sleep(GUEST_POLL_INTERVAL.min(deadline - now)).await;
@@ -550,7 +559,7 @@ async fn read_vm(client: &VsphereClient, vm: &str) -> Result<Option<VmRow>, Faul
 async fn read_guest_ips(
     client: &VsphereClient,
     vm: &str,
-) -> Result<BTreeMap<String, Vec<IpAddr>>, VmOpError> {
+) -> Result<(Reported, Reported), VmOpError> {
     let row: Option<VmRow> = read_one(client, moref(MoTypesEnum::VirtualMachine, vm))
         .await
         .map_err(|fault| VmOpError::Failed {
@@ -560,6 +569,7 @@ async fn read_guest_ips(
     let row = row.ok_or_else(|| VmOpError::NotFound(vm.to_string()))?;
     let net = row.guest_net.as_deref().unwrap_or_default();
     let mut out: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+    let duplicates = duplicates_from_guest_net(net);
     for (mac, ips) in from_guest_net(net) {
         out.entry(mac)
             .or_default()
@@ -570,8 +580,21 @@ async fn read_guest_ips(
             .or_default()
             .extend(ips.into_iter().map(IpAddr::V6));
     }
-    Ok(out)
+    // An address the guest found in use elsewhere (duplicate address detection) is not the
+    // guest's: waiting on it would hand a taken address to the VM's records.
+    for (mac, dups) in &duplicates {
+        if let Some(ips) = out.get_mut(mac) {
+            ips.retain(|ip| !dups.contains(ip));
+            if ips.is_empty() {
+                out.remove(mac);
+            }
+        }
+    }
+    Ok((out, duplicates))
 }
+
+/// Addresses per lower-case MAC.
+type Reported = BTreeMap<String, Vec<IpAddr>>;
 
 fn describe_reported(reported: &BTreeMap<String, Vec<IpAddr>>) -> String {
     if reported.is_empty() {
