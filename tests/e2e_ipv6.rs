@@ -7,7 +7,9 @@
 //! prefixes outside /48 to /127, an IPv4 address asked from an IPv6 subnet, an address of the
 //! other family. And `vsphereipam_vm` with a dual-stack NIC and an IPv6-only one: what the
 //! customization carried, the records, an empty second plan, import, a failed create releasing
-//! both addresses, the release at destroy, and the bad inputs of a NIC's IPv6 side.
+//! both addresses, the release at destroy, and the bad inputs of a NIC's IPv6 side; guests
+//! adding a SLAAC address, dropping an address (the drift warning) or never configuring the
+//! IPv6 one (the create times out).
 
 mod common;
 
@@ -567,10 +569,10 @@ fn dual_stack_and_ipv6_only_vms() {
 
 /// What the guest does with its IPv6 address, end to end on every Terraform version: a guest
 /// that adds a SLAAC address beside the assigned one is created and plans clean; a guest that
-/// drops its IPv6 address (Tools report the IPv4 one only, or another IPv6 one) makes the plan
-/// warn, naming the NIC and the address; a guest that never configures the assigned IPv6
-/// address makes the create time out with a diagnostic naming it, the VM removed and both
-/// addresses released.
+/// drops an address (Tools report the IPv4 one only, another IPv6 one, or the IPv6 one only)
+/// makes the plan warn, naming the NIC and the address; a guest that never configures the
+/// assigned IPv6 address makes the create time out with a diagnostic naming it, the VM removed
+/// and both addresses released.
 #[test]
 fn the_guests_ipv6_address_slaac_drift_and_timeout() {
     let sim = Sim::start("test");
@@ -620,12 +622,15 @@ fn the_guests_ipv6_address_slaac_drift_and_timeout() {
 
         // The guest drops its IPv6 address: Tools report the IPv4 one only, then another
         // IPv6 one.
-        for (ips, says) in [
-            (v4.clone(), "report no global IPv6 address".to_string()),
+        for (ips, assigned, says) in [
+            (v4.clone(), &v6, "report no global IPv6 address".to_string()),
             (
                 format!("{v4},2001:db8:0:20::999"),
+                &v6,
                 "report 2001:db8:0:20::999".to_string(),
             ),
+            // Or its IPv4 address, keeping the IPv6 one.
+            (v6.clone(), &v4, "report no IPv4 address".to_string()),
         ] {
             sim.control("guest_ips", &[("vm", &name), ("mac", &mac), ("ips", &ips)]);
             let plan = wd.run(&["plan", "-no-color", "-input=false"]);
@@ -633,7 +638,7 @@ fn the_guests_ipv6_address_slaac_drift_and_timeout() {
             let flat = plan.flat();
             assert!(
                 flat.contains("differ from the IPAM")
-                    && flat.contains(&format!("NIC {mac} has {v6} assigned"))
+                    && flat.contains(&format!("NIC {mac} has {assigned} assigned"))
                     && flat.contains(&says),
                 "{v}: {ips}: {}",
                 plan.all()

@@ -975,7 +975,8 @@ fn guest_drift(diags: &mut Diagnostics, vm: &Vm, records: &[AddressRecord]) {
         if let IpAddr::V6(v6) = r.ip {
             // Guests may add SLAAC or privacy addresses: only a missing one is drift. Tools
             // reporting the NIC's IPv4 address but no global IPv6 one is drift too (the guest
-            // dropped its IPv6 configuration); Tools reporting nothing on the NIC say nothing.
+            // dropped its IPv6 configuration), and the other way round below; Tools reporting
+            // nothing on the NIC say nothing.
             let mac = mac.to_ascii_lowercase();
             let reported = vm
                 .guest_ipv6
@@ -1014,6 +1015,16 @@ fn guest_drift(diags: &mut Diagnostics, vm: &Vm, records: &[AddressRecord]) {
                         .join(", ")
                 ));
             }
+        } else if vm
+            .guest_ipv6
+            .get(&mac.to_ascii_lowercase())
+            .is_some_and(|ips| !ips.is_empty())
+        {
+            // Tools report the NIC (its IPv6 addresses) without its IPv4 one.
+            odd.push(format!(
+                "NIC {mac} has {} assigned but VMware Tools report no IPv4 address on it",
+                r.ip
+            ));
         }
     }
     if !odd.is_empty() {
