@@ -55,4 +55,4 @@ docs:
 # One `name value unit` line per figure: allocation cost and rates (benches/alloc.rs), handshake,
 # inventory of 10,000 VMs and plan overhead (benches/provider.rs).
 bench: tools
-	$(CARGO) bench 2>&1 | grep -E '^[a-z0-9_]+ [0-9.]+ '
+	$(CARGO) bench --bench alloc --bench provider 2>&1 | grep -E '^[a-z0-9_]+ [0-9.]+ '
