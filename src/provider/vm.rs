@@ -195,7 +195,7 @@ pub fn schema() -> Schema {
                             "For a dual-stack NIC: the IPv6 subnet of its second address, \
                              beside the IPv4 `subnet_id`. The NIC's port group must be a wire \
                              of both subnets. The guest gets the fixed IPv6 address, prefix \
-                             and gateway too. Changing it (or setting it) replaces the VM. An \
+                             and gateway too. Changing it replaces the VM (setting it too). An \
                              adopted VM (import, `moved`) whose NIC reports a global IPv6 \
                              address in an IPv6 subnet of its port group records that address \
                              and subnet even where the configuration leaves this unset, \
