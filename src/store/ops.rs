@@ -567,7 +567,6 @@ pub struct Observation {
 }
 
 impl Store {
-    /// Every subnet of a vCenter with its wire links.
     /// The vCenter's subnets with their wires and every record in them, read in one rolled-back
     /// transaction rather than one per subnet.
     pub fn subnets_with_records(
@@ -575,13 +574,11 @@ impl Store {
         vcenter: &str,
     ) -> Result<Vec<(SubnetView, Vec<AddressRecord>)>> {
         self.read(|tx| {
-            let subnets = tx.subnets(Some(vcenter))?;
-            subnets
+            views_in(tx, vcenter)?
                 .into_iter()
-                .map(|subnet| {
-                    let links = tx.wire_links(&subnet.id)?;
-                    let records = tx.addresses(&subnet.id)?;
-                    Ok((SubnetView { subnet, links }, records))
+                .map(|view| {
+                    let records = tx.addresses(&view.subnet.id)?;
+                    Ok((view, records))
                 })
                 .collect()
         })
